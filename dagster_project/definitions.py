@@ -1,0 +1,34 @@
+"""The one Dagster entry point: merges every domain's definitions under dagster_project/defs/."""
+
+import dagster as dg
+
+from dagster_project.defs.activation import assets as activation
+from dagster_project.defs.dbt import assets as dbt
+from dagster_project.defs.identity import assets as identity
+from dagster_project.defs.ingest import assets as ingest
+from dagster_project.defs.landing import assets as landing
+from dagster_project.defs.quality import checks as quality
+from dagster_project.resources import CdpSettingsResource
+
+MAIN_JOB_NAME = "cdp_main"
+
+# The whole pipeline, landing to activation, with every asset check.
+cdp_main = dg.define_asset_job(MAIN_JOB_NAME, selection=dg.AssetSelection.all(),
+                               description="Land, ingest, resolve identity, build gold, check, export.")
+
+platform = dg.Definitions(
+    jobs=[cdp_main],
+    schedules=[dg.ScheduleDefinition(name="cdp_main_daily", job=cdp_main, cron_schedule="0 3 * * *",
+                                     execution_timezone="UTC")],
+    resources={
+        "cdp_settings": CdpSettingsResource(),
+        "pipes": dg.PipesSubprocessClient(),
+    },
+    # Serial, in-process steps: every Spark step is its own process, and the embedded Derby
+    # metastore admits one at a time. With a shared metastore (Glue, Hive), use multiprocess.
+    executor=dg.in_process_executor,
+)
+
+defs = dg.Definitions.merge(
+    landing.defs, ingest.defs, identity.defs, dbt.defs, quality.defs, activation.defs, platform,
+)

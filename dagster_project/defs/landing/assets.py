@@ -1,0 +1,28 @@
+"""Sample source systems: writes a deterministic landing zone (stand-in for real deliveries)."""
+
+import dagster as dg
+
+from dagster_project.resources import CdpSettingsResource
+from spark_jobs.landing.generate import generate
+
+SAMPLE_SOURCES_KEY = dg.AssetKey(["landing", "sample_sources"])
+
+
+class SampleSourcesConfig(dg.Config):
+    customers: int = 1000
+    seed: int = 7
+
+
+@dg.asset(key=SAMPLE_SOURCES_KEY, group_name="landing", kinds={"python"},
+          description="Deterministic CRM contacts (CSV) and orders (JSON lines) in the landing zone.")
+def sample_sources(config: SampleSourcesConfig, cdp_settings: CdpSettingsResource) -> dg.MaterializeResult:
+    settings = cdp_settings.settings()
+    zone = generate(settings.landing_dir, settings.home / "truth", config.customers, config.seed)
+    return dg.MaterializeResult(metadata={
+        "customers": config.customers, "seed": config.seed,
+        "crm_contacts": zone.contacts, "shop_orders": zone.orders,
+        "landing_dir": str(settings.landing_dir),
+    })
+
+
+defs = dg.Definitions(assets=[sample_sources])

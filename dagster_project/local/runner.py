@@ -1,0 +1,197 @@
+"""``./cdp run`` and ``./cdp dev``: the embedded default around the Dagster project.
+
+It decides the local environment in one place: resolves settings, renders the shared Spark
+configuration, starts the local S3-compatible server (unless ``CDP_LOCAL_S3=false``, e.g. to
+export to real S3), parses the dbt project, then runs the main job (or ``dagster dev``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+import time
+from contextlib import ExitStack, contextmanager
+from collections.abc import Iterator
+
+from dagster_project.defs.dbt.project import prepare_manifest
+from dagster_project.local.s3_server import LOCAL_CREDENTIALS, LocalS3Server
+from spark_jobs.settings import REPO_ROOT, Settings
+from spark_jobs.spark import ensure_local_dirs, write_spark_defaults
+
+log = logging.getLogger("cdp")
+
+
+def _truthy(value: str | None, default: bool) -> bool:
+    return default if value in (None, "") else value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def prepare_environment(settings: Settings) -> dict[str, str]:
+    """Create the local folders and return the environment every process of the run shares."""
+    ensure_local_dirs(settings)
+    settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    dagster_yaml = settings.dagster_home / "dagster.yaml"
+    if not dagster_yaml.exists():
+        dagster_yaml.write_text("telemetry:\n  enabled: false\n")
+    env = {
+        **settings.to_env(),
+        "SPARK_CONF_DIR": str(write_spark_defaults(settings)),
+        "DAGSTER_HOME": str(settings.dagster_home),
+        "DBT_PROFILES_DIR": str(REPO_ROOT / "dbt"),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    if settings.spark_master.startswith("local"):
+        env["SPARK_LOCAL_IP"] = "127.0.0.1"
+    return env
+
+
+@contextmanager
+def local_stack(environ: dict[str, str] | None = None) -> Iterator[Settings]:
+    """Settings resolved, environment exported to this process, local S3 up while inside."""
+    environ = dict(os.environ if environ is None else environ)
+    settings = Settings.from_env(environ)
+    with ExitStack() as stack:
+        if _truthy(environ.get("CDP_LOCAL_S3"), default=True):
+            server = stack.enter_context(LocalS3Server(
+                settings.s3_data_dir, port=int(environ.get("CDP_LOCAL_S3_PORT") or 4566),
+                log_file=settings.home / "s3-server.log",
+            ))
+            server.ensure_bucket(settings.export_bucket)
+            for key, value in LOCAL_CREDENTIALS.items():
+                environ[key] = value
+            environ["CDP_S3_ENDPOINT_URL"] = server.endpoint_url
+            settings = Settings.from_env(environ)
+        saved_environ = dict(os.environ)
+        os.environ.update({**environ, **prepare_environment(settings)})
+        try:
+            yield settings
+        finally:
+            os.environ.clear()
+            os.environ.update(saved_environ)
+
+
+def run_main_job(customers: int, seed: int):
+    """Execute the main job in this process against the Dagster instance in DAGSTER_HOME."""
+    import dagster as dg
+
+    prepare_manifest()
+    from dagster_project.definitions import MAIN_JOB_NAME, defs
+
+    run_config = {"ops": {"landing__sample_sources": {"config": {"customers": customers, "seed": seed}}}}
+    job = defs.resolve_job_def(MAIN_JOB_NAME)
+    with dg.DagsterInstance.get() as instance:
+        return job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
+
+
+def summarise(result) -> list[str]:
+    lines = []
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_MATERIALIZATION":
+            materialization = event.event_specific_data.materialization
+            lines.append(f"  materialized {materialization.asset_key.to_user_string()}")
+        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            status = "passed" if evaluation.passed else "FAILED"
+            lines.append(f"  check {evaluation.asset_check_key.to_user_string()} {status}")
+    return lines
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    with local_stack() as settings:
+        log.info("CDP_HOME=%s spark_master=%s s3=%s bucket=%s", settings.home, settings.spark_master,
+                 settings.s3_endpoint_url or "AWS", settings.export_bucket)
+        result = run_main_job(args.customers, args.seed)
+    print("\n".join(summarise(result)))
+    elapsed = time.monotonic() - started
+    if not result.success:
+        failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        print(f"cdp run FAILED after {elapsed:.0f}s (run {result.run_id}); failed steps: {failed}. "
+              f"Inspect it with ./cdp dev.", file=sys.stderr)
+        return 1
+    print(f"cdp run succeeded in {elapsed:.0f}s (run {result.run_id}); state under {settings.home}")
+    return 0
+
+
+def step_durations(run_id: str) -> dict[str, float]:
+    """Seconds from STEP_START to STEP_SUCCESS/FAILURE per step, from the run's event log."""
+    import dagster as dg
+
+    started: dict[str, float] = {}
+    durations: dict[str, float] = {}
+    with dg.DagsterInstance.get() as instance:
+        for entry in instance.all_logs(run_id):
+            event = entry.dagster_event
+            if event is None or event.step_key is None:
+                continue
+            if event.event_type_value == "STEP_START":
+                started[event.step_key] = entry.timestamp
+            elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and event.step_key in started:
+                durations[event.step_key] = entry.timestamp - started[event.step_key]
+    return durations
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """The main job with timings per step and the peak memory of every process it starts."""
+    from dagster_project.local.memory import PeakMemorySampler
+
+    started = time.monotonic()
+    with PeakMemorySampler() as memory, local_stack() as settings:
+        result = run_main_job(args.customers, args.seed)
+        durations = step_durations(result.run_id)
+    wall = time.monotonic() - started
+    print(f"\nbenchmark: customers={args.customers} seed={args.seed} spark_master={settings.spark_master} "
+          f"cores={os.cpu_count()} success={result.success}")
+    for step, seconds in durations.items():
+        print(f"  {step:<48} {seconds:8.1f} s")
+    print(f"  {'wall time (incl. S3 server, dbt parse)':<48} {wall:8.1f} s")
+    print(f"  {'peak resident memory, all processes':<48} {memory.peak_bytes / 2**30:8.2f} GiB")
+    return 0 if result.success else 1
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    """Query the lakehouse through the shared metastore (not while a run holds the Derby lock)."""
+    from spark_jobs.spark import build_session
+
+    settings = Settings.from_env()
+    os.environ.update(prepare_environment(settings))
+    spark = build_session(settings, "cdp-sql")
+    spark.sparkContext.setLogLevel("ERROR")
+    spark.sql(args.query).show(args.limit, truncate=False)
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    with local_stack():
+        prepare_manifest()
+        return subprocess.call(["dagster", "dev", "-m", "dagster_project.definitions", "-p", str(args.port)],
+                               cwd=REPO_ROOT)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cdp", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the whole pipeline once on the embedded default")
+    run.add_argument("--customers", type=int, default=int(os.environ.get("CDP_SAMPLE_CUSTOMERS") or 1000))
+    run.add_argument("--seed", type=int, default=7)
+    run.set_defaults(func=cmd_run)
+    bench = sub.add_parser("bench", help="run the pipeline and print time per step and peak memory")
+    bench.add_argument("--customers", type=int, default=1000)
+    bench.add_argument("--seed", type=int, default=7)
+    bench.set_defaults(func=cmd_bench)
+    sql = sub.add_parser("sql", help="run one Spark SQL query against the local lakehouse")
+    sql.add_argument("query")
+    sql.add_argument("--limit", type=int, default=20)
+    sql.set_defaults(func=cmd_sql)
+    dev = sub.add_parser("dev", help="start the Dagster UI with the local stack")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.set_defaults(func=cmd_dev)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

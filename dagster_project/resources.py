@@ -1,0 +1,66 @@
+"""Resources shared by every domain: platform settings, the Pipes launcher for Spark jobs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+import dagster as dg
+
+from spark_jobs.settings import ENV_VARS, REPO_ROOT, Settings
+
+
+class CdpSettingsResource(dg.ConfigurableResource):
+    """Platform settings (see spark_jobs/settings.py and .env.example).
+
+    Every field left unset falls back to its ``CDP_*`` environment variable, read when a run
+    starts (never at import), and then to the embedded local default.
+    """
+
+    home: str | None = None
+    landing_dir: str | None = None
+    lakehouse_dir: str | None = None
+    spark_master: str | None = None
+    spark_driver_memory: str | None = None
+    spark_shuffle_partitions: str | None = None
+    hive_metastore_uris: str | None = None
+    s3_endpoint_url: str | None = None
+    export_bucket: str | None = None
+    export_prefix: str | None = None
+
+    def settings(self) -> Settings:
+        overrides = {ENV_VARS[name][0]: value for name, value in self.model_dump().items()
+                     if name in ENV_VARS and value is not None}
+        return Settings.from_env({**os.environ, **overrides})
+
+    def job_env(self) -> dict[str, str]:
+        """Environment for a Spark job process: the resolved settings, nothing implicit."""
+        settings = self.settings()
+        env = settings.to_env()
+        if settings.spark_master.startswith("local"):
+            env["SPARK_LOCAL_IP"] = "127.0.0.1"
+        return env
+
+
+def run_spark_job(
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+    pipes: dg.PipesSubprocessClient,
+    cdp_settings: CdpSettingsResource,
+    module: str,
+    args: Sequence[str] = (),
+) -> dg.PipesClientCompletedInvocation:
+    """Run ``python -m <module> <args>`` as its own Spark process, reporting back through Pipes.
+
+    One process per step keeps the Dagster process free of a JVM, which the embedded Derby
+    metastore needs (it admits one Spark process at a time). On a cluster, the same module is
+    launched by a cluster Pipes client (EMR Serverless, Databricks, Kubernetes) instead.
+    """
+    if isinstance(context, dg.AssetCheckExecutionContext):
+        context = context.op_execution_context  # Pipes sessions take op or asset contexts
+    return pipes.run(
+        context=context,
+        command=[sys.executable, "-m", module, *args],
+        env=cdp_settings.job_env(),
+        cwd=str(REPO_ROOT),
+    )

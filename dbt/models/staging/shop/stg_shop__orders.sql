@@ -1,0 +1,17 @@
+with source as (
+    select * from {{ source('shop', 'shop_orders') }}
+),
+
+renamed as (
+    select
+        order_id,
+        nullif(trim(crm_contact_id), '') as crm_contact_id,
+        nullif(lower(trim(customer_email)), '') as customer_email,
+        order_ts as ordered_at,
+        upper(currency) as currency,
+        cast(total_amount as decimal(12, 2)) as total_amount,
+        lower(trim(status)) as status
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,72 @@
+"""Report results to Dagster through Pipes when launched by Dagster, to the log otherwise.
+
+The same job module therefore runs unchanged under Dagster (locally as a subprocess, on a
+cluster through a Pipes client) and under a plain ``spark-submit``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+
+class Reporter(Protocol):
+    to_dagster: bool  # results reach Dagster, so a failed check must not also fail the process
+
+    def materialized(self, asset_key: str, metadata: Mapping[str, Any]) -> None: ...
+
+    def checked(self, asset_key: str, check_name: str, passed: bool, metadata: Mapping[str, Any]) -> None: ...
+
+
+class LogReporter:
+    to_dagster = False
+
+    def materialized(self, asset_key: str, metadata: Mapping[str, Any]) -> None:
+        log.info("materialized %s: %s", asset_key, dict(metadata))
+
+    def checked(self, asset_key: str, check_name: str, passed: bool, metadata: Mapping[str, Any]) -> None:
+        log.log(logging.INFO if passed else logging.ERROR, "check %s on %s %s: %s",
+                check_name, asset_key, "passed" if passed else "FAILED", dict(metadata))
+
+
+def to_pipes_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Pipes takes raw scalars as they are; nested values must be declared as JSON."""
+    return {key: {"raw_value": value, "type": "json"} if isinstance(value, (dict, list, tuple)) else value
+            for key, value in metadata.items()}
+
+
+class PipesReporter:
+    to_dagster = True
+
+    def __init__(self, pipes: Any) -> None:
+        self._pipes = pipes
+
+    def materialized(self, asset_key: str, metadata: Mapping[str, Any]) -> None:
+        LogReporter().materialized(asset_key, metadata)
+        self._pipes.report_asset_materialization(asset_key=asset_key, metadata=to_pipes_metadata(metadata))
+
+    def checked(self, asset_key: str, check_name: str, passed: bool, metadata: Mapping[str, Any]) -> None:
+        LogReporter().checked(asset_key, check_name, passed, metadata)
+        self._pipes.report_asset_check(
+            asset_key=asset_key, check_name=check_name, passed=passed, severity="ERROR",
+            metadata=to_pipes_metadata(metadata),
+        )
+
+
+@contextmanager
+def open_reporter() -> Iterator[Reporter]:
+    from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
+
+    if PipesEnvVarParamsLoader().is_dagster_pipes_process():
+        with open_dagster_pipes() as pipes:
+            yield PipesReporter(pipes)
+    else:
+        yield LogReporter()
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,87 @@
+"""Runtime settings shared by every Spark job, the Dagster project and the local runner.
+
+Everything is read from environment variables *when asked* (never at import time), with
+defaults that make a fresh clone self-contained: all local state lives under ``CDP_HOME``
+(``<repo>/.cdp`` by default), so deleting that folder is a clean reset.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# name of the dataclass field -> (environment variable, description); .env.example mirrors this.
+ENV_VARS: dict[str, tuple[str, str]] = {
+    "home": ("CDP_HOME", "folder holding all local state (landing, lakehouse, metastore, dagster, s3)"),
+    "landing_dir": ("CDP_LANDING_DIR", "landing zone root; default $CDP_HOME/landing"),
+    "lakehouse_dir": ("CDP_LAKEHOUSE_DIR", "Spark warehouse root for bronze/silver/gold; default $CDP_HOME/lakehouse"),
+    "spark_master": ("CDP_SPARK_MASTER", "Spark master URL: local[*], spark://host:7077, yarn, k8s://..."),
+    "spark_driver_memory": ("CDP_SPARK_DRIVER_MEMORY", "driver memory for locally launched Spark processes"),
+    "spark_shuffle_partitions": ("CDP_SPARK_SHUFFLE_PARTITIONS", "spark.sql.shuffle.partitions"),
+    "hive_metastore_uris": ("CDP_HIVE_METASTORE_URIS", "thrift:// URI of a shared Hive metastore; empty = embedded Derby"),
+    "s3_endpoint_url": ("CDP_S3_ENDPOINT_URL", "S3 endpoint; empty = real AWS S3"),
+    "export_bucket": ("CDP_EXPORT_BUCKET", "bucket that receives audience exports"),
+    "export_prefix": ("CDP_EXPORT_PREFIX", "key prefix for audience exports"),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    landing_dir: Path
+    lakehouse_dir: Path
+    spark_master: str = "local[*]"
+    spark_driver_memory: str = "2g"
+    spark_shuffle_partitions: int = 8
+    hive_metastore_uris: str = ""
+    s3_endpoint_url: str = ""
+    export_bucket: str = "cdp-exports"
+    export_prefix: str = "audiences"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env.get(ENV_VARS[name][0], "").strip()
+            return value or None
+
+        home = Path(get("home") or REPO_ROOT / ".cdp").resolve()
+        defaults = {f.name: f.default for f in fields(cls) if f.name not in {"home", "landing_dir", "lakehouse_dir"}}
+        values = {name: (get(name) if get(name) is not None else default) for name, default in defaults.items()}
+        values["spark_shuffle_partitions"] = int(values["spark_shuffle_partitions"])
+        return cls(
+            home=home,
+            landing_dir=Path(get("landing_dir") or home / "landing").resolve(),
+            lakehouse_dir=Path(get("lakehouse_dir") or home / "lakehouse").resolve(),
+            **values,
+        )
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that reproduces these settings in a child process."""
+        return {env_name: str(getattr(self, name)) for name, (env_name, _) in ENV_VARS.items()}
+
+    # Derived locations of the embedded default. All of them sit under ``home``.
+    @property
+    def metastore_dir(self) -> Path:
+        return self.home / "metastore"
+
+    @property
+    def spark_conf_dir(self) -> Path:
+        return self.home / "spark-conf"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def s3_data_dir(self) -> Path:
+        return self.home / "s3"
+
+    @property
+    def scratch_dir(self) -> Path:
+        return self.home / "tmp"

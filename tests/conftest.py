@@ -1,0 +1,56 @@
+"""Shared fixtures: one SparkSession for the whole test session, small and Delta-enabled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from spark_jobs.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def test_settings(tmp_path_factory) -> Settings:
+    home = tmp_path_factory.mktemp("cdp-home")
+    return Settings.from_env({"CDP_HOME": str(home)})
+
+
+@pytest.fixture(scope="session")
+def spark(test_settings: Settings):
+    """local[2], 2 shuffle partitions, UTC, UI off, Delta on; an in-memory catalog so unit tests
+    never contend for a Derby metastore with the end-to-end pipeline's Spark processes."""
+    from spark_jobs.spark import build_session
+
+    warehouse = test_settings.home / "unit-warehouse"
+    session = build_session(test_settings, "cdp-tests", overrides={
+        "spark.master": "local[2]",
+        "spark.sql.shuffle.partitions": "2",
+        "spark.default.parallelism": "2",
+        "spark.ui.enabled": "false",
+        "spark.sql.catalogImplementation": "in-memory",
+        "spark.sql.warehouse.dir": warehouse.as_uri(),
+    })
+    for database in ("bronze", "silver", "gold"):
+        session.sql(f"CREATE DATABASE IF NOT EXISTS {database}")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def fresh_database(spark):
+    """Drop the tables a test wrote to the shared catalog, so tests stay independent."""
+    yield spark
+    for database in ("bronze", "silver", "gold"):
+        for table in spark.catalog.listTables(database):
+            spark.sql(f"DROP TABLE IF EXISTS {database}.{table.name}")
+
+
+def pytest_collection_modifyitems(items):
+    """Fast unit tests first, the slow end-to-end runs last."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
