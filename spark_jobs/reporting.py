@@ -11,6 +11,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+from spark_jobs.settings import Settings
+
 log = logging.getLogger(__name__)
 
 
@@ -70,3 +72,15 @@ def open_reporter() -> Iterator[Reporter]:
 
 def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@contextmanager
+def spark_job(app_name: str) -> Iterator[tuple[Any, Settings, Reporter]]:
+    """What every job's main() starts with: logging, settings from the environment, a reporter
+    (Pipes or log) and the configured SparkSession."""
+    from spark_jobs.spark import build_session
+
+    configure_logging()
+    settings = Settings.from_env()
+    with open_reporter() as reporter:
+        yield build_session(settings, app_name), settings, reporter

@@ -19,9 +19,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from spark_jobs.reporting import configure_logging, open_reporter
+from spark_jobs.reporting import spark_job
 from spark_jobs.settings import Settings
-from spark_jobs.spark import build_session
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Export a gold sync_s3__<audience> table to S3 as CSV.")
     parser.add_argument("--audience", default="repeat_buyers")
     args = parser.parse_args(argv)
-    configure_logging()
-    settings = Settings.from_env()
-    with open_reporter() as reporter:
-        spark = build_session(settings, f"cdp-export-{args.audience}")
+    with spark_job(f"cdp-export-{args.audience}") as (spark, settings, reporter):
         result = export_audience(spark, settings, args.audience)
         reporter.materialized(f"activation/s3_{args.audience}", {
             "uri": f"s3://{result.bucket}/{result.key}", "rows": result.rows, "bytes": result.bytes,

@@ -20,9 +20,7 @@ import logging
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from spark_jobs.reporting import configure_logging, open_reporter
-from spark_jobs.settings import Settings
-from spark_jobs.spark import build_session
+from spark_jobs.reporting import spark_job
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +85,7 @@ def resolve_identities(records: DataFrame) -> DataFrame:
 
 def main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser(description="Resolve bronze records into customer ids.").parse_args(argv)
-    configure_logging()
-    settings = Settings.from_env()
-    with open_reporter() as reporter:
-        spark = build_session(settings, "cdp-identity-resolve")
+    with spark_job("cdp-identity-resolve") as (spark, _, reporter):
         spark.sql("CREATE DATABASE IF NOT EXISTS silver")
         records = source_records(spark.table("bronze.crm_contacts"), spark.table("bronze.shop_orders"))
         identity_map = resolve_identities(records)

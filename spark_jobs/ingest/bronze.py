@@ -22,9 +22,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from spark_jobs.ingest.sources import SOURCES, SourceEntity, get_source
-from spark_jobs.reporting import configure_logging, open_reporter
-from spark_jobs.settings import Settings
-from spark_jobs.spark import build_session
+from spark_jobs.reporting import spark_job
 
 log = logging.getLogger(__name__)
 
@@ -195,11 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--entities", nargs="+", default=sorted(SOURCES), choices=sorted(SOURCES))
     parser.add_argument("--batch-id", default=None, help="default: a new UUID")
     args = parser.parse_args(argv)
-    configure_logging()
-    settings = Settings.from_env()
     batch_id = args.batch_id or uuid.uuid4().hex
-    with open_reporter() as reporter:
-        spark = build_session(settings, "cdp-ingest-bronze")
+    with spark_job("cdp-ingest-bronze") as (spark, settings, reporter):
         spark.sql("CREATE DATABASE IF NOT EXISTS bronze")
         for name in args.entities:
             stats = ingest_entity(spark, get_source(name), settings.landing_dir, batch_id)

@@ -14,9 +14,7 @@ from typing import Any
 
 from pyspark.sql import DataFrame
 
-from spark_jobs.reporting import configure_logging, open_reporter
-from spark_jobs.settings import Settings
-from spark_jobs.spark import build_session
+from spark_jobs.reporting import spark_job
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +66,7 @@ def validate(df: DataFrame) -> tuple[bool, dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser(description="Validate gold.dim_customers with Great Expectations.").parse_args(argv)
-    configure_logging()
-    settings = Settings.from_env()
-    with open_reporter() as reporter:
-        spark = build_session(settings, "cdp-quality-dim-customers")
+    with spark_job("cdp-quality-dim-customers") as (spark, _, reporter):
         passed, summary = validate(spark.table(TABLE))
         reporter.checked(ASSET_KEY, CHECK_NAME, passed, {"table": TABLE, **summary})
     return 0 if passed or reporter.to_dagster else 1
