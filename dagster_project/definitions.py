@@ -16,19 +16,24 @@ MAIN_JOB_NAME = "cdp_main"
 cdp_main = dg.define_asset_job(MAIN_JOB_NAME, selection=dg.AssetSelection.all(),
                                description="Land, ingest, resolve identity, build gold, check, export.")
 
-platform = dg.Definitions(
-    jobs=[cdp_main],
-    schedules=[dg.ScheduleDefinition(name="cdp_main_daily", job=cdp_main, cron_schedule="0 3 * * *",
-                                     execution_timezone="UTC")],
-    resources={
-        "cdp_settings": CdpSettingsResource(),
-        "pipes": dg.PipesSubprocessClient(),
-    },
-    # Serial, in-process steps: every Spark step is its own process, and the embedded Derby
-    # metastore admits one at a time. With a shared metastore (Glue, Hive), use multiprocess.
-    executor=dg.in_process_executor,
-)
+
+def _platform() -> dg.Definitions:
+    """Jobs, schedules, resources and executor shared by every domain (a function, so that the
+    module holds exactly one Definitions object, as ``dagster dev`` requires)."""
+    return dg.Definitions(
+        jobs=[cdp_main],
+        schedules=[dg.ScheduleDefinition(name="cdp_main_daily", job=cdp_main, cron_schedule="0 3 * * *",
+                                         execution_timezone="UTC")],
+        resources={
+            "cdp_settings": CdpSettingsResource(),
+            "pipes": dg.PipesSubprocessClient(),
+        },
+        # Serial, in-process steps: every Spark step is its own process, and the embedded Derby
+        # metastore admits one at a time. With a shared metastore (Glue, Hive), use multiprocess.
+        executor=dg.in_process_executor,
+    )
+
 
 defs = dg.Definitions.merge(
-    landing.defs, ingest.defs, identity.defs, dbt.defs, quality.defs, activation.defs, platform,
+    landing.defs, ingest.defs, identity.defs, dbt.defs, quality.defs, activation.defs, _platform(),
 )

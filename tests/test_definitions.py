@@ -49,3 +49,18 @@ def test_great_expectations_check_blocks_and_main_job_covers_everything(defs):
     job = defs.resolve_job_def("cdp_main")
     assert dg.AssetKey(["activation", "s3_repeat_buyers"]) in job.asset_layer.selected_asset_keys
     assert check_key in job.asset_layer.asset_graph.asset_check_keys
+
+
+def test_code_location_loads_the_way_dagster_dev_loads_it(tmp_path):
+    """`dagster dev` refuses a module with more than one Definitions object at module scope."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    prepare_manifest()
+    dagster = Path(sys.executable).with_name("dagster")
+    result = subprocess.run(
+        [str(dagster), "definitions", "validate", "-m", "dagster_project.definitions"],
+        capture_output=True, text=True, env={**__import__("os").environ, "DAGSTER_HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]

@@ -6,7 +6,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
-from dagster_project.defs.dbt.project import dbt_project
+from dagster_project.defs.dbt.project import dbt_executable, dbt_project
 
 dbt_project.prepare_if_dev()  # `dagster dev` re-parses; other entry points call prepare_manifest() first
 
@@ -30,5 +30,5 @@ def cdp_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
 
 defs = dg.Definitions(
     assets=[cdp_dbt_models],
-    resources={"dbt": DbtCliResource(project_dir=dbt_project)},
+    resources={"dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())},
 )
