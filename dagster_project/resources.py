@@ -25,6 +25,7 @@ class CdpSettingsResource(dg.ConfigurableResource):
     spark_driver_memory: str | None = None
     spark_shuffle_partitions: str | None = None
     hive_metastore_uris: str | None = None
+    landing_url: str | None = None
     s3_endpoint_url: str | None = None
     export_bucket: str | None = None
     export_prefix: str | None = None

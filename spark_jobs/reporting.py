@@ -21,7 +21,8 @@ class Reporter(Protocol):
 
     def materialized(self, asset_key: str, metadata: Mapping[str, Any]) -> None: ...
 
-    def checked(self, asset_key: str, check_name: str, passed: bool, metadata: Mapping[str, Any]) -> None: ...
+    def checked(self, asset_key: str, check_name: str, passed: bool, metadata: Mapping[str, Any],
+                severity: str = "ERROR") -> None: ...
 
 
 class LogReporter:
@@ -30,7 +31,8 @@ class LogReporter:
     def materialized(self, asset_key: str, metadata: Mapping[str, Any]) -> None:
         log.info("materialized %s: %s", asset_key, dict(metadata))
 
-    def checked(self, asset_key: str, check_name: str, passed: bool, metadata: Mapping[str, Any]) -> None:
+    def checked(self, asset_key: str, check_name: str, passed: bool, metadata: Mapping[str, Any],
+                severity: str = "ERROR") -> None:
         log.log(logging.INFO if passed else logging.ERROR, "check %s on %s %s: %s",
                 check_name, asset_key, "passed" if passed else "FAILED", dict(metadata))
 
@@ -51,10 +53,11 @@ class PipesReporter:
         LogReporter().materialized(asset_key, metadata)
         self._pipes.report_asset_materialization(asset_key=asset_key, metadata=to_pipes_metadata(metadata))
 
-    def checked(self, asset_key: str, check_name: str, passed: bool, metadata: Mapping[str, Any]) -> None:
+    def checked(self, asset_key: str, check_name: str, passed: bool, metadata: Mapping[str, Any],
+                severity: str = "ERROR") -> None:
         LogReporter().checked(asset_key, check_name, passed, metadata)
         self._pipes.report_asset_check(
-            asset_key=asset_key, check_name=check_name, passed=passed, severity="ERROR",
+            asset_key=asset_key, check_name=check_name, passed=passed, severity=severity,
             metadata=to_pipes_metadata(metadata),
         )
 

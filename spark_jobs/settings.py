@@ -18,6 +18,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_VARS: dict[str, tuple[str, str]] = {
     "home": ("CDP_HOME", "folder holding all local state (landing, lakehouse, metastore, dagster, s3)"),
     "landing_dir": ("CDP_LANDING_DIR", "landing zone root; default $CDP_HOME/landing"),
+    "landing_url": ("CDP_LANDING_URL", "landing zone as a Hadoop URI (s3a://bucket/landing) for Spark jobs; "
+                    "overrides CDP_LANDING_DIR when set"),
     "lakehouse_dir": ("CDP_LAKEHOUSE_DIR", "Spark warehouse root for bronze/silver/gold; default $CDP_HOME/lakehouse"),
     "spark_master": ("CDP_SPARK_MASTER", "Spark master URL: local[*], spark://host:7077, yarn, k8s://..."),
     "spark_driver_memory": ("CDP_SPARK_DRIVER_MEMORY", "driver memory for locally launched Spark processes"),
@@ -41,6 +43,7 @@ class Settings:
     s3_endpoint_url: str = ""
     export_bucket: str = "cdp-exports"
     export_prefix: str = "audiences"
+    landing_url: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -64,6 +67,11 @@ class Settings:
     def to_env(self) -> dict[str, str]:
         """The environment that reproduces these settings in a child process."""
         return {env_name: str(getattr(self, name)) for name, (env_name, _) in ENV_VARS.items()}
+
+    @property
+    def landing_uri(self) -> str:
+        """Where Spark jobs list and read landing files: a local folder or an object-store prefix."""
+        return self.landing_url or self.landing_dir.as_uri()
 
     # Derived locations of the embedded default. All of them sit under ``home``.
     @property

@@ -64,3 +64,22 @@ def test_code_location_loads_the_way_dagster_dev_loads_it(tmp_path):
         capture_output=True, text=True, env={**__import__("os").environ, "DAGSTER_HOME": str(tmp_path)},
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def test_event_sources_have_daily_partitions_and_the_schedule_covers_yesterday_and_today(defs):
+    from datetime import datetime, timezone
+
+    graph = defs.resolve_asset_graph()
+    partitions = {key.path[-1]: graph.get(key).partitions_def for key in graph.get_all_asset_keys()
+                  if key.path[0] == "bronze"}
+    assert {name for name, p in partitions.items() if p is not None} == {
+        "web_events", "email_events", "social_mentions", "survey_responses", "pos_transactions", "shop_order_lines"}
+    assert isinstance(partitions["web_events"], dg.DailyPartitionsDefinition)
+    assert partitions["crm_contacts"] is None and partitions["shop_orders"] is None
+
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=datetime(2026, 1, 2, 3, tzinfo=timezone.utc))
+        [request] = defs.resolve_schedule_def("cdp_main_daily").evaluate_tick(context).run_requests
+    assert (request.tags["dagster/asset_partition_range_start"],
+            request.tags["dagster/asset_partition_range_end"]) == ("2026-01-01", "2026-01-02")

@@ -1,43 +1,96 @@
+"""The sample landing zone: deterministic, idempotent on disk, and as messy as real silos."""
+
 import csv
+import gzip
 import json
+from collections import defaultdict
 
 import pytest
 
 from spark_jobs.landing.generate import generate
 
+SOURCES = {"crm_contacts", "shop_orders", "shop_order_lines", "pos_transactions", "support_tickets",
+           "web_events", "email_events", "survey_responses", "enrichment_demographics", "social_mentions",
+           "postal_codes"}
 
-def _read(zone):
-    contacts = list(csv.DictReader(zone.contacts_file.open(encoding="utf-8")))
-    orders = [json.loads(line) for line in zone.orders_file.open(encoding="utf-8")]
-    truth = list(csv.DictReader(zone.truth_file.open(encoding="utf-8")))
-    return contacts, orders, truth
+
+def _files(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def test_same_seed_gives_identical_files_and_another_seed_does_not(tmp_path):
-    a = generate(tmp_path / "a" / "landing", tmp_path / "a" / "truth", customers=50, seed=3)
-    b = generate(tmp_path / "b" / "landing", tmp_path / "b" / "truth", customers=50, seed=3)
-    c = generate(tmp_path / "c" / "landing", tmp_path / "c" / "truth", customers=50, seed=4)
-    assert a.contacts_file.read_bytes() == b.contacts_file.read_bytes()
-    assert a.orders_file.read_bytes() == b.orders_file.read_bytes()
-    assert a.orders_file.read_bytes() != c.orders_file.read_bytes()
+    generate(tmp_path / "a" / "landing", tmp_path / "a" / "truth", customers=80, seed=3, days=3)
+    generate(tmp_path / "b" / "landing", tmp_path / "b" / "truth", customers=80, seed=3, days=3)
+    generate(tmp_path / "c" / "landing", tmp_path / "c" / "truth", customers=80, seed=4, days=3)
+    a, b, c = (_files(tmp_path / x / "landing") for x in "abc")
+    assert a == b
+    assert a != c
 
 
-def test_truth_names_every_record_once_and_silos_disagree_like_real_ones(tmp_path):
-    zone = generate(tmp_path / "landing", tmp_path / "truth", customers=300, seed=7)
-    contacts, orders, truth = _read(zone)
-    truth_keys = [(row["source_table"], row["source_record_id"]) for row in truth]
-    expected = [("crm_contacts", c["contact_id"]) for c in contacts] + [("shop_orders", o["order_id"]) for o in orders]
-    assert sorted(truth_keys) == sorted(expected)
-    assert (zone.contacts, zone.orders) == (len(contacts), len(orders))
+def test_regenerating_leaves_unchanged_files_untouched(tmp_path):
+    """The ingestion job keys files on (path, size, mtime): a re-run must not look like new data."""
+    landing = tmp_path / "landing"
+    generate(landing, tmp_path / "truth", customers=40, seed=1, days=2)
+    before = {p: p.stat().st_mtime_ns for p in landing.rglob("*") if p.is_file()}
+    generate(landing, tmp_path / "truth", customers=40, seed=1, days=2)
+    assert {p: p.stat().st_mtime_ns for p in landing.rglob("*") if p.is_file()} == before
+    assert not [p for p in landing.rglob(".*")], "no temporary files left behind"
 
-    person_of = {(r["source_table"], r["source_record_id"]): r["person_id"] for r in truth}
-    crm_people = {person_of[("crm_contacts", c["contact_id"])] for c in contacts}
-    order_people = {person_of[("shop_orders", o["order_id"])] for o in orders}
-    assert order_people - crm_people, "expected guest buyers who never reached the CRM"
-    assert len(contacts) > len(crm_people), "expected people entered into the CRM twice"
-    assert any(o["customer_email"] != o["customer_email"].strip().lower() for o in orders), \
-        "expected emails typed with other case or stray spaces at checkout"
-    assert all(c["email"].isascii() for c in contacts)
+
+@pytest.fixture(scope="module")
+def zone(tmp_path_factory):
+    root = tmp_path_factory.mktemp("zone")
+    return generate(root / "landing", root / "truth", customers=1500, seed=7, days=4)
+
+
+def test_every_source_is_delivered_daily_in_dated_folders(zone):
+    assert set(zone.sources) == SOURCES
+    web = sorted(p.parent.name for p in (zone.landing_dir / "web" / "events").rglob("*.jsonl.gz"))
+    assert web == ["2025-12-28", "2025-12-29", "2025-12-30", "2025-12-31"]
+    with gzip.open(next((zone.landing_dir / "web" / "events").rglob("*.gz")), "rt") as fh:
+        first = json.loads(fh.readline())
+    assert {"anonymous_id", "user_id", "device_type", "user_agent", "ip_city", "event_ts"} <= set(first)
+    header = next(csv.reader((zone.landing_dir / "vendor" / "demographics").rglob("*.csv").__next__().open()))
+    assert header[:2] == ["REC_ID", "EMAIL_SHA256"], "the vendor keeps its own naming style"
+
+
+def test_crm_is_a_change_feed_with_updates_deletes_and_late_changes(zone):
+    rows = [(p.parent.name, r) for p in sorted((zone.landing_dir / "crm" / "contacts").rglob("*.csv"))
+            for r in csv.DictReader(p.open(encoding="utf-8"))]
+    ops = {r["op"] for _, r in rows}
+    assert {"I", "U", "D"} <= ops
+    late = [r for day, r in rows if r["op"] == "U" and r["change_ts"][:10] < day]
+    assert late, "some changes are delivered after a later-dated file"
+
+
+def test_truth_has_households_and_people_disagree_across_silos(zone):
+    people = list(csv.DictReader((zone.truth_dir / "people.csv").open(encoding="utf-8")))
+    households = defaultdict(list)
+    for person in people:
+        households[person["household_id"]].append(person)
+    shared = [h for h in households.values() if len(h) > 1]
+    assert shared and any(len({p["last_name"] for p in h}) == 1 for h in shared)
+    assert zone.households == len(households) < len(people)
+
+    truth = {(r["source_table"], r["source_record_id"]): r["person_id"]
+             for r in csv.DictReader((zone.truth_dir / "source_records.csv").open(encoding="utf-8"))}
+    canonical = {p["person_id"]: p["email"] for p in people}
+    orders = [json.loads(line) for p in (zone.landing_dir / "shop" / "orders").rglob("*.jsonl")
+              for line in p.open(encoding="utf-8") if not line.startswith('{"order_id": "BAD')]
+    differing = [o for o in orders if o["customer_email"].strip().lower() != canonical[truth[("shop_orders", o["order_id"])]]]
+    assert len(differing) > len(orders) * 0.05, "orders carry old, re-cased or tagged emails"
+    phones = {r["phone"] for p in (zone.landing_dir / "crm" / "contacts").rglob("*.csv")
+              for r in csv.DictReader(p.open(encoding="utf-8")) if r["phone"]}
+    assert any(x.startswith("+") for x in phones) and any(x.startswith("0") for x in phones)
+
+
+def test_manifest_counts_rows_and_deliberately_broken_ones(zone):
+    manifest = json.loads((zone.truth_dir / "manifest.json").read_text())["sources"]
+    lines = sum(1 for p in (zone.landing_dir / "shop" / "orders").rglob("*.jsonl") for _ in p.open())
+    assert manifest["shop_orders"]["rows"] == lines
+    broken = sum(1 for p in (zone.landing_dir / "shop" / "orders").rglob("*.jsonl") for line in p.open()
+                 if line.startswith('{"order_id": "BAD'))
+    assert manifest["shop_orders"]["bad_rows"] == broken > 0
 
 
 def test_rejects_an_empty_population(tmp_path):

@@ -1,100 +1,203 @@
+"""The ingestion job on small landing zones written inline: replay, CDC order, drift, bad files."""
+
+from __future__ import annotations
+
+import gzip
 import json
-from urllib.parse import urlparse
-from datetime import datetime
+from datetime import date
+from pathlib import Path
 
 from pyspark.sql import Row
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from conftest import write_lines
 from spark_jobs.ingest.bronze import (
-    INGESTION_LOG_TABLE, QUARANTINE_TABLE, ingest_entity, latest_per_key, read_landing, split_valid,
+    INGESTION_LOG_TABLE, PROCESSED_FILES_TABLE, QUARANTINE_TABLE, ingest_contract,
 )
-from spark_jobs.ingest.sources import CRM_CONTACTS, SHOP_ORDERS
+from spark_jobs.ingest.contracts import get_contract
 
-CONTACT_HEADER = "contact_id,first_name,last_name,email,phone,city,country,created_at,updated_at"
-
-
-def _order(order_id, email="a@x.com", ts="2025-01-01T10:00:00Z", amount=10.0, status="completed"):
-    return json.dumps({"order_id": order_id, "crm_contact_id": None, "customer_email": email,
-                       "order_ts": ts, "currency": "GBP", "total_amount": amount, "status": status})
+CRM_HEADER = "op,change_ts,contact_id,first_name,last_name,email,phone,birth_date,street,city,postcode,country,loyalty_card_id,created_at"
 
 
-def test_malformed_rows_are_quarantined_with_a_reason_and_counts_reconcile(spark, tmp_path):
-    path = write_lines(tmp_path / "shop" / "orders" / "orders_1.jsonl", [
-        _order("O1"),
-        "{this is not json",
-        json.dumps({"order_id": None, "customer_email": "b@x.com"}),
-        json.dumps({"order_id": "O4", "order_ts": "not a timestamp"}),
-    ])
-    parsed = read_landing(spark, SHOP_ORDERS, [path]).cache()
-    accepted, quarantined = split_valid(parsed, SHOP_ORDERS)
-
-    assert parsed.count() == 4
-    assert [r.order_id for r in accepted.collect()] == ["O1"]
-    reasons = sorted((r.reason, r.raw_record) for r in quarantined.collect())
-    schema_reason = "row does not match the declared json schema of shop_orders"
-    assert reasons == sorted([
-        (schema_reason, "{this is not json"),
-        (schema_reason, json.dumps({"order_id": "O4", "order_ts": "not a timestamp"})),
-        ("missing primary key column order_id", '{"customer_email":"b@x.com"}'),
-    ])
-    assert {urlparse(r.source_file).path for r in quarantined.collect()} == {str(path)}
+def crm(op, ts, contact_id, city="London", email=None):
+    email = email or f"{contact_id.lower()}@x.com"
+    return f"{op},{ts},{contact_id},Ann,Lee,{email},,1990-01-02,1 High St,{city},N1 1AA,GB,,2024-01-01T00:00:00Z"
 
 
-def test_latest_per_key_keeps_the_newest_version(spark):
-    df = spark.createDataFrame([
-        Row(contact_id="C1", email="old@x.com", updated_at=datetime(2025, 1, 1), _source_file="f2"),
-        Row(contact_id="C1", email="new@x.com", updated_at=datetime(2025, 3, 1), _source_file="f1"),
-        Row(contact_id="C2", email="c2@x.com", updated_at=datetime(2025, 1, 1), _source_file="f1"),
-    ])
+def web_event(event_id, ts="2026-01-02T10:00:00Z", **extra):
+    return json.dumps({"event_id": event_id, "anonymous_id": "a1", "event_type": "page_view",
+                       "platform": "web", "event_ts": ts, **extra})
+
+
+def ingest(spark, name: str, landing: Path, batch: str):
+    return ingest_contract(spark, get_contract(name), landing.as_uri(), batch)
+
+
+def counts(stats):
+    return (stats.files, stats.failed_files, stats.received, stats.accepted, stats.quarantined,
+            stats.inserted, stats.updated)
+
+
+def test_rerun_reads_nothing_and_redelivered_rows_are_not_duplicated(fresh_database, tmp_path):
+    spark, landing = fresh_database, tmp_path / "landing"
+    events = landing / "web" / "events"
+    write_lines(events / "2026-01-02" / "part-1.jsonl", [web_event("E1"), web_event("E2"), "{oops"])
+
+    first = ingest(spark, "web_events", landing, "b1")
+    assert counts(first) == (1, 0, 3, 2, 1, 2, 0)
+    assert counts(ingest(spark, "web_events", landing, "b2")) == (0, 0, 0, 0, 0, 0, 0)
+
+    # The vendor re-sends E2 in a new file along with a new event.
+    write_lines(events / "2026-01-03" / "part-1.jsonl", [web_event("E2"), web_event("E3", "2026-01-03T01:00:00Z")])
+    third = ingest(spark, "web_events", landing, "b3")
+    assert counts(third) == (1, 0, 2, 2, 0, 1, 0)
     assertDataFrameEqual(
-        latest_per_key(df, CRM_CONTACTS).select("contact_id", "email"),
-        spark.createDataFrame([Row(contact_id="C1", email="new@x.com"), Row(contact_id="C2", email="c2@x.com")]),
+        spark.table("bronze.web_events").select("event_id", "event_date", "_batch_id"),
+        [Row(event_id="E1", event_date=date(2026, 1, 2), _batch_id="b1"),
+         Row(event_id="E2", event_date=date(2026, 1, 2), _batch_id="b1"),
+         Row(event_id="E3", event_date=date(2026, 1, 3), _batch_id="b3")],
     )
+    assert spark.sql("DESCRIBE DETAIL bronze.web_events").first().partitionColumns == ["event_date"]
+    quarantine = spark.table(QUARANTINE_TABLE).collect()
+    assert [(q.entity, q.raw_record, q.reason) for q in quarantine] == [
+        ("web_events", "{oops", "unparseable jsonl record")]
+    log = spark.table(INGESTION_LOG_TABLE).where("entity = 'web_events'").orderBy("batch_id")
+    assert [(r.received, r.accepted, r.quarantined) for r in log.collect()] == [(3, 2, 1), (0, 0, 0), (2, 2, 0)]
 
 
-def test_rerun_adds_nothing_and_a_later_correction_updates_only_its_row(fresh_database, tmp_path):
-    spark = fresh_database
-    landing = tmp_path / "landing"
-    write_lines(landing / "crm" / "contacts" / "contacts_1.csv", [
-        CONTACT_HEADER,
-        "C1,Ann,Lee,ann@x.com,,London,GB,2024-01-01T00:00:00Z,2024-01-02T00:00:00Z",
-        "C2,Bob,Ray,bob@x.com,,Paris,FR,2024-01-01T00:00:00Z,2024-01-02T00:00:00Z",
-        ",No,Key,nokey@x.com,,Paris,FR,2024-01-01T00:00:00Z,2024-01-02T00:00:00Z",
-    ])
+def test_cdc_latest_change_wins_whatever_file_it_came_in(fresh_database, tmp_path):
+    spark, contacts = fresh_database, tmp_path / "landing" / "crm" / "contacts"
+    # The update (t2) arrives in an earlier delivery than the insert (t1).
+    write_lines(contacts / "2026-01-01" / "changes.csv", [CRM_HEADER, crm("U", "2026-01-01T02:00:00Z", "C1", "Paris")])
+    write_lines(contacts / "2026-01-02" / "changes.csv", [CRM_HEADER, crm("I", "2026-01-01T01:00:00Z", "C1", "London"),
+                                                           crm("I", "2026-01-01T01:00:00Z", "C2", "Leeds")])
+    ingest(spark, "crm_contacts", tmp_path / "landing", "b1")
+    assertDataFrameEqual(spark.table("bronze.crm_contacts").select("contact_id", "city", "op", "_is_deleted"),
+                         [Row(contact_id="C1", city="Paris", op="U", _is_deleted=False),
+                          Row(contact_id="C2", city="Leeds", op="I", _is_deleted=False)])
 
-    first = ingest_entity(spark, CRM_CONTACTS, landing, "b1")
-    assert (first.received, first.accepted, first.quarantined, first.inserted, first.updated) == (3, 2, 1, 2, 0)
-
-    second = ingest_entity(spark, CRM_CONTACTS, landing, "b2")
-    assert (second.received, second.accepted, second.quarantined, second.inserted, second.updated) == (3, 2, 1, 0, 0)
-    assert spark.table(QUARANTINE_TABLE).count() == 1, "the same bad row must not be quarantined twice"
-
-    # Bob moves; a late, stale copy of Ann's old record must not overwrite anything.
-    write_lines(landing / "crm" / "contacts" / "contacts_2.csv", [
-        CONTACT_HEADER,
-        "C2,Bob,Ray,bob@x.com,,Berlin,DE,2024-01-01T00:00:00Z,2024-06-01T00:00:00Z",
-    ])
-    third = ingest_entity(spark, CRM_CONTACTS, landing, "b3")
-    assert (third.inserted, third.updated) == (0, 1)
-
-    assertDataFrameEqual(
-        spark.table("bronze.crm_contacts").select("contact_id", "city", "_batch_id"),
-        spark.createDataFrame([Row(contact_id="C1", city="London", _batch_id="b1"),
-                               Row(contact_id="C2", city="Berlin", _batch_id="b3")]),
-    )
-    log = spark.table(INGESTION_LOG_TABLE).where("entity = 'crm_contacts'")
-    assert sorted((r.batch_id, r.received, r.accepted, r.quarantined) for r in log.collect()) == [
-        ("b1", 3, 2, 1), ("b2", 3, 2, 1), ("b3", 4, 3, 1),
-    ]
-
-
-def test_stale_redelivery_does_not_overwrite_newer_row(fresh_database, tmp_path):
-    spark = fresh_database
-    landing = tmp_path / "landing"
-    write_lines(landing / "shop" / "orders" / "orders_1.jsonl", [_order("O1", ts="2025-02-01T00:00:00Z", status="refunded")])
-    ingest_entity(spark, SHOP_ORDERS, landing, "b1")
-    write_lines(landing / "shop" / "orders" / "orders_0.jsonl", [_order("O1", ts="2025-01-01T00:00:00Z", status="completed")])
-    stats = ingest_entity(spark, SHOP_ORDERS, landing, "b2")
+    # And across batches: a late, older update does not overwrite the newer one.
+    write_lines(contacts / "2026-01-03" / "changes.csv", [CRM_HEADER, crm("U", "2026-01-01T01:30:00Z", "C1", "Rome")])
+    stats = ingest(spark, "crm_contacts", tmp_path / "landing", "b2")
     assert (stats.inserted, stats.updated) == (0, 0)
-    assert [r.status for r in spark.table("bronze.shop_orders").collect()] == ["refunded"]
+    assert spark.table("bronze.crm_contacts").where("contact_id = 'C1'").first().city == "Paris"
+
+
+def test_delete_is_honoured_and_neither_a_late_update_nor_a_replay_resurrects(fresh_database, tmp_path):
+    spark, landing = fresh_database, tmp_path / "landing"
+    contacts = landing / "crm" / "contacts"
+    write_lines(contacts / "d1" / "a.csv", [CRM_HEADER, crm("I", "2026-01-01T01:00:00Z", "C1")])
+    ingest(spark, "crm_contacts", landing, "b1")
+    write_lines(contacts / "d2" / "a.csv", [CRM_HEADER, crm("D", "2026-01-03T00:00:00Z", "C1")])
+    ingest(spark, "crm_contacts", landing, "b2")
+    # late update (older than the delete) and a replay of the original insert
+    write_lines(contacts / "d3" / "a.csv", [CRM_HEADER, crm("U", "2026-01-02T00:00:00Z", "C1", "Oslo"),
+                                             crm("I", "2026-01-01T01:00:00Z", "C1")])
+    stats = ingest(spark, "crm_contacts", landing, "b3")
+    assert (stats.inserted, stats.updated) == (0, 0)
+    # a delete of a key never seen leaves a tombstone, so its late insert stays deleted too
+    write_lines(contacts / "d4" / "a.csv", [CRM_HEADER, crm("D", "2026-01-05T00:00:00Z", "C9")])
+    write_lines(contacts / "d5" / "a.csv", [CRM_HEADER, crm("I", "2026-01-04T00:00:00Z", "C9")])
+    ingest(spark, "crm_contacts", landing, "b4")
+    assertDataFrameEqual(spark.table("bronze.crm_contacts").select("contact_id", "op", "city", "_is_deleted"),
+                         [Row(contact_id="C1", op="D", city="London", _is_deleted=True),
+                          Row(contact_id="C9", op="D", city="London", _is_deleted=True)])
+
+
+def test_a_new_optional_column_is_added_and_reported(fresh_database, tmp_path):
+    spark, landing = fresh_database, tmp_path / "landing"
+    write_lines(landing / "web" / "events" / "2026-01-02" / "a.jsonl", [web_event("E1")])
+    assert ingest(spark, "web_events", landing, "b1").new_columns == ""
+    write_lines(landing / "web" / "events" / "2026-01-03" / "b.jsonl", [web_event("E2", consent_version="v2")])
+    stats = ingest(spark, "web_events", landing, "b2")
+    assert stats.new_columns == "consent_version"
+    assertDataFrameEqual(spark.table("bronze.web_events").select("event_id", "consent_version"),
+                         [Row(event_id="E1", consent_version=None), Row(event_id="E2", consent_version="v2")])
+
+
+def test_a_removed_required_column_fails_the_file_with_a_clear_error(fresh_database, tmp_path):
+    spark, landing = fresh_database, tmp_path / "landing"
+    contacts = landing / "crm" / "contacts"
+    write_lines(contacts / "good.csv", [CRM_HEADER, crm("I", "2026-01-01T01:00:00Z", "C1")])
+    write_lines(contacts / "no_op.csv", [CRM_HEADER.replace("op,", "", 1),
+                                         crm("I", "2026-01-01T01:00:00Z", "C2").split(",", 1)[1]])
+    stats = ingest(spark, "crm_contacts", landing, "b1")
+    assert counts(stats) == (1, 1, 1, 1, 0, 1, 0)
+    failed = spark.table(PROCESSED_FILES_TABLE).where("status = 'failed'").collect()
+    assert [Path(f.file_path).name for f in failed] == ["no_op.csv"]
+    assert failed[0].error.startswith("contract violation: required column(s) ['op'] missing from the header")
+
+
+def test_unreadable_and_wrong_format_files_fail_alone_and_the_rest_loads(fresh_database, tmp_path):
+    spark, landing = fresh_database, tmp_path / "landing"
+    events = landing / "web" / "events" / "2026-01-02"
+    good = gzip.compress(("\n".join(web_event(f"E{i}", extra="x" * 40) for i in range(3000)) + "\n").encode())
+    events.mkdir(parents=True)
+    (events / "good.jsonl.gz").write_bytes(good)
+    (events / "truncated.jsonl.gz").write_bytes(good[: len(good) // 2])
+    (events / "picture.jsonl").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    write_lines(events / "mixed.jsonl", [web_event("M1"), "not json", web_event("M2", event_type="teleport")])
+
+    stats = ingest(spark, "web_events", landing, "b1")
+    assert counts(stats)[:5] == (2, 2, 3003, 3001, 2)
+    files = {Path(r.file_path).name: r for r in spark.table(PROCESSED_FILES_TABLE).collect()}
+    assert files["truncated.jsonl.gz"].status == "failed"
+    assert files["truncated.jsonl.gz"].error.startswith("unreadable file:")
+    assert files["picture.jsonl"].status == "failed"
+    assert "wrong format" in files["picture.jsonl"].error
+    assert (files["mixed.jsonl"].received, files["mixed.jsonl"].accepted, files["mixed.jsonl"].quarantined) == (3, 1, 2)
+    assert spark.table("bronze.web_events").count() == 3001
+    reasons = sorted(r.reason for r in spark.table(QUARANTINE_TABLE).collect())
+    assert reasons == ["column event_type: 'teleport' is not one of ['page_view', 'product_view', 'search', "
+                       "'add_to_cart', 'checkout', 'purchase', 'login', 'app_open']",
+                       "unparseable jsonl record"]
+    # failed files are not retried until they change; a fixed re-delivery is read again
+    assert counts(ingest(spark, "web_events", landing, "b2"))[:2] == (0, 0)
+    (events / "truncated.jsonl.gz").write_bytes(gzip.compress((web_event("T1") + "\n").encode()))
+    assert counts(ingest(spark, "web_events", landing, "b3"))[:5] == (1, 0, 1, 1, 0)
+
+
+def test_vendor_columns_are_renamed_and_dates_parsed_with_the_contract_format(fresh_database, tmp_path):
+    spark, landing = fresh_database, tmp_path / "landing"
+    write_lines(landing / "vendor" / "demographics" / "2026-01-01" / "demo.csv", [
+        "REC_ID,EMAIL_SHA256,ADDR_LINE_1,POST_CD,AGE_BAND,HH_INCOME_BAND,HOMEOWNER_FLG,NUM_CHILDREN,DELIVERY_DT",
+        "V1,abc,,,25-34,50-75k,Y,2,20260101",
+        "V2,,,,35-44,,N,0,20260101",
+    ])
+    stats = ingest(spark, "enrichment_demographics", landing, "b1")
+    assert (stats.accepted, stats.quarantined) == (1, 1)
+    row = spark.table("bronze.enrichment_demographics").first()
+    assert (row.vendor_record_id, row.email_sha256, row.is_homeowner, row.children_count, row.delivered_on) == (
+        "V1", "abc", True, 2, date(2026, 1, 1))
+    assert spark.table(QUARANTINE_TABLE).first().reason == \
+        "neither a hashed email nor a full postal address to match on"
+
+
+def test_latest_per_key_gives_the_same_rows_by_broadcast_and_by_full_window(spark, monkeypatch):
+    import spark_jobs.ingest.apply as apply
+
+    contract = get_contract("crm_contacts")
+    rows = [  # C1: three changes, the delete at the newest time wins; C2: a tie on time, later file wins
+        ("U", "2026-01-01 02:00:00", "C1", "f1", "h1"), ("D", "2026-01-01 03:00:00", "C1", "f1", "h2"),
+        ("I", "2026-01-01 01:00:00", "C1", "f2", "h3"), ("U", "2026-01-01 05:00:00", "C2", "f1", "h4"),
+        ("U", "2026-01-01 05:00:00", "C2", "f2", "h5"), ("I", "2026-01-01 01:00:00", "C3", "f1", "h6"),
+    ]
+    df = spark.createDataFrame(rows, "op string, change_ts string, contact_id string, _source_file string, "
+                                     "_row_hash string").withColumn("change_ts", F.to_timestamp("change_ts"))
+    expected = [Row(contact_id="C1", op="D", _source_file="f1"), Row(contact_id="C2", op="U", _source_file="f2"),
+                Row(contact_id="C3", op="I", _source_file="f1")]
+    assertDataFrameEqual(apply.latest_per_key(df, contract).select("contact_id", "op", "_source_file"), expected)
+    monkeypatch.setattr(apply, "MAX_BROADCAST_KEYS", 0)  # too many repeated keys: sort the whole batch
+    assertDataFrameEqual(apply.latest_per_key(df, contract).select("contact_id", "op", "_source_file"), expected)
+
+
+def test_a_new_csv_column_is_added_and_files_with_either_header_load_together(fresh_database, tmp_path):
+    spark, contacts = fresh_database, tmp_path / "landing" / "crm" / "contacts" / "2026-01-01"
+    write_lines(contacts / "old.csv", [CRM_HEADER, crm("I", "2026-01-01T01:00:00Z", "C1")])
+    write_lines(contacts / "new.csv", [CRM_HEADER + ",preferred_store", crm("I", "2026-01-01T01:00:00Z", "C2") + ",S07"])
+    stats = ingest(spark, "crm_contacts", tmp_path / "landing", "b1")
+    assert (stats.received, stats.accepted, stats.new_columns) == (2, 2, "preferred_store")
+    assertDataFrameEqual(spark.table("bronze.crm_contacts").select("contact_id", "city", "preferred_store"),
+                         [Row(contact_id="C1", city="London", preferred_store=None),
+                          Row(contact_id="C2", city="London", preferred_store="S07")])

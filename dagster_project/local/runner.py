@@ -23,6 +23,8 @@ from spark_jobs.spark import ensure_local_dirs, write_spark_defaults
 
 log = logging.getLogger("cdp")
 
+SAMPLE_DAYS = 7  # daily deliveries in the sample landing zone of ./cdp run
+
 
 def _truthy(value: str | None, default: bool) -> bool:
     return default if value in (None, "") else value.strip().lower() in {"1", "true", "yes", "on"}
@@ -79,10 +81,17 @@ def run_main_job(customers: int, seed: int):
     prepare_manifest()
     from dagster_project.definitions import MAIN_JOB_NAME, defs
 
-    run_config = {"ops": {"landing__sample_sources": {"config": {"customers": customers, "seed": seed}}}}
+    from dagster_project.defs.ingest.partitions import partition_range_tags
+    from spark_jobs.landing.generate import delivery_days
+
+    days = delivery_days(SAMPLE_DAYS)
+    run_config = {"ops": {"landing__sample_sources": {"config": {"customers": customers, "seed": seed,
+                                                                 "days": SAMPLE_DAYS}}}}
     job = defs.resolve_job_def(MAIN_JOB_NAME)
     with dg.DagsterInstance.get() as instance:
-        return job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
+        # The event sources are partitioned by delivery day: this run covers the sample's days.
+        return job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False,
+                                      tags=partition_range_tags(days[0], days[-1]))
 
 
 def summarise(result) -> list[str]:

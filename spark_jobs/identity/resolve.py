@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser(description="Resolve bronze records into customer ids.").parse_args(argv)
     with spark_job("cdp-identity-resolve") as (spark, _, reporter):
         spark.sql("CREATE DATABASE IF NOT EXISTS silver")
-        records = source_records(spark.table("bronze.crm_contacts"), spark.table("bronze.shop_orders"))
+        current_contacts = spark.table("bronze.crm_contacts").where(~F.col("_is_deleted"))
+        records = source_records(current_contacts, spark.table("bronze.shop_orders"))
         identity_map = resolve_identities(records)
         # Full recompute each run (replaced by an incremental graph in #4): overwrite atomically.
         identity_map.write.format("delta").mode("overwrite").saveAsTable(IDENTITY_MAP_TABLE)

@@ -1,11 +1,19 @@
-"""Ingest landing-zone files into bronze Delta tables, one table per source entity.
+"""Ingest new landing files into bronze Delta tables, one table per source contract.
 
-For every entity and batch: rows that cannot be parsed against the declared schema or lack
-their primary key go to ``bronze._quarantine`` with the raw record and a reason; the rest are
-MERGEd on the primary key (the newest ``version_column`` wins, so re-running the same files
-changes nothing); ``bronze._ingestion_log`` records received = accepted + quarantined.
+For each contract and batch:
+1. list the entity's landing files and keep those not yet in ``bronze._processed_files``
+   (same path, size and modification time), so re-running over the same landing zone reads nothing;
+2. read them as text and check every row against the contract; a file that cannot be read at
+   all (truncated gzip, wrong format, a required CSV column missing) is recorded as failed
+   with the error and the other files still load;
+3. rows that break the contract go to ``bronze._quarantine`` with the raw record and every
+   reason; the rest are applied to ``bronze.<entity>`` by the contract's kind (see apply.py);
+4. ``bronze._processed_files`` records each file, ``bronze._ingestion_log`` the batch, with
+   received = accepted + quarantined.
 
-    python -m spark_jobs.ingest.bronze --entities crm_contacts shop_orders --batch-id b1
+New columns in the files are added to the table (schema evolution) and reported.
+
+    python -m spark_jobs.ingest.bronze [--entities crm_contacts web_events] [--from-date D --to-date D]
 """
 
 from __future__ import annotations
@@ -14,22 +22,35 @@ import argparse
 import logging
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import date, datetime, timezone
 
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, Row, SparkSession, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import StringType, StructField, StructType
+from pyspark.sql.types import (
+    LongType, StringType, StructField, StructType, TimestampType,
+)
 
-from spark_jobs.ingest.sources import SOURCES, SourceEntity, get_source
+from spark_jobs.ingest.apply import add_metadata, apply_to_bronze, latest_per_key
+from spark_jobs.ingest.contracts import Contract, get_contract, load_contracts
+from spark_jobs.ingest.landing import LandingFile, list_landing_files
+from spark_jobs.ingest.parse import EXTRA_KEYS, REASON, add_new_columns, read_files, validate
 from spark_jobs.reporting import spark_job
 
 log = logging.getLogger(__name__)
 
-CORRUPT_COLUMN = "_corrupt_record"
 QUARANTINE_TABLE = "bronze._quarantine"
 INGESTION_LOG_TABLE = "bronze._ingestion_log"
-METADATA_COLUMNS = ("_source_file", "_batch_id", "_ingested_at", "_row_hash")
+PROCESSED_FILES_TABLE = "bronze._processed_files"
+
+PROCESSED_FILES_SCHEMA = StructType([
+    StructField("entity", StringType()), StructField("file_path", StringType()),
+    StructField("file_size", LongType()), StructField("file_modified_ms", LongType()),
+    StructField("status", StringType()), StructField("error", StringType()),
+    StructField("received", LongType()), StructField("accepted", LongType()),
+    StructField("quarantined", LongType()), StructField("batch_id", StringType()),
+    StructField("processed_at", TimestampType()),
+])
 
 
 @dataclass(frozen=True)
@@ -37,11 +58,13 @@ class BatchStats:
     batch_id: str
     entity: str
     files: int
+    failed_files: int
     received: int
     accepted: int
     quarantined: int
     inserted: int
     updated: int
+    new_columns: str      # comma-separated; empty when the files match the contract
     started_at: datetime
     finished_at: datetime
 
@@ -49,156 +72,263 @@ class BatchStats:
         return {k: v for k, v in asdict(self).items() if isinstance(v, (int, str))}
 
 
-def landing_files(landing_dir: Path, entity: SourceEntity) -> list[Path]:
-    folder = landing_dir / entity.landing_subdir
-    return sorted(p for p in folder.glob("*") if p.is_file() and not p.name.startswith((".", "_")))
+@dataclass(frozen=True)
+class FileOutcome:
+    file: LandingFile
+    status: str           # loaded | failed
+    error: str | None = None
+    received: int = 0
+    accepted: int = 0
+
+    @property
+    def quarantined(self) -> int:
+        return self.received - self.accepted
 
 
-def read_landing(spark: SparkSession, entity: SourceEntity, files: list[Path]) -> DataFrame:
-    """Parse files with the declared schema; malformed rows keep their raw text in CORRUPT_COLUMN."""
-    # StructType.add mutates in place: build a copy so the registry's schema stays as declared.
-    schema = StructType([*entity.schema.fields, StructField(CORRUPT_COLUMN, StringType())])
-    reader = (
-        spark.read.schema(schema)
-        .option("mode", "PERMISSIVE")
-        .option("columnNameOfCorruptRecord", CORRUPT_COLUMN)
-    )
-    if entity.file_format == "csv":
-        reader = reader.option("header", True).option("multiLine", False)
-    df = reader.format(entity.file_format).load([str(p) for p in files])
-    return df.withColumn("_source_file", F.col("_metadata.file_path"))
+def _short_error(exc: Exception) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0][:500] if lines else type(exc).__name__
 
 
-def rejection_reason(entity: SourceEntity) -> Column:
-    """Why a parsed row is not accepted, or null when it is."""
-    missing_key = F.lit(None).cast("string")
-    for key in reversed(entity.primary_key):
-        missing_key = F.when(F.col(key).isNull() | (F.trim(F.col(key)) == ""),
-                             F.lit(f"missing primary key column {key}")).otherwise(missing_key)
-    return F.when(
-        F.col(CORRUPT_COLUMN).isNotNull(),
-        F.lit(f"row does not match the declared {entity.file_format} schema of {entity.name}"),
-    ).otherwise(missing_key)
+FileKey = tuple[str, int, int]  # path, size, modification time: the identity of a delivered file
 
 
-def split_valid(df: DataFrame, entity: SourceEntity) -> tuple[DataFrame, DataFrame]:
-    """(accepted rows with the entity's columns, quarantine rows with raw record and reason)."""
-    flagged = df.withColumn("_reason", rejection_reason(entity))
-    data_columns = [f.name for f in entity.schema.fields]
-    accepted = flagged.where(F.col("_reason").isNull()).select(*data_columns, "_source_file")
-    raw = F.coalesce(F.col(CORRUPT_COLUMN), F.to_json(F.struct(*data_columns)))
-    quarantined = flagged.where(F.col("_reason").isNotNull()).select(
-        F.lit(entity.name).alias("entity"),
-        F.col("_source_file").alias("source_file"),
-        raw.alias("raw_record"),
-        F.col("_reason").alias("reason"),
-    )
-    return accepted, quarantined
+def processed_index(spark: SparkSession) -> dict[str, set[FileKey]]:
+    """Every file already processed (loaded or failed), per entity: read once per job."""
+    if not spark.catalog.tableExists(PROCESSED_FILES_TABLE):
+        return {}
+    index: dict[str, set[FileKey]] = {}
+    for r in spark.table(PROCESSED_FILES_TABLE).select("entity", "file_path", "file_size", "file_modified_ms").collect():
+        index.setdefault(r.entity, set()).add((r.file_path, r.file_size, r.file_modified_ms))
+    return index
 
 
-def add_ingestion_metadata(df: DataFrame, entity: SourceEntity, batch_id: str, ingested_at: datetime) -> DataFrame:
-    data_columns = [f.name for f in entity.schema.fields]
-    return (
-        df.withColumn("_batch_id", F.lit(batch_id))
-        .withColumn("_ingested_at", F.lit(ingested_at).cast("timestamp"))
-        .withColumn("_row_hash", F.sha2(F.to_json(F.struct(*data_columns)), 256))
-    )
+def pending_files(spark: SparkSession, contract: Contract, files: list[LandingFile],
+                  processed: dict[str, set[FileKey]] | None = None) -> list[LandingFile]:
+    """Files not yet processed (a file is the same file while path, size and mtime are)."""
+    if not files:
+        return files
+    done = (processed_index(spark) if processed is None else processed).get(contract.name, set())
+    return [f for f in files if (f.path, f.size, f.modified_ms) not in done]
 
 
-def latest_per_key(df: DataFrame, entity: SourceEntity) -> DataFrame:
-    """One row per primary key: the newest version; ties go to the later file name."""
-    order = [F.col(entity.version_column).desc_nulls_last(), F.col("_source_file").desc()]
-    window = Window.partitionBy(*entity.primary_key).orderBy(*order)
-    return df.withColumn("_rank", F.row_number().over(window)).where("_rank = 1").drop("_rank")
+def unreadable_files(spark: SparkSession, contract: Contract, files: list[LandingFile]) -> dict[str, str]:
+    """Read each file on its own to find the ones that fail (only after a batch read failed)."""
+    failed = {}
+    for f in files:
+        try:
+            if contract.format == "jsonl":
+                spark.read.text(f.path).count()
+            else:
+                spark.read.option("header", True).csv(f.path).count()
+        except Exception as exc:  # noqa: BLE001 - any read error makes the file unreadable
+            failed[f.path] = f"unreadable file: {_short_error(exc)}"
+    return failed
 
 
-def merge_into_bronze(spark: SparkSession, df: DataFrame, entity: SourceEntity) -> tuple[int, int]:
-    """MERGE on the primary key; returns (inserted, updated) from the Delta commit's metrics."""
-    from delta.tables import DeltaTable
+@dataclass
+class ParsedBatch:
+    rows: DataFrame | None          # every row of the readable files, with its _reason (None: no file read)
+    cached: DataFrame | None        # the persisted frame behind ``rows``; release() frees it
+    outcomes: list[FileOutcome]
+    new_columns: list[str]
 
-    if not spark.catalog.tableExists(entity.table):
-        df.write.format("delta").saveAsTable(entity.table)
-        return df.count(), 0
-    key_match = " AND ".join(f"t.{k} = s.{k}" for k in entity.primary_key)
-    version = entity.version_column
-    newer = f"s._row_hash <> t._row_hash AND (t.{version} IS NULL OR s.{version} >= t.{version})"
-    target = DeltaTable.forName(spark, entity.table)
-    (
-        target.alias("t").merge(df.alias("s"), key_match)
-        .whenMatchedUpdateAll(condition=newer)
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
-    metrics = target.history(1).select("operationMetrics").first()["operationMetrics"] or {}
-    return int(metrics.get("numTargetRowsInserted", 0)), int(metrics.get("numTargetRowsUpdated", 0))
+    def release(self) -> None:
+        if self.cached is not None:
+            self.cached.unpersist()
 
 
-def record_quarantine(spark: SparkSession, quarantined: DataFrame, batch_id: str, at: datetime) -> None:
+def parse_batch(spark: SparkSession, contract: Contract, files: list[LandingFile]) -> ParsedBatch:
+    """Read and check the files. Unreadable files are isolated and reported as failed; the
+    rows of the readable files are all in ``rows``, cached."""
+    failed: dict[str, str] = {}
+    for attempt in (1, 2):
+        readable = [f for f in files if f.path not in failed]
+        flagged = None
+        try:
+            raw = read_files(spark, contract, readable)
+            failed.update(raw.failed)
+            if raw.frame is None:
+                return ParsedBatch(None, None, [FileOutcome(f, "failed", failed[f.path]) for f in files], [])
+            flagged = validate(raw.frame, contract, raw.new_columns).persist(StorageLevel.MEMORY_AND_DISK)
+            extra_keys = (F.flatten(F.collect_set(EXTRA_KEYS)) if EXTRA_KEYS in flagged.columns
+                          else F.array().cast("array<string>"))
+            per_file = flagged.groupBy("_source_file").agg(
+                F.count(F.lit(1)).alias("received"),
+                F.count(F.when(F.col(REASON).isNull(), 1)).alias("accepted"),
+                F.min(F.coalesce(F.col(REASON).startswith("unparseable"), F.lit(False))).alias("all_corrupt"),
+                extra_keys.alias("extra_keys"),
+            ).collect()
+            break
+        except Exception:
+            if flagged is not None:
+                flagged.unpersist()
+            isolated = unreadable_files(spark, contract, readable) if attempt == 1 else {}
+            if not isolated:
+                raise
+            failed.update(isolated)
+
+    counts = {r["_source_file"]: (r["received"], r["accepted"]) for r in per_file}
+    # A file none of whose rows parse is a wrong-format file, not a file of bad rows.
+    corrupt_only = {r["_source_file"] for r in per_file if r["all_corrupt"]}
+    wrong_format = f"no record of this file parses as {contract.format}: wrong format or not a {contract.name} file"
+    outcomes = []
+    for f in files:
+        if f.path in failed:
+            outcomes.append(FileOutcome(f, "failed", failed[f.path]))
+        elif f.path in corrupt_only:
+            outcomes.append(FileOutcome(f, "failed", wrong_format))
+        else:
+            received, accepted = counts.get(f.path, (0, 0))
+            outcomes.append(FileOutcome(f, "loaded", None, received, accepted))
+    new_columns = raw.new_columns or sorted({k for r in per_file if r["_source_file"] not in corrupt_only
+                                             for k in r["extra_keys"]})
+    rows = flagged
+    if corrupt_only or (new_columns and EXTRA_KEYS in flagged.columns):
+        # Rare (wrong-format files, undeclared JSON keys): one more pass to re-cache the batch.
+        rows = add_new_columns(flagged.where(~F.col("_source_file").isin(list(corrupt_only))), new_columns)
+        rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
+        rows.count()
+        flagged.unpersist()
+        flagged = rows
+    elif EXTRA_KEYS in flagged.columns:
+        rows = flagged.drop(EXTRA_KEYS)  # still served by flagged's cache
+    return ParsedBatch(rows, flagged, outcomes, new_columns)
+
+
+def record_quarantine(spark: SparkSession, rejected: DataFrame, contract: Contract, batch_id: str,
+                      at: datetime) -> None:
     """Insert-only MERGE: the same bad record from the same file is kept once across re-runs."""
     from delta.tables import DeltaTable
 
-    rows = quarantined.withColumn(
-        "quarantine_id", F.sha2(F.concat_ws("\u0001", "entity", "source_file", "raw_record"), 256)
-    ).withColumn("batch_id", F.lit(batch_id)).withColumn("quarantined_at", F.lit(at).cast("timestamp"))
-    rows = rows.dropDuplicates(["quarantine_id"])
+    # The n-th copy of an identical bad line in a file is its own record (nothing is lost), and
+    # the same n-th copy on a re-run is the same record (nothing is doubled).
+    occurrence = F.row_number().over(Window.partitionBy("_source_file", "_raw").orderBy("_raw"))
+    rows = rejected.select(
+        F.lit(contract.name).alias("entity"), F.col("_source_file").alias("source_file"),
+        F.col("_raw").alias("raw_record"), F.col(REASON).alias("reason"), occurrence.alias("occurrence"),
+    ).withColumn("quarantine_id", F.sha2(F.concat_ws("\u0001", "entity", "source_file", "raw_record",
+                                                      F.col("occurrence").cast("string")), 256)) \
+        .withColumn("batch_id", F.lit(batch_id)).withColumn("quarantined_at", F.lit(at).cast("timestamp"))
     if not spark.catalog.tableExists(QUARANTINE_TABLE):
         rows.write.format("delta").saveAsTable(QUARANTINE_TABLE)
         return
-    (
-        DeltaTable.forName(spark, QUARANTINE_TABLE).alias("t")
-        .merge(rows.alias("s"), "t.quarantine_id = s.quarantine_id")
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
+    (DeltaTable.forName(spark, QUARANTINE_TABLE).alias("t")
+     .merge(rows.alias("s"), "t.quarantine_id = s.quarantine_id").whenNotMatchedInsertAll().execute())
+
+
+def record_files(spark: SparkSession, contract: Contract, outcomes: list[FileOutcome], batch_id: str,
+                 at: datetime) -> None:
+    rows = [(contract.name, o.file.path, o.file.size, o.file.modified_ms, o.status, o.error,
+             o.received, o.accepted, o.quarantined, batch_id, at) for o in outcomes]
+    spark.createDataFrame(rows, PROCESSED_FILES_SCHEMA).write.format("delta").mode("append") \
+        .saveAsTable(PROCESSED_FILES_TABLE)
 
 
 def record_batch(spark: SparkSession, stats: BatchStats) -> None:
-    spark.createDataFrame([asdict(stats)]).write.format("delta").mode("append").saveAsTable(INGESTION_LOG_TABLE)
+    spark.createDataFrame([Row(**asdict(stats))]).write.format("delta").mode("append") \
+        .option("mergeSchema", "true").saveAsTable(INGESTION_LOG_TABLE)
 
 
-def ingest_entity(spark: SparkSession, entity: SourceEntity, landing_dir: Path, batch_id: str) -> BatchStats:
+def ingest_contract(spark: SparkSession, contract: Contract, landing_root: str, batch_id: str,
+                    dates: tuple[date, date] | None = None,
+                    processed: dict[str, set[FileKey]] | None = None) -> BatchStats:
+    """Ingest the contract's new files as one batch. ``processed`` is the processed-files index
+    (read from the table when not given; a job ingesting many entities reads it once)."""
     started = datetime.now(timezone.utc)
-    files = landing_files(landing_dir, entity)
+    files = pending_files(spark, contract, list_landing_files(spark, landing_root, contract, dates), processed)
+    inserted = updated = 0
+    new_columns: list[str] = []
+    outcomes: list[FileOutcome] = []
     if not files:
-        log.warning("%s: no files under %s", entity.name, landing_dir / entity.landing_subdir)
-        stats = BatchStats(batch_id, entity.name, 0, 0, 0, 0, 0, 0, started, datetime.now(timezone.utc))
-        record_batch(spark, stats)
-        return stats
+        log.info("%s: no new files", contract.name)
+    else:
+        log.info("%s: reading %d new file(s)", contract.name, len(files))
+        batch = parse_batch(spark, contract, files)
+        outcomes, new_columns = batch.outcomes, batch.new_columns
+        for o in outcomes:
+            if o.status == "failed":
+                log.error("%s: file %s failed: %s", contract.name, o.file.path, o.error)
+        if new_columns:
+            log.warning("%s: new column(s) %s not in the contract; added to %s (schema evolution)",
+                        contract.name, new_columns, contract.table)
+        if batch.rows is not None:
+            try:
+                if any(o.quarantined for o in outcomes):
+                    record_quarantine(spark, batch.rows.where(F.col(REASON).isNotNull()), contract, batch_id, started)
+                accepted = batch.rows.where(F.col(REASON).isNull()).drop(REASON, "_raw")
+                if any(o.accepted for o in outcomes):
+                    rows = latest_per_key(add_metadata(accepted, contract, batch_id, started), contract)
+                    result = apply_to_bronze(spark, rows, contract)
+                    inserted, updated = result.inserted, result.updated
+            finally:
+                batch.release()
+        record_files(spark, contract, outcomes, batch_id, started)
 
-    log.info("%s: reading %d file(s)", entity.name, len(files))
-    parsed = read_landing(spark, entity, files).cache()  # cached: Spark forbids filtering on the corrupt column otherwise
-    try:
-        accepted, quarantined = split_valid(parsed, entity)
-        received, n_accepted, n_quarantined = parsed.count(), accepted.count(), quarantined.count()
-        if received != n_accepted + n_quarantined:
-            raise RuntimeError(f"{entity.name}: received {received} != accepted {n_accepted} + quarantined {n_quarantined}")
-        if n_quarantined:
-            record_quarantine(spark, quarantined, batch_id, started)
-            log.warning("%s: %d row(s) quarantined, see %s", entity.name, n_quarantined, QUARANTINE_TABLE)
-        rows = latest_per_key(add_ingestion_metadata(accepted, entity, batch_id, started), entity)
-        inserted, updated = merge_into_bronze(spark, rows, entity)
-    finally:
-        parsed.unpersist()
-
-    stats = BatchStats(batch_id, entity.name, len(files), received, n_accepted, n_quarantined,
-                       inserted, updated, started, datetime.now(timezone.utc))
+    loaded = [o for o in outcomes if o.status == "loaded"]
+    stats = BatchStats(
+        batch_id=batch_id, entity=contract.name, files=len(loaded),
+        failed_files=len(outcomes) - len(loaded),
+        received=sum(o.received for o in loaded), accepted=sum(o.accepted for o in loaded),
+        quarantined=sum(o.quarantined for o in loaded), inserted=inserted, updated=updated,
+        new_columns=",".join(new_columns), started_at=started, finished_at=datetime.now(timezone.utc),
+    )
     record_batch(spark, stats)
-    log.info("%s: received=%d accepted=%d quarantined=%d inserted=%d updated=%d",
-             entity.name, received, n_accepted, n_quarantined, inserted, updated)
+    log.info("%s: files=%d failed=%d received=%d accepted=%d quarantined=%d inserted=%d updated=%d",
+             contract.name, stats.files, stats.failed_files, stats.received, stats.accepted,
+             stats.quarantined, stats.inserted, stats.updated)
     return stats
 
 
+def reconciliation(spark: SparkSession, stats: BatchStats) -> tuple[bool, dict]:
+    """received = accepted + quarantined for the batch, and the quarantine table really holds
+    the batch's quarantined rows (read back, not taken from the counters)."""
+    stored = 0
+    if stats.quarantined and spark.catalog.tableExists(QUARANTINE_TABLE):
+        files = spark.table(PROCESSED_FILES_TABLE).where(
+            (F.col("entity") == stats.entity) & (F.col("batch_id") == stats.batch_id) & (F.col("status") == "loaded"))
+        stored = spark.table(QUARANTINE_TABLE).where(F.col("entity") == stats.entity) \
+            .join(files.select(F.col("file_path").alias("source_file")), "source_file", "left_semi").count()
+    passed = stats.received == stats.accepted + stats.quarantined and stored == stats.quarantined
+    return passed, {"received": stats.received, "accepted": stats.accepted, "quarantined": stats.quarantined,
+                    "quarantine_rows_stored": stored, "failed_files": stats.failed_files}
+
+
+def freshness(spark: SparkSession, contract: Contract, now: datetime) -> tuple[bool, dict]:
+    """The newest successfully loaded file arrived within the contract's freshness_hours."""
+    newest = spark.table(PROCESSED_FILES_TABLE).where(
+        (F.col("entity") == contract.name) & (F.col("status") == "loaded")
+    ).agg(F.max("file_modified_ms")).first()[0] if spark.catalog.tableExists(PROCESSED_FILES_TABLE) else None
+    if newest is None:
+        return False, {"newest_file_age_hours": None, "limit_hours": contract.freshness_hours}
+    age_hours = (now.timestamp() * 1000 - newest) / 3_600_000
+    limit = contract.freshness_hours
+    return limit is None or age_hours <= limit, {"newest_file_age_hours": round(age_hours, 2), "limit_hours": limit}
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Ingest landing files into bronze Delta tables.")
-    parser.add_argument("--entities", nargs="+", default=sorted(SOURCES), choices=sorted(SOURCES))
+    names = sorted(load_contracts())
+    parser = argparse.ArgumentParser(description="Ingest new landing files into bronze Delta tables.")
+    parser.add_argument("--entities", nargs="+", default=names, choices=names)
     parser.add_argument("--batch-id", default=None, help="default: a new UUID")
+    parser.add_argument("--from-date", type=date.fromisoformat, help="only YYYY-MM-DD delivery folders from")
+    parser.add_argument("--to-date", type=date.fromisoformat, help="... up to this date (inclusive)")
     args = parser.parse_args(argv)
+    if (args.from_date is None) != (args.to_date is None):
+        parser.error("--from-date and --to-date go together")
+    dates = (args.from_date, args.to_date) if args.from_date else None
     batch_id = args.batch_id or uuid.uuid4().hex
     with spark_job("cdp-ingest-bronze") as (spark, settings, reporter):
         spark.sql("CREATE DATABASE IF NOT EXISTS bronze")
+        processed = processed_index(spark)
         for name in args.entities:
-            stats = ingest_entity(spark, get_source(name), settings.landing_dir, batch_id)
+            contract = get_contract(name)
+            stats = ingest_contract(spark, contract, settings.landing_uri, batch_id, dates, processed)
             reporter.materialized(f"bronze/{name}", stats.metadata())
+            passed, metadata = reconciliation(spark, stats)
+            reporter.checked(f"bronze/{name}", "reconciliation", passed, metadata)
+            passed, metadata = freshness(spark, contract, datetime.now(timezone.utc))
+            reporter.checked(f"bronze/{name}", "freshness", passed, metadata, severity="WARN")
     return 0
 
 

@@ -11,17 +11,19 @@ SAMPLE_SOURCES_KEY = dg.AssetKey(["landing", "sample_sources"])
 class SampleSourcesConfig(dg.Config):
     customers: int = 1000
     seed: int = 7
+    days: int = 7
 
 
 @dg.asset(key=SAMPLE_SOURCES_KEY, group_name="landing", kinds={"python"},
-          description="Deterministic CRM contacts (CSV) and orders (JSON lines) in the landing zone.")
+          description="Deterministic deliveries of every sample source (CRM CDC, orders, POS, support, "
+                      "clickstream, email, surveys, vendor enrichment, social, postal codes).")
 def sample_sources(config: SampleSourcesConfig, cdp_settings: CdpSettingsResource) -> dg.MaterializeResult:
     settings = cdp_settings.settings()
-    zone = generate(settings.landing_dir, settings.home / "truth", config.customers, config.seed)
+    zone = generate(settings.landing_dir, settings.home / "truth", config.customers, config.seed, config.days)
     return dg.MaterializeResult(metadata={
-        "customers": config.customers, "seed": config.seed,
-        "crm_contacts": zone.contacts, "shop_orders": zone.orders,
-        "landing_dir": str(settings.landing_dir),
+        "customers": config.customers, "seed": config.seed, "days": config.days,
+        "households": zone.households, "landing_dir": str(settings.landing_dir),
+        **{f"{name}_rows": summary["rows"] for name, summary in zone.sources.items()},
     })
 
 

@@ -1,0 +1,140 @@
+"""Apply accepted rows to a bronze Delta table, idempotently, by the contract's kind.
+
+Every write is one Delta transaction (a MERGE, or the first write that creates the table), so
+a crash leaves the table at its previous version and the next run applies the batch again;
+because every write is keyed, applying it again changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from spark_jobs.ingest.contracts import EVENT_DATE_COLUMN, Contract
+
+DELETED = "_is_deleted"
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    inserted: int
+    updated: int
+
+
+def _op_rank(contract: Contract, prefix: str = "") -> Column:
+    """At the same change timestamp a delete beats an update beats an insert."""
+    cdc = contract.cdc
+    op = F.col(f"{prefix}{cdc.operation_column}")
+    return F.when(op == cdc.delete, 3).when(op == cdc.update, 2).otherwise(1)
+
+
+def _op_rank_sql(contract: Contract, alias: str) -> str:
+    cdc = contract.cdc
+    op = f"{alias}.`{cdc.operation_column}`"
+    return f"(CASE WHEN {op} = '{cdc.delete}' THEN 3 WHEN {op} = '{cdc.update}' THEN 2 ELSE 1 END)"
+
+
+# Above this many repeated keys, sort the whole batch rather than broadcast the keys.
+MAX_BROADCAST_KEYS = 1_000_000
+
+
+def latest_per_key(df: DataFrame, contract: Contract) -> DataFrame:
+    """One row per primary key: the newest by the contract's order column (then, for CDC, the
+    stronger operation), ties broken by the later file and then the row hash, so the choice is
+    deterministic whatever order files are read in.
+
+    Most keys occur once in a batch. An aggregation of the key columns alone finds the repeated
+    ones; only their rows go through the window's sort, joined by broadcast so that the batch
+    itself is not shuffled. ``df`` is read several times, so it should be cached.
+    """
+    keys = list(contract.primary_key)
+    order = []
+    if contract.order_column:
+        order.append(F.col(contract.order_column).desc_nulls_last())
+    if contract.kind == "cdc":
+        order.append(_op_rank(contract).desc())
+    order += [F.col("_source_file").desc(), F.col("_row_hash").desc()]
+    window = Window.partitionBy(*keys).orderBy(*order)
+
+    def newest(rows: DataFrame) -> DataFrame:
+        return rows.withColumn("_rank", F.row_number().over(window)).where("_rank = 1").drop("_rank")
+
+    # A local checkpoint computes the (small) set once; Spark frees it with the frame.
+    repeated = df.groupBy(*keys).count().where("count > 1").select(*keys).localCheckpoint(eager=True)
+    n_repeated = repeated.count()
+    if n_repeated == 0:
+        return df
+    if n_repeated > MAX_BROADCAST_KEYS:
+        return newest(df)
+    few = F.broadcast(repeated)
+    return df.join(few, keys, "left_anti").unionByName(newest(df.join(few, keys, "left_semi")))
+
+
+def row_hash(columns: list[str]) -> Column:
+    """A digest of the row's data columns (names sorted; a null differs from any text), used to
+    skip re-deliveries that change nothing and to break ties deterministically."""
+    return F.md5(F.concat_ws("\u0001", *[F.coalesce(F.col(f"`{c}`").cast("string"), F.lit("\u0000"))
+                                         for c in sorted(columns)]))
+
+
+def add_metadata(df: DataFrame, contract: Contract, batch_id: str, ingested_at) -> DataFrame:
+    data_columns = [c for c in df.columns if not c.startswith("_") and c != EVENT_DATE_COLUMN]
+    out = (
+        df.withColumn("_batch_id", F.lit(batch_id))
+        .withColumn("_ingested_at", F.lit(ingested_at).cast("timestamp"))
+        .withColumn("_row_hash", row_hash(data_columns))
+    )
+    if contract.kind == "cdc":
+        out = out.withColumn(DELETED, F.col(contract.cdc.operation_column) == F.lit(contract.cdc.delete))
+    return out
+
+
+def _last_commit_counts(spark: SparkSession, table: str) -> ApplyResult:
+    from delta.tables import DeltaTable
+
+    metrics = DeltaTable.forName(spark, table).history(1).select("operationMetrics").first()[0] or {}
+    inserted = metrics.get("numTargetRowsInserted", metrics.get("numOutputRows", 0))
+    return ApplyResult(int(inserted), int(metrics.get("numTargetRowsUpdated", 0)))
+
+
+def _create(spark: SparkSession, df: DataFrame, contract: Contract) -> ApplyResult:
+    if contract.kind == "event":
+        df = df.repartition(EVENT_DATE_COLUMN)  # one file per event date, not one per (task, date)
+    writer = df.write.format("delta").option("delta.enableChangeDataFeed", "true")
+    if contract.kind == "event":
+        writer = writer.partitionBy(EVENT_DATE_COLUMN)
+    writer.saveAsTable(contract.table)
+    return _last_commit_counts(spark, contract.table)
+
+
+def apply_to_bronze(spark: SparkSession, df: DataFrame, contract: Contract) -> ApplyResult:
+    """MERGE the batch (already one row per key) into ``contract.table``, creating it if needed."""
+    from delta.tables import DeltaTable
+
+    if not spark.catalog.tableExists(contract.table):
+        return _create(spark, df, contract)
+    key_match = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in contract.primary_key)
+    target = DeltaTable.forName(spark, contract.table)
+
+    if contract.kind == "event":
+        dates = sorted({r[0] for r in df.select(EVENT_DATE_COLUMN).distinct().collect()})
+        # Events never move between dates: match within the batch's partitions only.
+        in_dates = ", ".join(f"DATE'{d.isoformat()}'" for d in dates if d is not None) or "NULL"
+        condition = f"t.{EVENT_DATE_COLUMN} IN ({in_dates}) AND t.{EVENT_DATE_COLUMN} <=> s.{EVENT_DATE_COLUMN} AND {key_match}"
+        merge = target.alias("t").merge(df.alias("s"), condition).whenNotMatchedInsertAll()
+    else:
+        order = contract.order_column
+        if contract.kind == "cdc":
+            newer = (f"s.`{order}` > t.`{order}` OR (s.`{order}` = t.`{order}` AND "
+                     f"{_op_rank_sql(contract, 's')} > {_op_rank_sql(contract, 't')})")
+        elif order:
+            newer = f"t.`{order}` IS NULL OR s.`{order}` >= t.`{order}`"
+        else:
+            newer = "true"  # no version: the latest delivery wins
+        merge = (target.alias("t").merge(df.alias("s"), key_match)
+                 .whenMatchedUpdateAll(condition=f"s._row_hash <> t._row_hash AND ({newer})")
+                 .whenNotMatchedInsertAll())
+    metrics = merge.withSchemaEvolution().execute().first()  # the commit's row counts
+    return ApplyResult(int(metrics["num_inserted_rows"]), int(metrics["num_updated_rows"]))

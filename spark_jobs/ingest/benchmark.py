@@ -1,0 +1,129 @@
+"""Ingestion benchmark: the contract-checked job against a plain Spark read-and-append to Delta.
+
+Generates N customers with all their sources, ingests every contract with
+:func:`ingest_contract` (read as text, checks, quarantine, MERGE/CDC, logs), then loads the
+same files with ``spark.read...write.format("delta").mode("append")`` and no checks. The
+ratio of the two is the cost of the safety. Prints rows/s per source and in total, the
+ratio, the peak memory of this process and its JVM, and the bronze size on disk.
+
+    ./cdp bench-ingest --customers 100000          (or python -m spark_jobs.ingest.benchmark)
+
+It runs in its own folder (``$CDP_HOME/bench/ingest-<N>``) with its own in-memory catalog, so
+it neither touches nor locks the main lakehouse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from spark_jobs.ingest.bronze import ingest_contract, processed_index
+from spark_jobs.ingest.contracts import Contract, load_contracts
+from spark_jobs.landing.generate import generate
+from spark_jobs.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def plain_append(spark, contract: Contract, landing: Path, target: Path) -> int:
+    """What a pipeline without contracts does: read with Spark's inference-free defaults, append."""
+    source = str(landing / contract.landing)
+    reader = spark.read.option("recursiveFileLookup", True)
+    if contract.format == "csv":
+        df = reader.option("header", True).csv(source)
+    else:
+        df = reader.json(source)
+    df.write.format("delta").mode("append").save(str(target / contract.name))
+    return spark.read.format("delta").load(str(target / contract.name)).count()
+
+
+def warm_up(spark, folder: Path) -> None:
+    """Load the Delta and JSON/CSV code paths once, so the first measured source does not pay
+    the JVM's warm-up for both ingestion styles."""
+    from delta.tables import DeltaTable
+
+    path = str(folder / "warm-up")
+    spark.range(10_000).selectExpr("id", "cast(id as string) as v").write.format("delta").save(path)
+    updates = spark.range(5_000, 15_000).selectExpr("id", "cast(id * 2 as string) as v")
+    (DeltaTable.forPath(spark, path).alias("t").merge(updates.alias("s"), "t.id = s.id")
+     .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute())
+    spark.read.json(spark.range(100).selectExpr("to_json(named_struct('id', id)) as value").rdd.map(lambda r: r[0])).count()
+
+
+def run(customers: int, seed: int, days: int, home: Path) -> int:
+    from dagster_project.local.memory import PeakMemorySampler
+    from spark_jobs.spark import build_session
+
+    folder = home / "bench" / f"ingest-{customers}"
+    shutil.rmtree(folder, ignore_errors=True)
+    landing, warehouse = folder / "landing", folder / "warehouse"
+
+    started = time.monotonic()
+    zone = generate(landing, folder / "truth", customers, seed, days)
+    generate_seconds = time.monotonic() - started
+    landing_bytes = _folder_bytes(landing)
+
+    settings = Settings.from_env({"CDP_HOME": str(home)})
+    with PeakMemorySampler() as memory:
+        spark = build_session(settings, "cdp-bench-ingest", overrides={
+            "spark.sql.catalogImplementation": "in-memory", "spark.sql.warehouse.dir": warehouse.as_uri(),
+            "spark.ui.enabled": "false",
+        })
+        spark.sparkContext.setLogLevel("ERROR")
+        spark.sql("CREATE DATABASE IF NOT EXISTS bronze")
+        warm_up(spark, folder)
+        contracts = load_contracts()
+        checked: dict[str, tuple[int, float]] = {}
+        t0 = time.monotonic()
+        processed = processed_index(spark)  # as the job does: once for all entities
+        for name, contract in contracts.items():
+            stats = ingest_contract(spark, contract, landing.as_uri(), "bench", processed=processed)
+            checked[name] = (stats.received, time.monotonic() - t0)
+            assert stats.received == stats.accepted + stats.quarantined
+            t0 = time.monotonic()
+        checked_total = sum(s for _, s in checked.values())
+        plain: dict[str, tuple[int, float]] = {}
+        for name, contract in contracts.items():
+            t0 = time.monotonic()
+            rows = plain_append(spark, contract, landing, folder / "plain")
+            plain[name] = (rows, time.monotonic() - t0)
+        plain_total = sum(s for _, s in plain.values())
+        spark.stop()
+
+    bronze_bytes = _folder_bytes(warehouse / "bronze.db")
+    rows_total = sum(r for r, _ in checked.values())
+    print(f"\ningestion benchmark: customers={customers} days={days} seed={seed} "
+          f"landing={landing_bytes / 2**20:.0f} MiB generated in {generate_seconds:.0f}s")
+    print(f"  {'source':<26}{'rows':>10}{'checked s':>11}{'rows/s':>10}{'plain s':>9}{'rows/s':>10}{'ratio':>7}")
+    for name in contracts:
+        rows, seconds = checked[name]
+        plain_rows, plain_seconds = plain[name]
+        print(f"  {name:<26}{rows:>10}{seconds:>11.1f}{rows / seconds:>10.0f}{plain_seconds:>9.1f}"
+              f"{plain_rows / plain_seconds:>10.0f}{seconds / plain_seconds:>7.2f}")
+    print(f"  {'total':<26}{rows_total:>10}{checked_total:>11.1f}{rows_total / checked_total:>10.0f}"
+          f"{plain_total:>9.1f}{rows_total / plain_total:>10.0f}{checked_total / plain_total:>7.2f}")
+    print(f"  peak resident memory (python + JVM): {memory.peak_bytes / 2**30:.2f} GiB")
+    print(f"  bronze on disk: {bronze_bytes / 2**20:.0f} MiB (landing {landing_bytes / 2**20:.0f} MiB)")
+    print(f"  sources generated: {len(zone.sources)}, people {zone.people}, households {zone.households}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--days", type=int, default=7)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run(args.customers, args.seed, args.days, Settings.from_env().home)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,219 @@
+"""Read landing files as text columns, then type and check them against the contract.
+
+Every column is first read as the text the file holds (JSON lines through ``from_json`` with
+string fields, CSV through Spark's CSV reader), so a value that does not fit its type is not
+silently nulled: validation sees the text, and the quarantine reason quotes it.
+
+Frame produced by :func:`read_files`: one column per contract column (text), ``_raw`` (the
+line or a JSON rendering of the CSV row), ``_corrupt`` (the line could not be parsed at all),
+``_source_file``, and the schema drift: for CSV one text column per header column the
+contract does not declare, for JSON lines ``_extra_keys``, the undeclared keys of each line
+(turned into columns by :func:`add_new_columns` once the batch's keys are known).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass, field
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
+
+from spark_jobs.ingest.contracts import EVENT_DATE_COLUMN, Contract
+from spark_jobs.ingest.landing import LandingFile
+
+log = logging.getLogger(__name__)
+
+CORRUPT_FIELD = "_corrupt_record"
+TEXT_PREFIX = "_text__"  # the text a typed column was parsed from
+REASON = "_reason"
+EXTRA_KEYS = "_extra_keys"  # JSON keys a row has that the contract does not declare
+
+
+@dataclass
+class RawRead:
+    frame: DataFrame | None
+    files: list[LandingFile]                                  # files in the frame
+    failed: dict[str, str] = field(default_factory=dict)      # path -> error, not in the frame
+    new_columns: list[str] = field(default_factory=list)      # drift: columns not in the contract
+
+
+def _string_schema(names: list[str], corrupt: bool = True) -> StructType:
+    fields = [StructField(n, StringType()) for n in names]
+    return StructType(fields + ([StructField(CORRUPT_FIELD, StringType())] if corrupt else []))
+
+
+def _read_jsonl(spark: SparkSession, contract: Contract, files: list[LandingFile]) -> RawRead:
+    """Declared fields are parsed as text; keys the contract does not declare are listed per row
+    in ``EXTRA_KEYS`` (schema drift) and extracted by :func:`add_new_columns` once known, so the
+    files are read only once."""
+    lines = spark.read.text([f.path for f in files]).select(
+        F.col("value").alias("_raw"), F.col("_metadata.file_path").alias("_source_file"))
+    declared = [c.file_name for c in contract.columns]
+    lines = lines.where(F.trim("_raw") != "")  # blank lines are not records
+    parsed = lines.select("_raw", "_source_file", F.from_json(
+        "_raw", _string_schema(declared), {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_FIELD},
+    ).alias("_json"))
+    frame = parsed.select(
+        *[F.col(f"_json.{c.file_name}").alias(c.name) for c in contract.columns],
+        "_raw",
+        (F.col("_json").isNull() | F.col(f"_json.{CORRUPT_FIELD}").isNotNull()).alias("_corrupt"),
+        "_source_file",
+        F.array_except(F.json_object_keys("_raw"), F.array(*[F.lit(n) for n in declared])).alias(EXTRA_KEYS),
+    )
+    return RawRead(frame, files)
+
+
+def add_new_columns(flagged: DataFrame, new_columns: list[str]) -> DataFrame:
+    """Replace ``EXTRA_KEYS`` by one text column per undeclared JSON key found in the batch
+    (parsed again only on the rows that have such keys, whose ``_raw`` validate() keeps)."""
+    if EXTRA_KEYS not in flagged.columns:
+        return flagged
+    if not new_columns:
+        return flagged.drop(EXTRA_KEYS)
+    extra = F.from_json("_raw", _string_schema(new_columns, corrupt=False))
+    has_extra = F.coalesce(F.size(EXTRA_KEYS) > 0, F.lit(False))
+    return flagged.select(*[c for c in flagged.columns if c != EXTRA_KEYS],
+                          *[F.when(has_extra, extra[n]).alias(n) for n in new_columns])
+
+
+def first_line(spark: SparkSession, path: str) -> str:
+    """The first line of a (possibly gzip-compressed) file, read through Hadoop's FileSystem
+    API: no Spark job, and the same code for a local folder and an object store."""
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    stream = hadoop_path.getFileSystem(conf).open(hadoop_path)
+    codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(conf).getCodec(hadoop_path)
+    if codec is not None:
+        stream = codec.createInputStream(stream)
+    reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
+    try:
+        return reader.readLine() or ""
+    finally:
+        reader.close()
+
+
+def csv_header(spark: SparkSession, path: str) -> list[str]:
+    """The column names in the header row of one CSV file."""
+    line = first_line(spark, path).lstrip("\ufeff")
+    return next(csv.reader([line]), [])
+
+
+def _read_csv(spark: SparkSession, contract: Contract, files: list[LandingFile]) -> RawRead:
+    """Files are grouped by header, so files with an extra or missing column still line up."""
+    by_header: dict[tuple[str, ...], list[LandingFile]] = {}
+    failed: dict[str, str] = {}
+    for f in files:
+        try:
+            header = tuple(csv_header(spark, f.path))
+        except Exception as exc:  # unreadable: truncated gzip, binary, permissions
+            failed[f.path] = f"cannot read the CSV header: {_short_error(exc)}"
+            continue
+        missing = [c.file_name for c in contract.columns if c.required and c.file_name not in header]
+        if missing:
+            failed[f.path] = (f"contract violation: required column(s) {missing} missing from the header "
+                              f"of a {contract.name} file (found {list(header)})")
+            continue
+        by_header.setdefault(header, []).append(f)
+
+    declared = {c.file_name for c in contract.columns}
+    new_columns = sorted({h for header in by_header for h in header if h not in declared})
+    frames = []
+    for header, group in by_header.items():
+        df = (spark.read.schema(_string_schema(list(header)))
+              .option("header", True).option("mode", "PERMISSIVE")
+              .option("columnNameOfCorruptRecord", CORRUPT_FIELD)
+              .option("enforceSchema", True)  # the schema *is* the header, position by position
+              .csv([f.path for f in group]))
+        text = {h: F.col(f"`{h}`") for h in header}
+        frames.append(df.select(
+            *[text.get(c.file_name, F.lit(None).cast("string")).alias(c.name) for c in contract.columns],
+            *[text.get(n, F.lit(None).cast("string")).alias(n) for n in new_columns],
+            F.coalesce(F.col(CORRUPT_FIELD), F.to_json(F.struct(*[text[h].alias(h) for h in header])))
+            .alias("_raw"),
+            F.col(CORRUPT_FIELD).isNotNull().alias("_corrupt"),
+            F.col("_metadata.file_path").alias("_source_file"),
+        ))
+    frame = None
+    for df in frames:
+        frame = df if frame is None else frame.unionByName(df)
+    readable = [f for group in by_header.values() for f in group]
+    return RawRead(frame, readable, failed, new_columns)
+
+
+def read_files(spark: SparkSession, contract: Contract, files: list[LandingFile]) -> RawRead:
+    reader = _read_jsonl if contract.format == "jsonl" else _read_csv
+    return reader(spark, contract, files)
+
+
+def _short_error(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:500] if text else type(exc).__name__
+
+
+# --- typing and rules -------------------------------------------------------------------
+
+def _typed(contract: Contract, name: str) -> Column:
+    column = contract.column(name)
+    text = F.col(f"{TEXT_PREFIX}{name}")
+    if column.type == "string":
+        return text
+    if column.type in ("date", "timestamp") and column.format:
+        ts = F.try_to_timestamp(text, F.lit(column.format))
+        return F.to_date(ts) if column.type == "date" else ts
+    return F.expr(f"try_cast(`{TEXT_PREFIX}{name}` as {column.spark_type})")
+
+
+def _quoted(text: Column) -> Column:
+    return F.concat(F.lit("'"), F.substring(text, 1, 80), F.lit("'"))
+
+
+def _column_reasons(contract: Contract) -> list[Column]:
+    reasons = []
+    for column in contract.columns:
+        text, typed = F.col(f"{TEXT_PREFIX}{column.name}"), F.col(column.name)
+        blank = text.isNull() | (F.trim(text) == "")
+        if column.required:
+            reasons.append(F.when(blank, F.lit(f"required column {column.file_name} is missing or empty")))
+        if column.type != "string":
+            expected = f"{column.type} ({column.format})" if column.format else column.type
+            reasons.append(F.when(~blank & typed.isNull(), F.concat(
+                F.lit(f"column {column.file_name}: "), _quoted(text), F.lit(f" is not a valid {expected}"))))
+        if column.allowed:
+            reasons.append(F.when(~blank & ~F.trim(text).isin(*column.allowed), F.concat(
+                F.lit(f"column {column.file_name}: "), _quoted(text),
+                F.lit(f" is not one of {list(column.allowed)}"))))
+    return reasons
+
+
+def validate(raw: DataFrame, contract: Contract, new_columns: list[str]) -> DataFrame:
+    """Typed contract columns, new columns as text, ``_raw``, ``_source_file`` and ``_reason``
+    (null when the row is accepted, else every broken rule, separated by '; ')."""
+    extra = [EXTRA_KEYS] if EXTRA_KEYS in raw.columns else []
+    texts = raw.select(
+        *[F.col(c.name).alias(f"{TEXT_PREFIX}{c.name}") for c in contract.columns],
+        *new_columns, "_raw", "_corrupt", "_source_file", *extra,
+    )
+    typed = texts.select("*", *[_typed(contract, c.name).alias(c.name) for c in contract.columns])
+    # concat_ws skips nulls: each list of reasons is '' when no rule in it is broken.
+    column_reasons = F.concat_ws("; ", *_column_reasons(contract))
+    check_reasons = F.concat_ws("; ", *[F.when(~F.coalesce(F.expr(check.expression), F.lit(True)), F.lit(check.reason))
+                                        for check in contract.checks])
+    # Column rules only make sense on a parsed row; row checks only on a row whose columns passed.
+    reason = (F.when(F.col("_corrupt"), F.lit(f"unparseable {contract.format} record"))
+              .when(column_reasons != "", column_reasons)
+              .when(check_reasons != "", check_reasons))
+    flagged = typed.withColumn(REASON, reason)
+    # The raw record is kept for the quarantine (and for undeclared JSON keys) only: for other
+    # rows it would just fill the cache (and, for CSV, cost a JSON rendering of every row).
+    keep_raw = F.col(REASON).isNotNull()
+    if extra:
+        keep_raw = keep_raw | F.coalesce(F.size(EXTRA_KEYS) > 0, F.lit(False))
+    raw = F.when(keep_raw, F.col("_raw")).alias("_raw")
+    out = flagged.select(*contract.column_names, *new_columns, raw, "_source_file", REASON, *extra)
+    if contract.kind == "event":
+        out = out.withColumn(EVENT_DATE_COLUMN, F.to_date(contract.event_time))
+    return out
