@@ -9,6 +9,8 @@ lets dbt see the tables the ingestion job registered in the metastore.
 from __future__ import annotations
 
 import importlib.metadata
+import os
+import sys
 from pathlib import Path
 
 from spark_jobs.settings import Settings
@@ -57,6 +59,9 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         conf["spark.databricks.delta.snapshotPartitions"] = "2"
         conf["spark.driver.host"] = "127.0.0.1"
         conf["spark.driver.bindAddress"] = "127.0.0.1"
+        # Python workers (pandas UDFs) use this interpreter, with the project's packages, not
+        # whatever `python3` is first on PATH. A cluster sets its own.
+        conf["spark.pyspark.python"] = sys.executable
     return conf
 
 
@@ -64,8 +69,12 @@ def build_session(settings: Settings, app_name: str, overrides: dict[str, str] |
     """Create (or return the active) SparkSession for a job. Imported lazily: no JVM at import."""
     from pyspark.sql import SparkSession
 
+    conf = {**spark_conf(settings), **(overrides or {})}
+    if "spark.pyspark.python" in conf:
+        # pyspark reads the worker interpreter from the environment, not from the conf.
+        os.environ.setdefault("PYSPARK_PYTHON", conf["spark.pyspark.python"])
     builder = SparkSession.builder.appName(app_name)
-    for key, value in {**spark_conf(settings), **(overrides or {})}.items():
+    for key, value in conf.items():
         builder = builder.config(key, value)
     if (overrides or {}).get("spark.sql.catalogImplementation", "hive") == "hive":
         builder = builder.enableHiveSupport()
