@@ -14,12 +14,12 @@ it neither touches nor locks the main lakehouse.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import shutil
 import time
 from pathlib import Path
 
+from spark_jobs.benchmarking import bench_main
 from spark_jobs.ingest.bronze import ingest_contract, processed_index
 from spark_jobs.ingest.contracts import Contract, load_contracts
 from spark_jobs.landing.generate import generate
@@ -116,13 +116,7 @@ def run(customers: int, seed: int, days: int, home: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=100_000)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--days", type=int, default=7)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run(args.customers, args.seed, args.days, Settings.from_env().home)
+    return bench_main(run, __doc__.splitlines()[0], 100_000, argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,79 @@
+"""Score a resolution against the truth: pairwise precision/recall/F1 and B-cubed.
+
+Both are computed from the counts of records per (predicted cluster, true person) cell, so
+the cost grows with the number of records, never with the number of pairs:
+
+- pairwise: true positives = sum over cells of C(n, 2); predicted pairs = sum over clusters
+  of C(n, 2); true pairs = sum over people of C(n, 2);
+- B-cubed: for each record, precision = |its cluster ∩ its person| / |its cluster| and recall
+  = |its cluster ∩ its person| / |its person|, averaged over records.
+
+``household_pairs_merged`` counts predicted pairs of two different people of one household:
+the error the platform must never make.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+
+@dataclass(frozen=True)
+class Scores:
+    records: int
+    pairwise_precision: float
+    pairwise_recall: float
+    pairwise_f1: float
+    bcubed_precision: float
+    bcubed_recall: float
+    bcubed_f1: float
+    household_pairs_merged: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def _pairs(n):
+    return n * (n - 1) / 2
+
+
+def _f1(precision: float, recall: float) -> float:
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def score(predicted: DataFrame, truth: DataFrame) -> Scores:
+    """``predicted(record_id, customer_id)`` and ``truth(record_id, person_id[, household_id])``.
+    Records missing from ``predicted`` count as their own singleton cluster."""
+    joined = truth.join(predicted, "record_id", "left") \
+        .withColumn("customer_id", F.coalesce("customer_id", F.concat(F.lit("unresolved:"), "record_id")))
+    has_households = "household_id" in truth.columns
+    cells = joined.groupBy("customer_id", "person_id").agg(F.count(F.lit(1)).alias("n"))
+    clusters = joined.groupBy("customer_id").agg(F.count(F.lit(1)).alias("cluster_size"))
+    people = joined.groupBy("person_id").agg(F.count(F.lit(1)).alias("person_size"))
+    per_cell = cells.join(clusters, "customer_id").join(people, "person_id")
+    sums = per_cell.agg(
+        F.sum(_pairs(F.col("n"))).alias("tp"),
+        F.sum(F.col("n") * F.col("n") / F.col("cluster_size")).alias("b3_precision"),
+        F.sum(F.col("n") * F.col("n") / F.col("person_size")).alias("b3_recall"),
+        F.sum("n").alias("records"),
+    ).first()
+    predicted_pairs = clusters.agg(F.sum(_pairs(F.col("cluster_size")))).first()[0] or 0
+    true_pairs = people.agg(F.sum(_pairs(F.col("person_size")))).first()[0] or 0
+    records = int(sums["records"] or 0)
+    tp = sums["tp"] or 0
+    precision = tp / predicted_pairs if predicted_pairs else 1.0
+    recall = tp / true_pairs if true_pairs else 1.0
+    b3_precision = (sums["b3_precision"] or 0) / records if records else 1.0
+    b3_recall = (sums["b3_recall"] or 0) / records if records else 1.0
+
+    household_pairs = 0
+    if has_households:
+        # Pairs inside a cluster and a household, minus those of the same person.
+        by_household = joined.groupBy("customer_id", "household_id").agg(F.count(F.lit(1)).alias("n")) \
+            .agg(F.sum(_pairs(F.col("n")))).first()[0] or 0
+        household_pairs = int(by_household - tp)
+
+    return Scores(records, precision, recall, _f1(precision, recall), b3_precision, b3_recall,
+                  _f1(b3_precision, b3_recall), household_pairs)
