@@ -2,9 +2,10 @@
 
 Generates N customers, ingests every source with the bronze job (in its own folder and
 in-memory catalog, so the main lakehouse is untouched), then runs the resolution stages
-that exist so far (standardise, deterministic links, connected components) and prints the
-pairwise precision/recall/F1, B-cubed, household pairs merged, wall time per stage and
-peak memory.
+that exist so far (standardise, deterministic links, Fellegi-Sunter links, connected
+components) and prints, for deterministic links alone and with the probabilistic ones, the
+pairwise precision/recall/F1, B-cubed and household pairs merged; then wall time per stage
+and peak memory.
 
     .venv/bin/python -m spark_jobs.identity.benchmark --customers 10000
 """
@@ -22,6 +23,7 @@ from spark_jobs.benchmarking import bench_main
 from spark_jobs.identity.clusters import component_sizes, connected_components
 from spark_jobs.identity.links import deterministic_links
 from spark_jobs.identity.persons import SOURCES, identifiers, person_records
+from spark_jobs.identity.probabilistic import probabilistic_links
 from spark_jobs.identity.scoring import score
 from spark_jobs.ingest.bronze import ingest_contract, processed_index
 from spark_jobs.ingest.contracts import get_contract
@@ -63,35 +65,45 @@ def run(customers: int, seed: int, days: int, home: Path) -> int:
         timings["standardise"] = time.monotonic() - t0
 
         t0 = time.monotonic()
-        links = deterministic_links(ids, records).cache()
-        links_by_rule = {r.rule: r["count"] for r in links.groupBy("rule").count().collect()}
+        deterministic = deterministic_links(ids, records).select("record_id", "linked_to", "rule").cache()
+        deterministic.count()
         timings["deterministic links"] = time.monotonic() - t0
 
         t0 = time.monotonic()
-        components = connected_components(
-            records.select(F.col("record_id").alias("id")),
-            links.select(F.col("record_id").alias("src"), F.col("linked_to").alias("dst"))).cache()
-        sizes = component_sizes(components)
-        clusters, largest = sizes.count(), sizes.first()["size"]
-        timings["components"] = time.monotonic() - t0
+        named = records.where("first_name IS NOT NULL AND last_name IS NOT NULL")
+        fuzzy, model = probabilistic_links(named)
+        fuzzy = fuzzy.select("record_id", "linked_to", "rule").cache()
+        fuzzy.count()
+        timings["probabilistic links"] = time.monotonic() - t0
 
-        t0 = time.monotonic()
         truth = spark.read.option("header", True).csv(str(truth_dir / "source_records.csv")) \
             .select(F.concat_ws(":", "source_table", "source_record_id").alias("record_id"), "person_id") \
             .join(spark.read.option("header", True).csv(str(truth_dir / "people.csv"))
-                  .select("person_id", "household_id"), "person_id")
-        predicted = components.select(F.col("id").alias("record_id"), F.col("component").alias("customer_id"))
-        scores = score(predicted, truth)
-        timings["score"] = time.monotonic() - t0
+                  .select("person_id", "household_id"), "person_id").cache()
+        results = {}
+        for stage, links in (("deterministic", deterministic), ("deterministic + probabilistic",
+                                                                 deterministic.unionByName(fuzzy))):
+            t0 = time.monotonic()
+            components = connected_components(
+                records.select(F.col("record_id").alias("id")),
+                links.select(F.col("record_id").alias("src"), F.col("linked_to").alias("dst"))).cache()
+            sizes = component_sizes(components)
+            clusters, largest = sizes.count(), sizes.first()["size"]
+            timings[f"components ({stage})"] = time.monotonic() - t0
+            predicted = components.select(F.col("id").alias("record_id"), F.col("component").alias("customer_id"))
+            by_rule = {r.rule: r["count"] for r in links.groupBy("rule").count().collect()}
+            results[stage] = (score(predicted, truth), clusters, largest, by_rule)
         spark.stop()
 
-    print(f"\nidentity benchmark (deterministic stage only): customers={customers} seed={seed} days={days}")
-    print(f"  records {n_records}, identifiers {n_ids}, clusters {clusters}, largest cluster {largest}")
-    print(f"  links by rule: {dict(sorted(links_by_rule.items()))}")
-    for name, value in scores.as_dict().items():
-        print(f"  {name:<24}{value:.4f}" if isinstance(value, float) else f"  {name:<24}{value}")
+    print(f"\nidentity benchmark: customers={customers} seed={seed} days={days}")
+    print(f"  records {n_records}, identifiers {n_ids}; Fellegi-Sunter: match share {model.match_share:.4f} "
+          f"after {model.iterations} EM iterations")
+    for stage, (scores, clusters, largest, by_rule) in results.items():
+        print(f"  {stage}: clusters {clusters}, largest {largest}, links {dict(sorted(by_rule.items()))}")
+        for name, value in scores.as_dict().items():
+            print(f"    {name:<24}{value:.4f}" if isinstance(value, float) else f"    {name:<24}{value}")
     for stage, seconds in timings.items():
-        print(f"  {stage:<24}{seconds:7.1f} s")
+        print(f"  {stage:<34}{seconds:7.1f} s")
     print(f"  peak resident memory (python + JVM): {memory.peak_bytes / 2**30:.2f} GiB")
     return 0
 
