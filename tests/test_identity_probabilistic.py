@@ -7,7 +7,6 @@ import math
 from datetime import date
 
 import pytest
-from pyspark.sql import functions as F
 
 from spark_jobs.identity.probabilistic import FIELDS, Model, comparison_levels, estimate, score_pairs
 

@@ -110,3 +110,10 @@ def test_an_s3_landing_zone_is_listed_with_boto3(s3_landing):
     [seen] = list_landing(settings, get_contract("web_events"))
     assert (seen.path, seen.size, seen.delivery_date.isoformat()) == (
         "s3a://landing-bucket/zone/web/events/2025-12-31/e.jsonl", 9, "2025-12-31")
+
+
+def test_hidden_files_and_folders_are_not_deliveries():
+    from spark_jobs.ingest.landing import is_hidden
+
+    assert [is_hidden(p) for p in ["2025-12-31/a.jsonl", "2025-12-31/.a.jsonl.tmp", "_staging/2025-12-31/a.jsonl",
+                                   "2025-12-31/_SUCCESS", "a_b/c.csv"]] == [False, True, True, True, False]

@@ -12,7 +12,6 @@ and peak memory.
 
 from __future__ import annotations
 
-import logging
 import shutil
 import time
 from pathlib import Path
@@ -29,8 +28,6 @@ from spark_jobs.ingest.bronze import ingest_contract, processed_index
 from spark_jobs.ingest.contracts import get_contract
 from spark_jobs.landing.generate import generate
 from spark_jobs.settings import Settings
-
-log = logging.getLogger(__name__)
 
 
 def run(customers: int, seed: int, days: int, home: Path) -> int:

@@ -23,7 +23,6 @@ from pyspark.sql import functions as F
 
 PERSONAL_KINDS = ("crm_contact_id", "loyalty_card_id", "user_id")
 SHAREABLE_KINDS = ("email", "phone", "email_sha256")
-LINK_COLUMNS = ("record_id", "linked_to", "rule", "kind")
 
 
 def _star(rows: DataFrame, group: list[str], rule: str) -> DataFrame:

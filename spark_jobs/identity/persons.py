@@ -15,9 +15,6 @@ from pyspark.sql import functions as F
 
 from spark_jobs.identity import standardise as std
 
-RECORD_COLUMNS = ("record_id", "source_table", "source_record_id", "first_name", "last_name", "birth_date",
-                  "email_raw", "email", "phone", "address_line", "address_unit", "postcode", "country",
-                  "crm_contact_id", "loyalty_card_id", "email_sha256")
 
 
 def _null() -> Column:

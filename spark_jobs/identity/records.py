@@ -19,9 +19,6 @@ from spark_jobs.identity import standardise as std
 FIELDS = ("record_id", "source", "first_name", "last_name", "full_name", "dob", "email", "phone",
           "address", "city", "state", "postcode", "country")
 REQUIRED = ("record_id",)
-# The standard fields every record frame has, in this order, after record_id and source.
-STANDARD_COLUMNS = ("first_name", "last_name", "birth_date", "email", "phone", "address_line", "address_unit",
-                    "city", "state", "postcode", "country")
 
 
 class MappingError(ValueError):

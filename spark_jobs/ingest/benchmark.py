@@ -14,7 +14,6 @@ it neither touches nor locks the main lakehouse.
 
 from __future__ import annotations
 
-import logging
 import shutil
 import time
 from pathlib import Path
@@ -24,8 +23,6 @@ from spark_jobs.ingest.bronze import ingest_contract, processed_index
 from spark_jobs.ingest.contracts import Contract, load_contracts
 from spark_jobs.landing.generate import generate
 from spark_jobs.settings import Settings
-
-log = logging.getLogger(__name__)
 
 
 def _folder_bytes(path: Path) -> int:

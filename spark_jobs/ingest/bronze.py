@@ -34,7 +34,7 @@ from pyspark.sql.types import (
 from spark_jobs.ingest.apply import add_metadata, apply_to_bronze, latest_per_key
 from spark_jobs.ingest.contracts import Contract, get_contract, load_contracts
 from spark_jobs.ingest.landing import LandingFile, list_landing_files
-from spark_jobs.ingest.parse import EXTRA_KEYS, REASON, add_new_columns, read_files, validate
+from spark_jobs.ingest.parse import EXTRA_KEYS, REASON, add_new_columns, read_files, short_error, validate
 from spark_jobs.reporting import spark_job
 
 log = logging.getLogger(__name__)
@@ -85,11 +85,6 @@ class FileOutcome:
         return self.received - self.accepted
 
 
-def _short_error(exc: Exception) -> str:
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[0][:500] if lines else type(exc).__name__
-
-
 FileKey = tuple[str, int, int]  # path, size, modification time: the identity of a delivered file
 
 
@@ -122,7 +117,7 @@ def unreadable_files(spark: SparkSession, contract: Contract, files: list[Landin
             else:
                 spark.read.option("header", True).csv(f.path).count()
         except Exception as exc:  # noqa: BLE001 - any read error makes the file unreadable
-            failed[f.path] = f"unreadable file: {_short_error(exc)}"
+            failed[f.path] = f"unreadable file: {short_error(exc)}"
     return failed
 
 

@@ -39,6 +39,12 @@ def delivery_date(path: str, modified_ms: int) -> date:
     return datetime.fromtimestamp(modified_ms / 1000, tz=timezone.utc).date()
 
 
+def is_hidden(relative_path: str) -> bool:
+    """A file inside, or named, ``.something`` or ``_something`` is not a delivery (yet): a
+    temporary file being written, a marker such as ``_SUCCESS``."""
+    return any(part.startswith((".", "_")) for part in relative_path.split("/") if part)
+
+
 def entity_uri(landing_root: str, contract: Contract) -> str:
     return f"{landing_root.rstrip('/')}/{contract.landing}"
 
@@ -46,20 +52,21 @@ def entity_uri(landing_root: str, contract: Contract) -> str:
 def list_landing_files(spark: SparkSession, landing_root: str, contract: Contract,
                        dates: tuple[date, date] | None = None) -> list[LandingFile]:
     """Every data file under the entity's folder (recursively), optionally only those whose
-    delivery date is between ``dates`` (inclusive). Hidden files (``.``/``_``) are skipped."""
+    delivery date is between ``dates`` (inclusive). Hidden files and folders are skipped."""
     jvm = spark.sparkContext._jvm
     root = jvm.org.apache.hadoop.fs.Path(entity_uri(landing_root, contract))
     fs = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     if not fs.exists(root):
         return []
+    prefix = fs.makeQualified(root).toString().rstrip("/") + "/"
     files = []
     iterator = fs.listFiles(root, True)
     while iterator.hasNext():
         status = iterator.next()
-        path = status.getPath()
-        if path.getName().startswith((".", "_")):
+        path = status.getPath().toString()
+        if is_hidden(path[len(prefix):] if path.startswith(prefix) else status.getPath().getName()):
             continue
-        files.append(LandingFile(path.toString(), status.getLen(), status.getModificationTime()))
+        files.append(LandingFile(path, status.getLen(), status.getModificationTime()))
     if dates is not None:
         first, last = dates
         files = [f for f in files if first <= f.delivery_date <= last]

@@ -35,7 +35,6 @@ EXTRA_KEYS = "_extra_keys"  # JSON keys a row has that the contract does not dec
 @dataclass
 class RawRead:
     frame: DataFrame | None
-    files: list[LandingFile]                                  # files in the frame
     failed: dict[str, str] = field(default_factory=dict)      # path -> error, not in the frame
     new_columns: list[str] = field(default_factory=list)      # drift: columns not in the contract
 
@@ -63,7 +62,7 @@ def _read_jsonl(spark: SparkSession, contract: Contract, files: list[LandingFile
         "_source_file",
         F.array_except(F.json_object_keys("_raw"), F.array(*[F.lit(n) for n in declared])).alias(EXTRA_KEYS),
     )
-    return RawRead(frame, files)
+    return RawRead(frame)
 
 
 def add_new_columns(flagged: DataFrame, new_columns: list[str]) -> DataFrame:
@@ -110,7 +109,7 @@ def _read_csv(spark: SparkSession, contract: Contract, files: list[LandingFile])
         try:
             header = tuple(csv_header(spark, f.path))
         except Exception as exc:  # unreadable: truncated gzip, binary, permissions
-            failed[f.path] = f"cannot read the CSV header: {_short_error(exc)}"
+            failed[f.path] = f"cannot read the CSV header: {short_error(exc)}"
             continue
         missing = [c.file_name for c in contract.columns if c.required and c.file_name not in header]
         if missing:
@@ -140,8 +139,7 @@ def _read_csv(spark: SparkSession, contract: Contract, files: list[LandingFile])
     frame = None
     for df in frames:
         frame = df if frame is None else frame.unionByName(df)
-    readable = [f for group in by_header.values() for f in group]
-    return RawRead(frame, readable, failed, new_columns)
+    return RawRead(frame, failed, new_columns)
 
 
 def read_files(spark: SparkSession, contract: Contract, files: list[LandingFile]) -> RawRead:
@@ -149,7 +147,8 @@ def read_files(spark: SparkSession, contract: Contract, files: list[LandingFile]
     return reader(spark, contract, files)
 
 
-def _short_error(exc: Exception) -> str:
+def short_error(exc: Exception) -> str:
+    """The first line of an error (Spark's are pages long), for logs and failed-file records."""
     text = str(exc).strip().splitlines()
     return text[0][:500] if text else type(exc).__name__
 

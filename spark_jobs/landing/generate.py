@@ -34,7 +34,7 @@ from pathlib import Path
 
 from spark_jobs.landing.deliveries import Deliveries
 from spark_jobs.landing.people import (
-    PLACES, Person, address_variant, ascii_fold, email_variant, first_name_variant,
+    PLACES, Person, address_variant, email_variant, first_name_variant,
     last_name_variant, make_population, phone_variant,
 )
 

@@ -27,7 +27,7 @@ import dagster as dg
 from dagster_project.defs.ingest.partitions import first_partition_day, partition_range_tags
 from dagster_project.resources import CdpSettingsResource
 from spark_jobs.ingest.contracts import Contract, load_contracts
-from spark_jobs.ingest.landing import delivery_date
+from spark_jobs.ingest.landing import delivery_date, is_hidden
 from spark_jobs.settings import Settings
 
 
@@ -42,17 +42,13 @@ class SeenFile:
         return delivery_date(self.path, self.modified_ms)
 
 
-def _hidden(name: str) -> bool:
-    return name.startswith((".", "_"))
-
-
 def _list_local(root: Path) -> Iterator[SeenFile]:
     if not root.is_dir():
         return
     for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if not _hidden(d)]
+        dirs[:] = [d for d in dirs if not is_hidden(d)]
         for name in files:
-            if not _hidden(name):
+            if not is_hidden(name):
                 stat = (Path(folder) / name).stat()
                 yield SeenFile(str(Path(folder) / name), stat.st_size, int(stat.st_mtime * 1000))
 
@@ -65,7 +61,7 @@ def _list_s3(uri: str, endpoint_url: str | None) -> Iterator[SeenFile]:
     client = boto3.client("s3", endpoint_url=endpoint_url or None)
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=parsed.netloc, Prefix=prefix):
         for obj in page.get("Contents", []):
-            if not any(_hidden(part) for part in obj["Key"][len(prefix):].split("/")):
+            if not is_hidden(obj["Key"][len(prefix):]):
                 yield SeenFile(f"{parsed.scheme}://{parsed.netloc}/{obj['Key']}", obj["Size"],
                                int(obj["LastModified"].timestamp() * 1000))
 
