@@ -3,7 +3,8 @@
 Identifiers come in long form, ``(record_id, kind, value)``, already standardised. Two kinds
 of identifier behave differently:
 
-- *personal* ones (a CRM contact id carried by an order, a loyalty card, a logged-in user id)
+- *personal* ones (a CRM contact id carried by an order, a loyalty card, a logged-in user id,
+  a social handle on one platform)
   belong to one person: every record that carries the value is linked;
 - *shareable* ones (email, phone, a vendor's hashed email) are personal in most cases, but
   a household can share a landline or a family mailbox. Sharing one is never enough on its
@@ -21,7 +22,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-PERSONAL_KINDS = ("crm_contact_id", "loyalty_card_id", "user_id")
+PERSONAL_KINDS = ("crm_contact_id", "loyalty_card_id", "user_id", "social_handle")
 SHAREABLE_KINDS = ("email", "phone", "email_sha256")
 
 
@@ -29,13 +30,14 @@ def _star(rows: DataFrame, group: list[str], rule: str) -> DataFrame:
     """Link every record of a group to the group's smallest record id."""
     anchor = F.min("record_id").over(Window.partitionBy(*group))
     return rows.withColumn("linked_to", anchor).where(F.col("record_id") != F.col("linked_to")) \
-        .select("record_id", "linked_to", F.lit(rule).alias("rule"), "kind")
+        .select("record_id", "linked_to", F.lit(rule).alias("rule"), "kind", "value")
 
 
 def deterministic_links(identifiers: DataFrame, people: DataFrame) -> DataFrame:
     """``identifiers(record_id, kind, value)`` and ``people(record_id, first_name, birth_date)``
-    -> links ``(record_id, linked_to, rule, kind)``: the record is the same person as
-    ``linked_to`` because of ``rule``."""
+    -> links ``(record_id, linked_to, rule, kind, value)``: the record is the same person as
+    ``linked_to`` because of ``rule`` on the identifier ``value``. Each (kind, value) group is
+    decided on its own records alone, so a group can be re-decided without the others."""
     unknown = identifiers.where(~F.col("kind").isin(*PERSONAL_KINDS, *SHAREABLE_KINDS)) \
         .select("kind").distinct().collect()
     if unknown:
@@ -66,5 +68,6 @@ def deterministic_links(identifiers: DataFrame, people: DataFrame) -> DataFrame:
     anchor = F.coalesce(F.min(named_id).over(by_value), F.min("record_id").over(by_value))
     unnamed = unambiguous.withColumn("linked_to", anchor) \
         .where(F.col("first_name").isNull() & (F.col("record_id") != F.col("linked_to"))) \
-        .select("record_id", "linked_to", F.lit("exact_shared_id_unnamed").alias("rule"), "kind")
+        .select("record_id", "linked_to", F.lit("exact_shared_id_unnamed").alias("rule"), "kind", "value")
     return personal.unionByName(same_name).unionByName(same_name_and_dob).unionByName(unnamed)
+

@@ -2,8 +2,9 @@
 
 Each source contributes what it knows about a person: the CRM a full profile; orders,
 tickets and surveys an email and maybe the CRM id they were placed under; store tickets a
-loyalty card; the enrichment vendor a hashed email or an address; social mentions an email
-when the platform shared one. ``record_id`` is ``<source_table>:<source_record_id>``.
+loyalty card; the enrichment vendor a hashed email; social mentions a handle on a platform
+and an email when the platform shared one. A vendor record keyed by a postal address alone
+is a household's, not a person's: it is not a person record (households.py attaches it). ``record_id`` is ``<source_table>:<source_record_id>``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ def _record(df: DataFrame, table: str, key: str, **fields: Column) -> DataFrame:
     columns = {"first_name": _null(), "last_name": _null(), "birth_date": F.lit(None).cast("date"),
                "email_raw": _null(), "email": _null(), "phone": _null(), "address_line": _null(),
                "address_unit": _null(), "postcode": _null(), "country": _null(), "crm_contact_id": _null(),
-               "loyalty_card_id": _null(), "email_sha256": _null()}
+               "loyalty_card_id": _null(), "email_sha256": _null(),
+               "social_handle": _null()}
     columns.update(fields)
     return df.select(
         F.concat(F.lit(f"{table}:"), F.col(key)).alias("record_id"), F.lit(table).alias("source_table"),
@@ -61,11 +63,14 @@ SOURCES: dict[str, Callable[[DataFrame], DataFrame]] = {
                                            crm_contact_id=F.col("crm_contact_id")),
     "pos_transactions": lambda df: _record(df, "pos_transactions", "transaction_id",
                                            loyalty_card_id=F.col("loyalty_card_id")),
-    "social_mentions": lambda df: _record(df, "social_mentions", "mention_id", **_emailed("linked_email")),
+    "social_mentions": lambda df: _record(
+        df, "social_mentions", "mention_id", **_emailed("linked_email"),
+        social_handle=F.concat_ws(":", F.lower("platform"), F.lower(F.trim("handle")))),
+    # Only the vendor's records keyed by a hashed email describe a person; those keyed by an
+    # address describe a household (see households.vendor_households).
     "enrichment_demographics": lambda df: _record(
-        df, "enrichment_demographics", "vendor_record_id", email_sha256=F.lower(F.col("email_sha256")),
-        address_line=std.address_line(F.col("street")), address_unit=std.address_unit(F.col("street")),
-        postcode=std.postcode(F.col("postcode"))),
+        df.where(F.col("email_sha256").isNotNull()), "enrichment_demographics", "vendor_record_id",
+        email_sha256=F.lower(F.col("email_sha256"))),
 }
 
 
@@ -83,7 +88,8 @@ def person_records(tables: dict[str, DataFrame]) -> DataFrame:
 def identifiers(records: DataFrame) -> DataFrame:
     """``(record_id, kind, value)`` for every strong identifier a record carries. A vendor's
     hashed email is matched against the hash of both the raw (lower-cased) and the standard
-    email, since vendors hash what they were given."""
+    email, since vendors hash what they were given. Kinds whose columns ``records`` lacks
+    (a user's file has no CRM id) are skipped."""
     raw_hash = F.sha2(F.lower(F.trim(F.col("email_raw"))), 256)
     standard_hash = F.sha2(F.col("email"), 256)
     kinds = {
@@ -91,12 +97,50 @@ def identifiers(records: DataFrame) -> DataFrame:
         "phone": F.array(F.col("phone")),
         "crm_contact_id": F.array(F.nullif(F.trim(F.col("crm_contact_id")), F.lit(""))),
         "loyalty_card_id": F.array(F.nullif(F.trim(F.col("loyalty_card_id")), F.lit(""))),
+        "social_handle": F.array(F.col("social_handle")),
         "email_sha256": F.array(F.coalesce(F.col("email_sha256"), F.when(F.col("email").isNotNull(), raw_hash)),
                                 F.when(F.col("email").isNotNull(), standard_hash)),
     }
+    needs = {"email": {"email"}, "phone": {"phone"}, "crm_contact_id": {"crm_contact_id"},
+             "loyalty_card_id": {"loyalty_card_id"}, "social_handle": {"social_handle"}, "email_sha256": {"email", "email_raw", "email_sha256"}}
+    kinds = {kind: values for kind, values in kinds.items() if needs[kind] <= set(records.columns)}
     frames = [records.select("record_id", F.lit(kind).alias("kind"), F.explode(values).alias("value"))
               for kind, values in kinds.items()]
     out = frames[0]
     for frame in frames[1:]:
         out = out.unionByName(frame)
     return out.where(F.col("value").isNotNull() & (F.col("value") != "")).distinct()
+
+
+VISITOR_SOURCE = "web_visitors"
+
+
+def crm_email_history(changes: DataFrame) -> DataFrame:
+    """``(record_id, kind, value)``: every email a CRM contact has had, from the change data feed
+    of ``bronze.crm_contacts``. An old address still identifies the person (an order placed
+    before they told us about the new one carries it)."""
+    return changes.where(F.col("_change_type").isin("insert", "update_preimage", "update_postimage")) \
+        .select(F.concat(F.lit("crm_contacts:"), F.col("contact_id")).alias("record_id"), F.lit("email").alias("kind"),
+                std.email(F.col("email")).alias("value")) \
+        .where(F.col("value").isNotNull()).distinct()
+
+
+def visitors(web_events: DataFrame | None, email_events: DataFrame | None) -> tuple[DataFrame, DataFrame] | None:
+    """Anonymous web/app visitors as records (``web_visitors:<anonymous_id>``) and their identifiers:
+    the CRM contact they logged in as and the emails whose tracked links they clicked. An
+    anonymous id seen logged in as more than one user is a shared device: it links nothing."""
+    frames = []
+    if web_events is not None:
+        frames.append(web_events.where("user_id IS NOT NULL").select(
+            "anonymous_id", F.lit("crm_contact_id").alias("kind"), F.trim("user_id").alias("value")))
+    if email_events is not None:
+        frames.append(email_events.where("event_type = 'click' AND anonymous_id IS NOT NULL").select(
+            "anonymous_id", F.lit("email").alias("kind"), std.email(F.col("email")).alias("value")))
+    if not frames:
+        return None
+    seen = frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
+    seen = seen.where(F.col("value").isNotNull() & (F.col("value") != "")).distinct()
+    shared = seen.where("kind = 'crm_contact_id'").groupBy("anonymous_id").count().where("count > 1")
+    usable = seen.join(shared, "anonymous_id", "left_anti")
+    ids = usable.select(F.concat(F.lit(f"{VISITOR_SOURCE}:"), F.col("anonymous_id")).alias("record_id"), "kind", "value")
+    return _record(usable.select("anonymous_id").distinct(), VISITOR_SOURCE, "anonymous_id"), ids

@@ -19,8 +19,9 @@ disagree is never a link, whatever the address and surname say.
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -65,21 +66,32 @@ def comparison_levels(pairs: DataFrame) -> DataFrame:
     )
 
 
-def candidate_pairs(records: DataFrame, max_block_size: int = 50) -> DataFrame:
-    """Distinct ``(id_l, id_r)`` with id_l < id_r that share at least one blocking key."""
-    frames = []
-    for name, keys in BLOCKING_KEYS.items():
-        keyed = records.where(" AND ".join(f"{k} IS NOT NULL" for k in keys)) \
-            .select("record_id", F.concat_ws("\u0001", *[F.col(k).cast("string") for k in keys]).alias("block"))
-        small = keyed.groupBy("block").count().where(F.col("count") <= max_block_size).select("block")
-        keyed = keyed.join(small, "block", "left_semi")
-        frames.append(keyed.alias("l").join(keyed.alias("r"), "block")
-                      .where(F.col("l.record_id") < F.col("r.record_id"))
-                      .select(F.col("l.record_id").alias("id_l"), F.col("r.record_id").alias("id_r")))
+def block_keys(records: DataFrame) -> DataFrame:
+    """``(record_id, block)``: one row per blocking key a record has (``<name>:<values>``)."""
+    frames = [records.where(" AND ".join(f"{k} IS NOT NULL" for k in keys)).select(
+        "record_id", F.concat_ws("\u0001", F.lit(name), *[F.col(k).cast("string") for k in keys]).alias("block"))
+        for name, keys in BLOCKING_KEYS.items()]
     out = frames[0]
     for frame in frames[1:]:
         out = out.unionByName(frame)
-    return out.distinct()
+    return out
+
+
+def small_blocks(keys: DataFrame, max_block_size: int) -> DataFrame:
+    """``(block)`` of the blocks with at most ``max_block_size`` records."""
+    return keys.groupBy("block").count().where(F.col("count") <= max_block_size).select("block")
+
+
+def candidate_pairs(records: DataFrame, max_block_size: int = 50, only_blocks: DataFrame | None = None) -> DataFrame:
+    """Distinct ``(id_l, id_r)`` with id_l < id_r that share at least one blocking key of at
+    most ``max_block_size`` records (only the keys in ``only_blocks(block)``, when given)."""
+    keys = block_keys(records)
+    small = small_blocks(keys, max_block_size)
+    if only_blocks is not None:
+        small = small.join(only_blocks, "block", "left_semi")
+    keyed = keys.join(small, "block", "left_semi")
+    return keyed.alias("l").join(keyed.alias("r"), "block").where(F.col("l.record_id") < F.col("r.record_id")) \
+        .select(F.col("l.record_id").alias("id_l"), F.col("r.record_id").alias("id_r")).distinct()
 
 
 def with_sides(pairs: DataFrame, records: DataFrame) -> DataFrame:
@@ -102,6 +114,15 @@ class Model:
 
     def weight(self, field: str, level: int) -> float:
         return math.log2(self.m[field][level] / self.u[field][level])
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Model:
+        raw = json.loads(text)
+        levels = lambda table: {f: {int(lv): p for lv, p in by_level.items()} for f, by_level in table.items()}  # noqa: E731
+        return cls(levels(raw["m"]), levels(raw["u"]), raw["match_share"], raw["iterations"])
 
 
 def estimate(patterns: list[tuple[dict[str, int | None], int]], fields=FIELDS, max_iterations: int = 100,
@@ -162,12 +183,15 @@ def score_pairs(compared: DataFrame, model: Model) -> DataFrame:
 
 
 def probabilistic_links(records: DataFrame, threshold: float = 0.99, max_block_size: int = 50,
-                        ) -> tuple[DataFrame, Model]:
+                        model: Model | None = None, pairs: DataFrame | None = None) -> tuple[DataFrame, Model]:
     """Links ``(record_id, linked_to, rule, match_weight, match_probability, gamma_*)`` above
-    ``threshold``, and the estimated model. ``records`` needs record_id, first_name,
-    last_name, birth_date, email, phone, address_line and postcode (see persons.py)."""
-    compared = comparison_levels(with_sides(candidate_pairs(records, max_block_size), records)).cache()
-    model = estimate(pattern_counts(compared))
+    ``threshold``, and the model: ``model`` when given (an incremental run keeps the weights
+    of the last full run), else estimated on these records. ``pairs(id_l, id_r)`` restricts
+    the comparison to those candidates (default: every candidate pair). ``records`` needs
+    record_id, first_name, last_name, birth_date, email, phone, address_line and postcode."""
+    pairs = pairs if pairs is not None else candidate_pairs(records, max_block_size)
+    compared = comparison_levels(with_sides(pairs, records)).cache()
+    model = model or estimate(pattern_counts(compared))
     scored = score_pairs(compared, model)
     household_guard = ~((F.col("gamma_first_name") == 0) & (F.col("gamma_birth_date") == 0))
     links = scored.where((F.col("match_probability") >= threshold) & F.coalesce(household_guard, F.lit(True)))

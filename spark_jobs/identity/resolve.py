@@ -1,103 +1,249 @@
-"""Minimal identity resolution: map every person-bearing source record to a customer id.
+"""The identity-resolution job: bronze person records -> silver identity tables.
 
-Rules, strongest first:
-1. an order that carries the CRM contact id of a known contact belongs to that contact's customer;
-2. records with the same normalised email are the same customer;
-3. a record with neither gets a customer of its own.
+    python -m spark_jobs.identity.resolve [--size-limit N] [--full [--reuse-model]]
 
-The customer id is derived from the normalised email (or the record key), so it is stable
-across runs while the email is. #4 replaces this with probabilistic matching and persistent
-ids with history; the output table keeps its shape.
+A run is incremental when the last run left its state (``silver._identity_*``): only the
+records that are new, changed or gone since then are re-linked, with the last full run's
+Fellegi-Sunter weights (incremental.py). ``--full`` re-links everything and re-estimates the
+weights (``--reuse-model`` keeps them, so a full run can be compared with an incremental one).
 
-    python -m spark_jobs.identity.resolve
+Reads every person-bearing bronze table (persons.SOURCES), the CRM's change feed (every
+email a contact ever had) and the web/email events (anonymous visitors that logged in or
+clicked a tracked link), resolves them (resolution.py), keeps customer ids stable across
+runs (persistent_ids.py) and writes, in this order so that a crash part-way leaves the
+identity map of the previous run in place and the next run completes:
+
+- ``silver.identity_evidence``   every accepted link: rule, match weight, per-field levels
+- ``silver.household_members`` / ``silver.households``
+- ``silver.customer_id_history`` old id -> new id, reason (merged, split, removed), merged
+  idempotently on the identity-map version the run started from
+- ``silver.customer_id_lineage`` every id ever issued -> the id that carries its records now
+- ``silver.anonymous_ids``       anonymous web/app id -> customer
+- ``silver.identity_map``        source record -> customer id (the table downstream reads)
+- ``silver.identity_runs``       one row of metrics per run; ``silver.identity_models`` the
+  Fellegi-Sunter weights of each full run
+- ``silver._identity_records`` / ``_identity_identifiers`` / ``_identity_links``: the state
+  the next incremental run starts from
+
+The steward's directives are read from ``silver.identity_directives`` (created empty).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import uuid
+from datetime import datetime, timezone
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from spark_jobs.identity.households import household_members, households
+from spark_jobs.identity.incremental import LinkState
+from spark_jobs.identity.persistent_ids import assign_ids
+from spark_jobs.identity.persons import (SOURCES, VISITOR_SOURCE, crm_email_history, identifiers,
+                                         person_records, visitors)
+from spark_jobs.identity.probabilistic import Model
+from spark_jobs.identity.resolution import DEFAULT_SIZE_LIMIT, resolve_records, strongest_rule
 from spark_jobs.reporting import spark_job
 
 log = logging.getLogger(__name__)
 
 IDENTITY_MAP_TABLE = "silver.identity_map"
-CUSTOMER_ID_PREFIX = "cus_"
+EVIDENCE_TABLE = "silver.identity_evidence"
+HISTORY_TABLE = "silver.customer_id_history"
+LINEAGE_TABLE = "silver.customer_id_lineage"
+HOUSEHOLDS_TABLE = "silver.households"
+HOUSEHOLD_MEMBERS_TABLE = "silver.household_members"
+ANONYMOUS_IDS_TABLE = "silver.anonymous_ids"
+DIRECTIVES_TABLE = "silver.identity_directives"
+RUNS_TABLE = "silver.identity_runs"
+MODELS_TABLE = "silver.identity_models"
+STATE_TABLES = ("silver._identity_records", "silver._identity_identifiers", "silver._identity_links")
+OUTPUT_TABLES = (EVIDENCE_TABLE, HOUSEHOLDS_TABLE, HOUSEHOLD_MEMBERS_TABLE, HISTORY_TABLE, LINEAGE_TABLE,
+                 ANONYMOUS_IDS_TABLE, RUNS_TABLE)
+DIRECTIVES_SCHEMA = ("directive_id string, action string, record_id string, other_record_id string, "
+                     "reason string, created_by string, created_at timestamp")
+SIZE_BUCKETS = [(1, "1"), (2, "2"), (5, "3-5"), (10, "6-10"), (50, "11-50"), (None, ">50")]
 
 
-def normalise_email(column: Column) -> Column:
-    """Lower-case and trim; blanks become null."""
-    cleaned = F.lower(F.trim(column))
-    return F.when(cleaned == "", None).otherwise(cleaned)
+def _table(spark: SparkSession, name: str) -> DataFrame | None:
+    return spark.table(name) if spark.catalog.tableExists(name) else None
 
 
-def source_records(contacts: DataFrame, orders: DataFrame) -> DataFrame:
-    """Person-bearing records of every source, in one shape."""
-    crm = contacts.select(
-        F.lit("crm_contacts").alias("source_table"),
-        F.col("contact_id").alias("source_record_id"),
-        F.col("contact_id").alias("crm_contact_id"),
-        F.col("email").alias("email_raw"),
-    )
-    shop = orders.select(
-        F.lit("shop_orders").alias("source_table"),
-        F.col("order_id").alias("source_record_id"),
-        F.col("crm_contact_id"),
-        F.col("customer_email").alias("email_raw"),
-    )
-    return crm.unionByName(shop).withColumn("email_normalised", normalise_email(F.col("email_raw")))
+def _overwrite(df: DataFrame, name: str) -> None:
+    df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").saveAsTable(name)
 
 
-def _id_from(value: Column) -> Column:
-    return F.concat(F.lit(CUSTOMER_ID_PREFIX), F.substring(F.sha2(value, 256), 1, 16))
+def directives(spark: SparkSession) -> DataFrame:
+    if not spark.catalog.tableExists(DIRECTIVES_TABLE):
+        spark.createDataFrame([], DIRECTIVES_SCHEMA).write.format("delta").saveAsTable(DIRECTIVES_TABLE)
+    return spark.table(DIRECTIVES_TABLE)
 
 
-def resolve_identities(records: DataFrame) -> DataFrame:
-    """One row per source record: its customer_id and the rule that decided it."""
-    contact_emails = records.where("source_table = 'crm_contacts'").select(
-        F.col("source_record_id").alias("_contact_id"),
-        F.col("email_normalised").alias("_contact_email"),
-    )
-    linked = records.join(
-        contact_emails,
-        (records.source_table == "shop_orders") & (records.crm_contact_id == contact_emails._contact_id),
-        "left",
-    )
-    # An order placed by a logged-in contact takes the contact's email as its identity.
-    identity_email = F.coalesce(F.col("_contact_email"), F.col("email_normalised"))
-    rule = (
-        F.when(F.col("_contact_id").isNotNull(), F.lit("crm_contact_id"))
-        .when(F.col("email_normalised").isNotNull(), F.lit("exact_email"))
-        .otherwise(F.lit("no_identifier"))
-    )
-    record_key = F.concat_ws(":", "source_table", "source_record_id")
-    return linked.select(
-        "source_table",
-        "source_record_id",
-        F.when(identity_email.isNotNull(), _id_from(identity_email)).otherwise(_id_from(record_key)).alias("customer_id"),
-        rule.alias("match_rule"),
-        "email_normalised",
-    )
+def crm_history_identifiers(spark: SparkSession) -> DataFrame | None:
+    try:
+        changes = spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", 0) \
+            .table("bronze.crm_contacts")
+    except Exception as error:  # noqa: BLE001 - an older table without the feed: current emails only
+        log.warning("no change feed on bronze.crm_contacts (%s): matching on current emails only", error)
+        return None
+    return crm_email_history(changes)
+
+
+def last_model(spark: SparkSession) -> Model | None:
+    models = _table(spark, MODELS_TABLE)
+    row = models.orderBy(F.desc("created_at")).select("model_json").first() if models is not None else None
+    return Model.from_json(row.model_json) if row else None
+
+
+def size_distribution(identity: DataFrame) -> dict[str, int]:
+    sizes = identity.groupBy("customer_id").count()
+    bucket = F.lit(SIZE_BUCKETS[-1][1])
+    for limit, label in reversed(SIZE_BUCKETS[:-1]):
+        bucket = F.when(F.col("count") <= limit, F.lit(label)).otherwise(bucket)
+    counts = {r.bucket: r["count"] for r in sizes.groupBy(bucket.alias("bucket")).count().collect()}
+    return {label: counts.get(label, 0) for _, label in SIZE_BUCKETS}
+
+
+def _elapsed(since: datetime) -> float:
+    return (datetime.now(timezone.utc) - since).total_seconds()
+
+
+def last_state(spark: SparkSession) -> LinkState | None:
+    if not all(spark.catalog.tableExists(t) for t in STATE_TABLES):
+        return None
+    return LinkState(*[spark.table(t) for t in STATE_TABLES])
+
+
+def run(spark: SparkSession, size_limit: int = DEFAULT_SIZE_LIMIT, full: bool = False,
+        reuse_model: bool = False) -> dict:
+    """Resolve the bronze tables into the silver identity tables; return the run's metrics."""
+    spark.sql("CREATE DATABASE IF NOT EXISTS silver")
+    run_id, started = uuid.uuid4().hex[:12], datetime.now(timezone.utc)
+    tables = {name: t for name in SOURCES if (t := _table(spark, f"bronze.{name}")) is not None}
+    records = person_records(tables)
+    ids = identifiers(records)
+    history_ids = crm_history_identifiers(spark) if "crm_contacts" in tables else None
+    if history_ids is not None:
+        ids = ids.unionByName(history_ids).distinct()
+    stitched = visitors(_table(spark, "bronze.web_events"), _table(spark, "bronze.email_events"))
+    if stitched is not None:
+        records, ids = records.unionByName(stitched[0]), ids.unionByName(stitched[1])
+    records = records.localCheckpoint(eager=True)
+    ids = ids.localCheckpoint(eager=True)
+    log.info("identity run %s: %d record(s), %d identifier(s)", run_id, records.count(), ids.count())
+
+    state = None if full else last_state(spark)
+    model = last_model(spark) if (reuse_model or state is not None) else None
+    resolved = resolve_records(records, ids, directives(spark), size_limit, model, state if model else None)
+    log.info("identity run %s: resolved in %.0f s", run_id, _elapsed(started))
+
+    # Visitors only bridge people; a cluster of visitors alone is nobody we know.
+    clusters = resolved.clusters.withColumn("is_visitor", F.col("record_id").startswith(f"{VISITOR_SOURCE}:"))
+    known = clusters.groupBy("component").agg(F.min("is_visitor").alias("only_visitors")).where("NOT only_visitors")
+    clusters = clusters.join(known.select("component"), "component", "left_semi")
+    people = clusters.where("NOT is_visitor").select("record_id", "component")
+
+    previous_map = _table(spark, IDENTITY_MAP_TABLE)
+    based_on = spark.sql(f"DESCRIBE HISTORY {IDENTITY_MAP_TABLE}").agg(F.max("version")).first()[0] \
+        if previous_map is not None else -1
+    previous = previous_map.select(F.concat_ws(":", "source_table", "source_record_id").alias("record_id"),
+                                   "customer_id") if previous_map is not None else None
+    assigned = assign_ids(people, previous, _table(spark, LINEAGE_TABLE), run_id)
+    identity = assigned.identity.localCheckpoint(eager=True)
+    log.info("identity run %s: persistent ids assigned after %.0f s", run_id, _elapsed(started))
+    customer_of_component = clusters.join(identity, "record_id").select("component", "customer_id").distinct()
+
+    evidence = resolved.links.join(clusters.select("record_id", "component"), "record_id") \
+        .join(customer_of_component, "component").drop("component").withColumn("run_id", F.lit(run_id))
+    _overwrite(evidence, EVIDENCE_TABLE)
+
+    members = household_members(records, identity).localCheckpoint(eager=True)
+    _overwrite(members, HOUSEHOLD_MEMBERS_TABLE)
+    _overwrite(households(members, tables.get("enrichment_demographics")), HOUSEHOLDS_TABLE)
+
+    history = assigned.history.withColumn("based_on_version", F.lit(based_on)) \
+        .withColumn("run_id", F.lit(run_id)).withColumn("changed_at", F.lit(started))
+    if not spark.catalog.tableExists(HISTORY_TABLE):
+        history.limit(0).write.format("delta").saveAsTable(HISTORY_TABLE)
+    history.createOrReplaceTempView("_id_history_batch")
+    spark.sql(f"""MERGE INTO {HISTORY_TABLE} t USING _id_history_batch s
+        ON t.based_on_version = s.based_on_version AND t.old_customer_id = s.old_customer_id
+           AND t.new_customer_id <=> s.new_customer_id AND t.reason = s.reason
+        WHEN NOT MATCHED THEN INSERT *""")
+    _overwrite(assigned.lineage.localCheckpoint(eager=True), LINEAGE_TABLE)
+    for frame, table in zip((resolved.state.records, resolved.state.identifiers, resolved.state.links), STATE_TABLES):
+        _overwrite(frame, table)
+
+    anonymous = clusters.where("is_visitor").join(customer_of_component, "component").select(
+        F.expr(f"substring(record_id, {len(VISITOR_SOURCE) + 2})").alias("anonymous_id"), "customer_id")
+    _overwrite(anonymous, ANONYMOUS_IDS_TABLE)
+
+    rules = strongest_rule(resolved.links)
+    identity_map = identity.join(records.select("record_id", "source_table", "source_record_id",
+                                                F.col("email").alias("email_normalised")), "record_id") \
+        .join(rules, "record_id", "left").select(
+            "source_table", "source_record_id", "customer_id",
+            F.coalesce("match_rule", F.lit("no_link")).alias("match_rule"), "email_normalised",
+            F.lit(run_id).alias("run_id"))
+    _overwrite(identity_map, IDENTITY_MAP_TABLE)
+
+    log.info("identity run %s: silver tables written after %.0f s", run_id, _elapsed(started))
+    mapped = spark.table(IDENTITY_MAP_TABLE)
+    by_rule = {r.rule: r["count"] for r in resolved.links.groupBy("rule").count().collect()}
+    by_reason = {r.reason: r["count"] for r in assigned.history.groupBy("reason").count().collect()}
+    largest = mapped.groupBy("customer_id").count().agg(F.max("count")).first()[0] or 0
+    metrics = {
+        "run_id": run_id, "records": mapped.count(), "customers": mapped.select("customer_id").distinct().count(),
+        "links_by_rule": by_rule, "cluster_sizes": size_distribution(mapped), "largest_cluster": largest,
+        "flagged_clusters": resolved.flagged.count(), "size_limit": size_limit,
+        "ids_merged": by_reason.get("merged", 0), "ids_split": by_reason.get("split", 0),
+        "ids_removed": by_reason.get("removed", 0), "anonymous_ids_stitched": anonymous.count(),
+        "households": spark.table(HOUSEHOLDS_TABLE).count(), "directives": spark.table(DIRECTIVES_TABLE).count(),
+        "mode": "full" if resolved.changed is None else "incremental", "changed_records": resolved.changed,
+        "model_reused": model is not None,
+    }
+    if resolved.model is not None and model is None:
+        spark.createDataFrame([(run_id, started, resolved.model.to_json())], "run_id string, created_at timestamp, "
+                              "model_json string").write.format("delta").mode("append").saveAsTable(MODELS_TABLE)
+    spark.createDataFrame([(run_id, started, json.dumps(metrics, sort_keys=True))],
+                          "run_id string, run_at timestamp, metrics_json string") \
+        .write.format("delta").mode("append").saveAsTable(RUNS_TABLE)
+    return metrics
+
+
+def mapped_exactly_once(spark: SparkSession) -> dict:
+    """Records mapped more than once, and bronze person records that are missing from the map."""
+    mapped = spark.table(IDENTITY_MAP_TABLE)
+    duplicated = mapped.groupBy("source_table", "source_record_id").count().where("count > 1").count()
+    tables = {name: t for name in SOURCES if (t := _table(spark, f"bronze.{name}")) is not None}
+    expected = person_records(tables).select("source_table", "source_record_id")
+    missing = expected.join(mapped, ["source_table", "source_record_id"], "left_anti").count()
+    return {"duplicated_records": duplicated, "missing_records": missing}
 
 
 def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(description="Resolve bronze records into customer ids.").parse_args(argv)
+    parser = argparse.ArgumentParser(description="Resolve the bronze person records into silver identity tables.")
+    parser.add_argument("--size-limit", type=int, default=DEFAULT_SIZE_LIMIT,
+                        help="records above which a cluster is flagged and split on strong links (default %(default)s)")
+    parser.add_argument("--full", action="store_true",
+                        help="re-link every record and re-estimate the Fellegi-Sunter weights")
+    parser.add_argument("--reuse-model", action="store_true",
+                        help="with --full: keep the last full run's weights instead of estimating them again")
+    args = parser.parse_args(argv)
     with spark_job("cdp-identity-resolve") as (spark, _, reporter):
-        spark.sql("CREATE DATABASE IF NOT EXISTS silver")
-        current_contacts = spark.table("bronze.crm_contacts").where(~F.col("_is_deleted"))
-        records = source_records(current_contacts, spark.table("bronze.shop_orders"))
-        identity_map = resolve_identities(records)
-        # Full recompute each run (replaced by an incremental graph in #4): overwrite atomically.
-        identity_map.write.format("delta").mode("overwrite").saveAsTable(IDENTITY_MAP_TABLE)
-        stats = spark.table(IDENTITY_MAP_TABLE).agg(
-            F.count("*").alias("source_records"),
-            F.countDistinct("customer_id").alias("customers"),
-        ).first().asDict()
-        by_rule = {r["match_rule"]: r["count"] for r in spark.table(IDENTITY_MAP_TABLE).groupBy("match_rule").count().collect()}
-        reporter.materialized("silver/identity_map", {**stats, **{f"records_by_{k}": v for k, v in by_rule.items()}})
+        metrics = run(spark, args.size_limit, args.full, args.reuse_model)
+        reporter.materialized("silver/identity_map", metrics)
+        for table in OUTPUT_TABLES:
+            reporter.materialized(table.replace(".", "/"), {"rows": spark.table(table).count(), "run_id": metrics["run_id"]})
+        once = mapped_exactly_once(spark)
+        reporter.checked("silver/identity_map", "mapped_exactly_once",
+                         once["duplicated_records"] == 0 and once["missing_records"] == 0, once)
+        reporter.checked("silver/identity_map", "no_oversized_customer", metrics["largest_cluster"] <= args.size_limit,
+                         {"largest_cluster": metrics["largest_cluster"], "size_limit": args.size_limit,
+                          "flagged_clusters": metrics["flagged_clusters"]})
     return 0
 
 

@@ -8,11 +8,10 @@ the generator's manifest (rows written and rows broken on purpose, per source).
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -28,32 +27,11 @@ pytestmark = pytest.mark.e2e
 CUSTOMERS, SEED = 60, 11
 
 
-def _norm(email: str | None) -> str | None:
-    cleaned = (email or "").strip(" ").lower()
-    return cleaned or None
-
-
 def _ts(text: str) -> datetime | None:
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
     except (ValueError, AttributeError):
         return None
-
-
-def current_contacts(landing: Path) -> dict[str, str | None]:
-    """contact id -> normalised email of every contact not deleted, by CDC semantics: the latest
-    change_ts wins, then delete > update > insert, then the later file."""
-    rank = {"I": 1, "U": 2, "D": 3}
-    latest: dict[str, tuple] = {}
-    for path in sorted((landing / "crm" / "contacts").rglob("*.csv")):
-        for row in csv.DictReader(path.open(encoding="utf-8")):
-            ts = _ts(row["change_ts"])
-            if not row["contact_id"].strip() or row["op"] not in rank or ts is None:
-                continue  # the contract quarantines these
-            key = (ts, rank[row["op"]], path.as_posix())
-            if row["contact_id"] not in latest or key > latest[row["contact_id"]][0]:
-                latest[row["contact_id"]] = (key, row)
-    return {cid: _norm(row["email"]) for cid, (_, row) in latest.items() if row["op"] != "D"}
 
 
 def current_orders(landing: Path) -> list[dict]:
@@ -71,27 +49,32 @@ def current_orders(landing: Path) -> list[dict]:
     return [order for _, order in latest.values()]
 
 
-def customer_id(identity: str) -> str:
-    return "cus_" + hashlib.sha256(identity.encode()).hexdigest()[:16]
-
-
-def expected_customers(landing: Path) -> dict[str, tuple[int, Decimal]]:
-    """customer_id -> (completed orders, spend), from the raw files alone: CDC and upsert
-    semantics, then the identity rules (CRM id carried by the order, else the normalised email)."""
-    contacts = current_contacts(landing)
-    key_of_contact = {cid: email or f"crm_contacts:{cid}" for cid, email in contacts.items()}
+def expected_customers(landing: Path, identity: dict[tuple[str, str], str]) -> dict[str, tuple[int, Decimal]]:
+    """customer_id -> (completed orders, spend): every customer of the identity map, with the
+    orders of the raw files (upsert semantics) attributed by the map."""
     orders, spend = defaultdict(int), defaultdict(Decimal)
-    for key in key_of_contact.values():
-        orders[key] += 0
+    for customer in identity.values():
+        orders[customer] += 0
     for order in current_orders(landing):
-        contact = order.get("crm_contact_id")
-        email = (contacts.get(contact) if contact in contacts else None) or _norm(order["customer_email"])
-        key = email or f"shop_orders:{order['order_id']}"
-        orders[key] += 0
+        customer = identity[("shop_orders", order["order_id"])]
         if order["status"] == "completed":
-            orders[key] += 1
-            spend[key] += Decimal(str(order["total_amount"]))
-    return {customer_id(k): (orders[k], spend[k].quantize(Decimal("0.01"))) for k in orders}
+            orders[customer] += 1
+            spend[customer] += Decimal(str(order["total_amount"]))
+    return {c: (orders[c], spend[c].quantize(Decimal("0.01"))) for c in orders}
+
+
+def truth_pairs(truth: Path, identity: dict[tuple[str, str], str]) -> tuple[int, int, int, int]:
+    """(true pairs, predicted pairs, correct pairs, pairs of two people of one household merged)
+    over the records the generator recorded a person for."""
+    people = {r["person_id"]: r["household_id"] for r in csv.DictReader((truth / "people.csv").open())}
+    records = [(identity[(r["source_table"], r["source_record_id"])], r["person_id"])
+               for r in csv.DictReader((truth / "source_records.csv").open())
+               if (r["source_table"], r["source_record_id"]) in identity]
+    pairs = lambda counts: sum(n * (n - 1) // 2 for n in counts.values())  # noqa: E731
+    by = lambda key: Counter(key(c, p) for c, p in records)  # noqa: E731
+    household_cells = pairs(by(lambda c, p: (c, people[p])))
+    correct = pairs(by(lambda c, p: (c, p)))
+    return pairs(by(lambda c, p: p)), pairs(by(lambda c, p: c)), correct, household_cells - correct
 
 
 def run_pipeline(home: Path):
@@ -131,8 +114,10 @@ def test_main_job_builds_gold_and_exports_the_audience(first_run, home, spark):
     checks = {(c.asset_check_key.to_user_string(), c.passed) for c in result.get_asset_check_evaluations()}
     assert ("gold/dim_customers:great_expectations", True) in checks
 
-    expected = expected_customers(home / "landing")
-    # Read the gold Delta table by path with another Spark session (no shared metastore needed).
+    # Read the Delta tables by path with another Spark session (no shared metastore needed).
+    identity = {(r.source_table, r.source_record_id): r.customer_id for r in spark.read.format("delta").load(
+        str(home / "lakehouse" / "silver.db" / "identity_map")).collect()}
+    expected = expected_customers(home / "landing", identity)
     gold = spark.read.format("delta").load(str(home / "lakehouse" / "gold.db" / "dim_customers"))
     actual = {r.customer_id: (r.order_count, r.total_spend) for r in gold.collect()}
     assert gold.count() == len(actual), "one row per customer"
@@ -144,6 +129,17 @@ def test_main_job_builds_gold_and_exports_the_audience(first_run, home, spark):
     assert {r["customer_id"] for r in rows} == expected_audience
     assert all(Decimal(r["total_spend"]) == expected[r["customer_id"]][1] for r in rows)
     assert [r["customer_id"] for r in rows] == sorted(r["customer_id"] for r in rows)
+
+
+def test_identity_resolution_finds_the_generators_people(first_run, home, spark):
+    identity = {(r.source_table, r.source_record_id): r.customer_id for r in spark.read.format("delta").load(
+        str(home / "lakehouse" / "silver.db" / "identity_map")).collect()}
+    true_pairs, predicted, correct, household_merged = truth_pairs(home / "truth", identity)
+    assert household_merged == 0, "two people of one household were made one customer"
+    assert correct / predicted >= 0.99, f"pairwise precision {correct / predicted:.4f}"
+    assert correct / true_pairs >= 0.85, f"pairwise recall {correct / true_pairs:.4f}"
+    checks = {(c.asset_check_key.to_user_string(), c.passed) for c in first_run[0].get_asset_check_evaluations()}
+    assert {("silver/identity_map:mapped_exactly_once", True), ("silver/identity_map:no_oversized_customer", True)} <= checks
 
 
 def test_every_source_reconciles_exactly_with_what_was_delivered(first_run, home):
