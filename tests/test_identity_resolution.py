@@ -146,28 +146,36 @@ def test_the_job_keeps_ids_uses_email_history_visitors_and_directives(fresh_data
     assert {(r.anonymous_id, r.customer_id) for r in spark.table(job.ANONYMOUS_IDS_TABLE).collect()} == {("a-1", c2)}
     members = {r.customer_id: (r.household_id, r.relationship) for r in spark.table(job.HOUSEHOLD_MEMBERS_TABLE).collect()}
     assert members[c1][0] == members[c2][0] and members[c1][1] == members[c2][1] == "family"
-    assert job.mapped_exactly_once(spark) == {"duplicated_records": 0, "missing_records": 0}
+    assert (metrics["duplicated_records"], metrics["missing_records"], metrics["mode"]) == (0, 0, "full")
     evidence = {(r.record_id, r.linked_to, r.rule, r.kind, r.customer_id)
                 for r in spark.table(job.EVIDENCE_TABLE).collect()}
     assert ("shop_orders:O2", "crm_contacts:C1", "exact_shared_id_unnamed", "email", c1) in evidence
 
-    # Second run, a new order of Ann's under her CRM id: every id stays, nothing in the history.
+    # Second run (incremental): a new order of Ann's under her CRM id, and the steward splits O2
+    # off. Every other id stays; O2 gets a new id, and the history says where it went.
     spark.createDataFrame([("O3", "C1", None, None)], ORDER_SCHEMA).write.format("delta").mode("append") \
         .saveAsTable("bronze.shop_orders")
-    job.run(spark)
-    second = {(r.source_table, r.source_record_id): r.customer_id for r in spark.table(job.IDENTITY_MAP_TABLE).collect()}
-    assert second == {**first, ("shop_orders", "O3"): c1}
-    assert spark.table(job.HISTORY_TABLE).count() == 0
-
-    # The steward splits O2 off: it gets a new id, and the history says where it went.
     spark.createDataFrame([("d1", "split", "shop_orders:O2", None, "not Ann", "steward", None)],
                           job.DIRECTIVES_SCHEMA).write.format("delta").mode("append").saveAsTable(job.DIRECTIVES_TABLE)
-    job.run(spark)
-    third = {(r.source_table, r.source_record_id): r.customer_id for r in spark.table(job.IDENTITY_MAP_TABLE).collect()}
-    o2 = third[("shop_orders", "O2")]
-    assert o2 not in (c1, c2) and third[("shop_orders", "O1")] == c1
+    metrics = job.run(spark)
+    second = {(r.source_table, r.source_record_id): r.customer_id for r in spark.table(job.IDENTITY_MAP_TABLE).collect()}
+    o2 = second.pop(("shop_orders", "O2"))
+    assert o2 not in (c1, c2)
+    first.pop(("shop_orders", "O2"))
+    assert second == {**first, ("shop_orders", "O3"): c1}
+    assert (metrics["mode"], metrics["changed_records"]) == ("incremental", 2)   # O3 new, O2 split off
     assert [(r.old_customer_id, r.new_customer_id, r.reason) for r in spark.table(job.HISTORY_TABLE).collect()] == \
         [(c1, o2, "split")]
+    lineage = {r.customer_id: r.current_customer_id for r in spark.table(job.LINEAGE_TABLE).collect()}
+    assert lineage == {c1: c1, c2: c2, o2: o2}
+
+
+def test_mapped_exactly_once_finds_duplicates_and_missing_records(spark):
+    mapped = spark.createDataFrame([("crm_contacts", "C1", "cus_a"), ("crm_contacts", "C1", "cus_b")],
+                                   "source_table string, source_record_id string, customer_id string")
+    people = spark.createDataFrame([("crm_contacts", "C1"), ("shop_orders", "O1")],
+                                   "source_table string, source_record_id string")
+    assert job.mapped_exactly_once(mapped, people) == {"duplicated_records": 1, "missing_records": 1}
 
 
 def test_cli_resolves_a_csv_with_mixed_formats(spark, tmp_path):

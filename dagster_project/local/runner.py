@@ -74,8 +74,9 @@ def local_stack(environ: dict[str, str] | None = None) -> Iterator[Settings]:
             os.environ.update(saved_environ)
 
 
-def run_main_job(customers: int, seed: int):
-    """Execute the main job in this process against the Dagster instance in DAGSTER_HOME."""
+def run_main_job(customers: int, seed: int, asset_selection=None):
+    """Execute the main job (or the ``asset_selection`` of it: asset keys) in this process
+    against the Dagster instance in DAGSTER_HOME."""
     import dagster as dg
 
     prepare_manifest()
@@ -91,7 +92,7 @@ def run_main_job(customers: int, seed: int):
     with dg.DagsterInstance.get() as instance:
         # The event sources are partitioned by delivery day: this run covers the sample's days.
         return job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False,
-                                      tags=partition_range_tags(days[0], days[-1]))
+                                      tags=partition_range_tags(days[0], days[-1]), asset_selection=asset_selection)
 
 
 def summarise(result) -> list[str]:

@@ -98,8 +98,8 @@ def last_model(spark: SparkSession) -> Model | None:
     return Model.from_json(row.model_json) if row else None
 
 
-def size_distribution(identity: DataFrame) -> dict[str, int]:
-    sizes = identity.groupBy("customer_id").count()
+def size_distribution(sizes: DataFrame) -> dict[str, int]:
+    """Customers per size bucket, from ``(customer_id, count)``."""
     bucket = F.lit(SIZE_BUCKETS[-1][1])
     for limit, label in reversed(SIZE_BUCKETS[:-1]):
         bucket = F.when(F.col("count") <= limit, F.lit(label)).otherwise(bucket)
@@ -191,19 +191,22 @@ def run(spark: SparkSession, size_limit: int = DEFAULT_SIZE_LIMIT, full: bool = 
     _overwrite(identity_map, IDENTITY_MAP_TABLE)
 
     log.info("identity run %s: silver tables written after %.0f s", run_id, _elapsed(started))
-    mapped = spark.table(IDENTITY_MAP_TABLE)
+    per_customer = spark.table(IDENTITY_MAP_TABLE).groupBy("customer_id").count().localCheckpoint(eager=True)
+    totals = per_customer.agg(F.sum("count").alias("records"), F.count(F.lit(1)).alias("customers"),
+                              F.max("count").alias("largest")).first()
     by_rule = {r.rule: r["count"] for r in resolved.links.groupBy("rule").count().collect()}
     by_reason = {r.reason: r["count"] for r in assigned.history.groupBy("reason").count().collect()}
-    largest = mapped.groupBy("customer_id").count().agg(F.max("count")).first()[0] or 0
+    person_records_now = records.where(~F.col("record_id").startswith(f"{VISITOR_SOURCE}:"))
     metrics = {
-        "run_id": run_id, "records": mapped.count(), "customers": mapped.select("customer_id").distinct().count(),
-        "links_by_rule": by_rule, "cluster_sizes": size_distribution(mapped), "largest_cluster": largest,
+        "run_id": run_id, "records": totals.records or 0, "customers": totals.customers,
+        "links_by_rule": by_rule, "cluster_sizes": size_distribution(per_customer), "largest_cluster": totals.largest or 0,
         "flagged_clusters": resolved.flagged.count(), "size_limit": size_limit,
         "ids_merged": by_reason.get("merged", 0), "ids_split": by_reason.get("split", 0),
         "ids_removed": by_reason.get("removed", 0), "anonymous_ids_stitched": anonymous.count(),
-        "households": spark.table(HOUSEHOLDS_TABLE).count(), "directives": spark.table(DIRECTIVES_TABLE).count(),
+        "households": members.select("household_id").distinct().count(),
         "mode": "full" if resolved.changed is None else "incremental", "changed_records": resolved.changed,
         "model_reused": model is not None,
+        **mapped_exactly_once(spark.table(IDENTITY_MAP_TABLE), person_records_now),
     }
     if resolved.model is not None and model is None:
         spark.createDataFrame([(run_id, started, resolved.model.to_json())], "run_id string, created_at timestamp, "
@@ -214,13 +217,11 @@ def run(spark: SparkSession, size_limit: int = DEFAULT_SIZE_LIMIT, full: bool = 
     return metrics
 
 
-def mapped_exactly_once(spark: SparkSession) -> dict:
-    """Records mapped more than once, and bronze person records that are missing from the map."""
-    mapped = spark.table(IDENTITY_MAP_TABLE)
-    duplicated = mapped.groupBy("source_table", "source_record_id").count().where("count > 1").count()
-    tables = {name: t for name in SOURCES if (t := _table(spark, f"bronze.{name}")) is not None}
-    expected = person_records(tables).select("source_table", "source_record_id")
-    missing = expected.join(mapped, ["source_table", "source_record_id"], "left_anti").count()
+def mapped_exactly_once(mapped: DataFrame, person_records: DataFrame) -> dict:
+    """Records the identity map holds more than once, and person records it lacks."""
+    keys = ["source_table", "source_record_id"]
+    duplicated = mapped.groupBy(*keys).count().where("count > 1").count()
+    missing = person_records.select(*keys).join(mapped, keys, "left_anti").count()
     return {"duplicated_records": duplicated, "missing_records": missing}
 
 
@@ -237,8 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         metrics = run(spark, args.size_limit, args.full, args.reuse_model)
         reporter.materialized("silver/identity_map", metrics)
         for table in OUTPUT_TABLES:
-            reporter.materialized(table.replace(".", "/"), {"rows": spark.table(table).count(), "run_id": metrics["run_id"]})
-        once = mapped_exactly_once(spark)
+            reporter.materialized(table.replace(".", "/"), {"run_id": metrics["run_id"]})
+        once = {k: metrics[k] for k in ("duplicated_records", "missing_records")}
         reporter.checked("silver/identity_map", "mapped_exactly_once",
                          once["duplicated_records"] == 0 and once["missing_records"] == 0, once)
         reporter.checked("silver/identity_map", "no_oversized_customer", metrics["largest_cluster"] <= args.size_limit,

@@ -3,7 +3,7 @@
 Evaluation only (the platform does not depend on Splink). Run the identity benchmark first:
 it leaves the bronze tables and the truth under ``$CDP_HOME/bench/identity-<N>/``. Then
 
-    .venv/bin/pip install 'splink==5.0.0'
+    .venv/bin/pip install 'splink==5.0.0' 'sqlglot==26.33.0'   # sqlglot's compiled builds (28+) break Splink's dialect
     .venv/bin/python -m spark_jobs.identity.splink_comparison --customers 10000
 
 Splink gets the platform's standardised records (persons.py) and a model built the way its
