@@ -94,6 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    try:   # the cheap checks first, before a JVM starts
+        load_mapping(args.mapping)
+        if not args.input.is_file():
+            raise InputError(f"input {args.input} does not exist or is not a file")
+    except (MappingError, InputError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
     from spark_jobs.settings import Settings
     from spark_jobs.spark import build_session
 
