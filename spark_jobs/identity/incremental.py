@@ -30,7 +30,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from spark_jobs.identity.links import deterministic_links
-from spark_jobs.identity.probabilistic import Model, block_keys, candidate_pairs, probabilistic_links, small_blocks
+from spark_jobs.identity.probabilistic import (Model, block_keys, candidate_pairs, comparable, probabilistic_links,
+                                              small_blocks)
 
 
 @dataclass
@@ -54,10 +55,6 @@ def changed_records(now: DataFrame, before: DataFrame) -> DataFrame:
     return joined.where(~F.col("now").eqNullSafe(F.col("before"))).select("record_id")
 
 
-def _named(records: DataFrame) -> DataFrame:
-    return records.where("first_name IS NOT NULL AND last_name IS NOT NULL")
-
-
 def incremental_links(records: DataFrame, identifiers: DataFrame, state: LinkState, model: Model,
                       threshold: float, max_block_size: int = 50) -> tuple[DataFrame, DataFrame, int]:
     """(deterministic links, Fellegi-Sunter links, number of changed records) for the hashed
@@ -72,9 +69,9 @@ def incremental_links(records: DataFrame, identifiers: DataFrame, state: LinkSta
         .select(*redecided.columns)
     deterministic = kept.unionByName(redecided)
 
-    named = _named(records)
+    named = comparable(records)
     blocks = block_keys(named.join(changed, "record_id", "left_semi")) \
-        .unionByName(block_keys(_named(state.records).join(changed, "record_id", "left_semi"))) \
+        .unionByName(block_keys(comparable(state.records).join(changed, "record_id", "left_semi"))) \
         .select("block").distinct()
     pairs = candidate_pairs(named, max_block_size, only_blocks=blocks)
     compared, _ = probabilistic_links(named, threshold, max_block_size, model, pairs=pairs)

@@ -66,6 +66,11 @@ def comparison_levels(pairs: DataFrame) -> DataFrame:
     )
 
 
+def comparable(records: DataFrame) -> DataFrame:
+    """The records Fellegi-Sunter compares: those with a first and a last name."""
+    return records.where("first_name IS NOT NULL AND last_name IS NOT NULL")
+
+
 def block_keys(records: DataFrame) -> DataFrame:
     """``(record_id, block)``: one row per blocking key a record has (``<name>:<values>``)."""
     frames = [records.where(" AND ".join(f"{k} IS NOT NULL" for k in keys)).select(

@@ -25,7 +25,7 @@ from pyspark.sql import functions as F
 from spark_jobs.identity.clusters import connected_components
 from spark_jobs.identity.incremental import LinkState, incremental_links, with_row_hash
 from spark_jobs.identity.links import deterministic_links
-from spark_jobs.identity.probabilistic import FIELDS, Model, probabilistic_links
+from spark_jobs.identity.probabilistic import FIELDS, Model, comparable, probabilistic_links
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +113,7 @@ def link_records(records: DataFrame, identifiers: DataFrame, model: Model | None
                  threshold: float = 0.99, max_block_size: int = 50) -> tuple[DataFrame, Model | None]:
     """Deterministic and Fellegi-Sunter links, in the evidence shape."""
     deterministic = _uniform(deterministic_links(identifiers, records))
-    named = records.where("first_name IS NOT NULL AND last_name IS NOT NULL")
-    fuzzy, model = probabilistic_links(named, threshold, max_block_size, model)
+    fuzzy, model = probabilistic_links(comparable(records), threshold, max_block_size, model)
     return deterministic.unionByName(_uniform(fuzzy.withColumn("kind", F.lit("fields")))), model
 
 
