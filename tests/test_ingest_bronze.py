@@ -201,3 +201,19 @@ def test_a_new_csv_column_is_added_and_files_with_either_header_load_together(fr
     assertDataFrameEqual(spark.table("bronze.crm_contacts").select("contact_id", "city", "preferred_store"),
                          [Row(contact_id="C1", city="London", preferred_store=None),
                           Row(contact_id="C2", city="London", preferred_store="S07")])
+
+
+def test_a_first_batch_with_every_row_quarantined_still_creates_the_empty_table(fresh_database, tmp_path):
+    """Models over bronze need every source's table once its files were read, even if no row passed."""
+    spark, landing = fresh_database, tmp_path / "landing"
+    write_lines(landing / "web" / "events" / "2026-01-02" / "part-1.jsonl", ["{oops", web_event("E1", ts="not a time")])
+
+    stats = ingest(spark, "web_events", landing, "b1")
+    assert counts(stats) == (1, 0, 2, 0, 2, 0, 0)
+    table = spark.table("bronze.web_events")
+    assert table.count() == 0
+    assert {"event_id", "anonymous_id", "event_ts", "event_date", "_batch_id", "_row_hash"} <= set(table.columns)
+
+    write_lines(landing / "web" / "events" / "2026-01-03" / "part-1.jsonl", [web_event("E2", "2026-01-03T01:00:00Z")])
+    assert counts(ingest(spark, "web_events", landing, "b2")) == (1, 0, 1, 1, 0, 1, 0)
+    assert [r.event_id for r in spark.table("bronze.web_events").collect()] == ["E2"]

@@ -19,7 +19,8 @@ identity map of the previous run in place and the next run completes:
   idempotently on the identity-map version the run started from
 - ``silver.customer_id_lineage`` every id ever issued -> the id that carries its records now
 - ``silver.anonymous_ids``       anonymous web/app id -> customer
-- ``silver.identity_map``        source record -> customer id (the table downstream reads)
+- ``silver.identity_map``        source record -> customer id (the table downstream reads), with
+  the record's standardised email and E.164 phone for the golden record
 - ``silver.identity_runs``       one row of metrics per run; ``silver.identity_models`` the
   Fellegi-Sunter weights of each full run
 - ``silver._identity_records`` / ``_identity_identifiers`` / ``_identity_links``: the state
@@ -183,10 +184,11 @@ def run(spark: SparkSession, size_limit: int = DEFAULT_SIZE_LIMIT, full: bool = 
 
     rules = strongest_rule(resolved.links)
     identity_map = identity.join(records.select("record_id", "source_table", "source_record_id",
-                                                F.col("email").alias("email_normalised")), "record_id") \
+                                                F.col("email").alias("email_normalised"),
+                                                F.col("phone").alias("phone_e164")), "record_id") \
         .join(rules, "record_id", "left").select(
             "source_table", "source_record_id", "customer_id",
-            F.coalesce("match_rule", F.lit("no_link")).alias("match_rule"), "email_normalised",
+            F.coalesce("match_rule", F.lit("no_link")).alias("match_rule"), "email_normalised", "phone_e164",
             F.lit(run_id).alias("run_id"))
     _overwrite(identity_map, IDENTITY_MAP_TABLE)
 

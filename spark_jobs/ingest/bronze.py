@@ -252,7 +252,9 @@ def ingest_contract(spark: SparkSession, contract: Contract, landing_root: str, 
                 if any(o.quarantined for o in outcomes):
                     record_quarantine(spark, batch.rows.where(F.col(REASON).isNotNull()), contract, batch_id, started)
                 accepted = batch.rows.where(F.col(REASON).isNull()).drop(REASON, "_raw")
-                if any(o.accepted for o in outcomes):
+                # A first batch with nothing accepted still creates the (empty) table, so that
+                # models over bronze find every source once its files have been read.
+                if any(o.accepted for o in outcomes) or not spark.catalog.tableExists(contract.table):
                     rows = latest_per_key(add_metadata(accepted, contract, batch_id, started), contract)
                     result = apply_to_bronze(spark, rows, contract)
                     inserted, updated = result.inserted, result.updated

@@ -206,6 +206,8 @@ def phone_variant(rng: random.Random, person: Person) -> str:
     """E.164, national with a trunk 0, spaced, dashed or bracketed: the same number."""
     cc, n = person.place.calling_code, person.phone_national
     style = rng.randrange(5)
+    if cc == "33":
+        n = n[:9]  # French numbers have 9 digits after +33 (10 would not parse)
     if cc == "1":
         n = f"512{n[-7:]}"
         return [f"+1 {n[:3]}-{n[3:6]}-{n[6:]}", f"({n[:3]}) {n[3:6]}-{n[6:]}", f"{n[:3]}.{n[3:6]}.{n[6:]}",

@@ -12,12 +12,12 @@ import io
 import json
 import os
 from collections import Counter, defaultdict
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey
+from dagster import AssetKey, AssetSelection
 
 from dagster_project.local.runner import SAMPLE_DAYS, local_stack, run_main_job
 from spark_jobs.activation.s3_export import audience_key
@@ -114,7 +114,8 @@ def test_main_job_builds_gold_and_exports_the_audience(first_run, home, spark):
     assert {"bronze/crm_contacts", "bronze/shop_orders", "silver/identity_map", "gold/dim_customers",
             "gold/sync_s3__repeat_buyers", "activation/s3_repeat_buyers"} <= materialized(result)
     checks = {(c.asset_check_key.to_user_string(), c.passed) for c in result.get_asset_check_evaluations()}
-    assert ("gold/dim_customers:great_expectations", True) in checks
+    assert {(f"gold/{table}:great_expectations", True)
+            for table in ("dim_customers", "fct_orders", "fct_customer_touchpoints")} <= checks
 
     # Read the Delta tables by path with another Spark session (no shared metastore needed).
     identity = {(r.source_table, r.source_record_id): r.customer_id for r in spark.read.format("delta").load(
@@ -131,6 +132,50 @@ def test_main_job_builds_gold_and_exports_the_audience(first_run, home, spark):
     assert {r["customer_id"] for r in rows} == expected_audience
     assert all(Decimal(r["total_spend"]) == expected[r["customer_id"]][1] for r in rows)
     assert [r["customer_id"] for r in rows] == sorted(r["customer_id"] for r in rows)
+
+
+def test_every_gold_table_is_built_and_every_column_documented(first_run, home, spark):
+    manifest = json.loads((Path(__file__).parents[2] / "dbt" / "target" / "manifest.json").read_text())
+    marts = {n["name"]: n for n in manifest["nodes"].values()
+             if n["resource_type"] == "model" and n["schema"] == "gold"}
+    assert {"dim_customers", "dim_customer_id_lineage", "dim_households", "bridge_customers_households",
+            "fct_orders", "fct_customer_touchpoints"} <= set(marts)
+    for name, node in marts.items():
+        assert node["description"], f"{name} has no description"
+        columns = set(spark.read.format("delta").load(str(home / "lakehouse" / "gold.db" / name)).columns)
+        documented = {c for c, doc in node["columns"].items() if doc.get("description")}
+        assert columns == documented, f"{name}: undocumented {columns - documented}, stale {documented - columns}"
+
+
+def test_golden_records_of_hand_checked_customers(first_run, home, spark):
+    """Values read off the landing files of seed 11 by hand (grep the contact id and email):
+    C00000041 and C00000042 are one Robert Nelson; his address opened an email on 2025-12-27.
+    C00000047's address unsubscribed on 2025-12-31. C00000044's bounced after her last click."""
+    lakehouse = home / "lakehouse"
+    identity = spark.read.format("delta").load(str(lakehouse / "silver.db" / "identity_map"))
+    customer_of = {r.source_record_id: r.customer_id for r in identity.where("source_table = 'crm_contacts'").collect()}
+    gold = {r.customer_id: r for r in spark.read.format("delta").load(str(lakehouse / "gold.db" / "dim_customers")).collect()}
+
+    robert = gold[customer_of["C00000041"]]
+    assert customer_of["C00000042"] == robert.customer_id and robert.crm_contact_count == 2
+    # Every record has the same verified email: the newest record wins, his latest order.
+    assert (robert.email, robert.email_source) == ("robert.nelson44@icloud.com", "shop_orders")
+    assert (robert.first_name, robert.last_name, robert.phone) == ("Robert", "Nelson", "+33773983004")
+    assert robert.birth_date == date(1965, 1, 2)            # only the older contact has one
+    assert (robert.street, robert.postcode, robert.country) == ("239 North Ln", "7504", "FR")  # newer contact
+    assert (robert.order_count, robert.total_spend) == (2, Decimal("492.85"))   # O000000080 + O000000081
+    zoe = gold[customer_of["C00000038"]]                    # Zoë Nelson, same address: a household, two customers
+    assert zoe.customer_id != robert.customer_id
+    assert zoe.household_id == robert.household_id and robert.household_relationship == "family"
+
+    matus = gold[customer_of["C00000047"]]
+    assert (matus.email_subscription_status, matus.email_subscription_changed_at) == (
+        "unsubscribed", datetime(2025, 12, 31, 17, 31, 55))
+    assert (matus.email, matus.phone, matus.email_deliverable) == ("mateusmiller49@gmail.com", "+447275384369", True)
+
+    isabella = gold[customer_of["C00000044"]]
+    assert (isabella.email_subscription_status, isabella.email_deliverable) == ("subscribed", False)
+    assert (isabella.email, isabella.email_source, isabella.phone) == ("inelson46@gmail.com", "shop_orders", "+497788665702")
 
 
 def test_identity_resolution_finds_the_generators_people(first_run, home, spark):
@@ -175,13 +220,16 @@ def test_failing_quality_check_blocks_the_export(first_run, home):
         encoding="utf-8",
     )
 
-    # Only the source that changed, and everything downstream of bronze (the other sources would
-    # list their landing folders and find nothing new).
+    # Only what the export depends on, minus the sources that did not change (they would list
+    # their landing folders and find nothing new).
     from dagster_project.definitions import defs
 
-    unchanged = {key for key in defs.resolve_all_asset_keys()
-                 if key.path[0] == "bronze" and key != AssetKey(["bronze", "crm_contacts"])}
-    selection = [key for key in defs.resolve_all_asset_keys() if key not in unchanged]
+    # The identity job writes all its silver tables at once, so all of them are selected.
+    graph = defs.resolve_asset_graph()
+    needed = AssetSelection.assets(AssetKey(["activation", "s3_repeat_buyers"])).upstream() \
+        | AssetSelection.key_prefixes(["silver"])
+    selection = [key for key in needed.resolve(graph)
+                 if key.path[0] != "bronze" or key == AssetKey(["bronze", "crm_contacts"])]
     result, exported_after = run_pipeline(home, selection)
 
     evaluations = {c.asset_check_key.to_user_string(): c for c in result.get_asset_check_evaluations()}

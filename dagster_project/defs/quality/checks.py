@@ -1,18 +1,35 @@
-"""Great Expectations suites as blocking asset checks: a failure stops every export downstream."""
+"""Great Expectations suites on the gold tables as asset checks, run in one Spark process.
+
+The check on dim_customers is blocking: when it fails, no export downstream of it runs.
+"""
+
+from collections.abc import Iterable
 
 import dagster as dg
 
 from dagster_project.resources import CdpSettingsResource, run_spark_job
+from spark_jobs.quality.gold import CHECK_NAME
 
 DIM_CUSTOMERS_KEY = dg.AssetKey(["gold", "dim_customers"])
+SUITES = {
+    "dim_customers": ("key, email format, value ranges, one row per identity-map customer, no untagged PII", True),
+    "fct_orders": ("key, non-negative amounts, channel and currency labels, no untagged PII", False),
+    "fct_customer_touchpoints": ("key, attributed customer, channel labels, no untagged PII", False),
+}
 
 
-@dg.asset_check(asset=DIM_CUSTOMERS_KEY, name="great_expectations", blocking=True,
-                description="spark_jobs/quality/dim_customers.py: id unique and not null, email format, "
-                            "non-negative order count and spend.")
-def dim_customers_great_expectations(context: dg.AssetCheckExecutionContext, pipes: dg.PipesSubprocessClient,
-                                     cdp_settings: CdpSettingsResource) -> dg.AssetCheckResult:
-    return run_spark_job(context, pipes, cdp_settings, "spark_jobs.quality.dim_customers").get_asset_check_result()
+@dg.multi_asset_check(
+    specs=[dg.AssetCheckSpec(CHECK_NAME, asset=dg.AssetKey(["gold", table]), blocking=blocking,
+                             description=f"spark_jobs/quality/gold.py: {text}.")
+           for table, (text, blocking) in SUITES.items()],
+    can_subset=True,
+    name="gold_great_expectations",
+)
+def gold_great_expectations(context: dg.AssetCheckExecutionContext, pipes: dg.PipesSubprocessClient,
+                            cdp_settings: CdpSettingsResource) -> Iterable[dg.AssetCheckResult]:
+    tables = [key.asset_key.path[-1] for key in context.selected_asset_check_keys]
+    yield from run_spark_job(context, pipes, cdp_settings, "spark_jobs.quality.gold",
+                             ["--tables", *tables]).get_results()
 
 
-defs = dg.Definitions(asset_checks=[dim_customers_great_expectations])
+defs = dg.Definitions(asset_checks=[gold_great_expectations])

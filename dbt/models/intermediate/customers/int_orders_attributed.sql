@@ -3,7 +3,7 @@ with orders as (
 ),
 
 identity_map as (
-    select * from {{ ref('stg_identity__identity_map') }}
+    select * from {{ ref('int_identity_map_resolved') }}
     where source_table = 'shop_orders'
 ),
 

@@ -8,7 +8,8 @@ renamed as (
         source_record_id,
         customer_id,
         match_rule,
-        email_normalised
+        email_normalised,
+        phone_e164
     from source
 )
 

@@ -1,0 +1,183 @@
+"""Great Expectations suites for the gold tables, run as one Spark job.
+
+Dagster runs it as the asset checks ``gold/<table>:great_expectations`` through Pipes (one
+Spark process for all of them); the check on dim_customers blocks every export. On its own
+it exits 1 when any table fails, so another scheduler can block exports too.
+
+    python -m spark_jobs.quality.gold [--tables dim_customers fct_orders ...]
+
+Besides keys, labels and value ranges, every suite checks that no column left untagged as
+PII in the dbt docs (``meta: {pii: true}``) holds an email address or a phone number, and
+the dim_customers suite reconciles with the identity map: every current customer id appears
+exactly once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from spark_jobs.reporting import spark_job
+from spark_jobs.settings import REPO_ROOT
+
+log = logging.getLogger(__name__)
+
+CHECK_NAME = "great_expectations"
+MANIFEST = REPO_ROOT / "dbt" / "target" / "manifest.json"
+# Pragmatic address check (what a sender accepts), not the full RFC 5322 grammar.
+EMAIL_REGEX = r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$"
+# PII found anywhere in a value: an email address, or a phone number standing on its own
+# (9+ digits between spaces or the ends; not a number inside a URL path or an id). Columns
+# named *_id are identifiers and skip the phone pattern.
+EMBEDDED_EMAIL_REGEX = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+\.[A-Za-z0-9.-]+"
+EMBEDDED_PHONE_REGEX = r"(^|[\s,;:])\+?[0-9][0-9 ().-]{7,}[0-9]($|[\s,;])"
+IN_IDENTITY_MAP = "_in_identity_map"
+
+
+def pii_columns(model: str, manifest_path=MANIFEST) -> set[str]:
+    """Columns the dbt docs tag ``meta: {pii: true}`` on ``model``."""
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    nodes = [n for n in manifest["nodes"].values() if n["resource_type"] == "model" and n["name"] == model]
+    if not nodes:
+        raise ValueError(f"model {model} is not in {manifest_path}; run `dbt parse` first")
+    return {name for name, column in nodes[0]["columns"].items()
+            if (column.get("meta") or {}).get("pii") or (column.get("config", {}).get("meta") or {}).get("pii")}
+
+
+def no_untagged_pii(df: DataFrame, pii: set[str]) -> list:
+    import great_expectations as gx
+
+    text_columns = [f.name for f in df.schema.fields if f.dataType.simpleString() == "string"
+                    and f.name not in pii and not f.name.startswith("_")]
+    not_matching = gx.expectations.ExpectColumnValuesToNotMatchRegex
+    return [not_matching(column=column, regex=EMBEDDED_EMAIL_REGEX) for column in text_columns] + \
+        [not_matching(column=column, regex=EMBEDDED_PHONE_REGEX) for column in text_columns if not column.endswith("_id")]
+
+
+def dim_customers_expectations(df: DataFrame, pii: set[str], identity_customers: int | None) -> list:
+    import great_expectations as gx
+
+    e = gx.expectations
+    expectations = [
+        e.ExpectColumnValuesToNotBeNull(column="customer_id"),
+        e.ExpectColumnValuesToBeUnique(column="customer_id"),
+        e.ExpectColumnValuesToMatchRegex(column="email", regex=EMAIL_REGEX),
+        e.ExpectColumnValuesToBeBetween(column="order_count", min_value=0),
+        e.ExpectColumnValuesToBeBetween(column="total_spend", min_value=0),
+    ]
+    if "birth_date" in df.columns:
+        expectations.append(e.ExpectColumnValuesToBeBetween(
+            column="birth_date", min_value=date(1900, 1, 1), max_value=date.today()))
+    if "email_subscription_status" in df.columns:
+        expectations.append(e.ExpectColumnValuesToBeInSet(
+            column="email_subscription_status", value_set=["subscribed", "unsubscribed", "unknown"]))
+    if identity_customers is not None:
+        expectations += [e.ExpectTableRowCountToEqual(value=identity_customers),
+                         e.ExpectColumnValuesToBeInSet(column=IN_IDENTITY_MAP, value_set=[True])]
+    return expectations + no_untagged_pii(df, pii)
+
+
+def fct_orders_expectations(df: DataFrame, pii: set[str]) -> list:
+    import great_expectations as gx
+
+    e = gx.expectations
+    return [
+        e.ExpectColumnValuesToNotBeNull(column="order_id"),
+        e.ExpectColumnValuesToBeUnique(column="order_id"),
+        e.ExpectColumnValuesToBeBetween(column="total_amount", min_value=0),
+        e.ExpectColumnValuesToBeInSet(column="channel", value_set=["web", "app", "store"]),
+        e.ExpectColumnValuesToBeInSet(column="currency", value_set=["GBP", "EUR", "USD"]),
+    ] + no_untagged_pii(df, pii)
+
+
+def fct_customer_touchpoints_expectations(df: DataFrame, pii: set[str]) -> list:
+    import great_expectations as gx
+
+    e = gx.expectations
+    return [
+        e.ExpectColumnValuesToNotBeNull(column="touchpoint_id"),
+        e.ExpectColumnValuesToBeUnique(column="touchpoint_id"),
+        e.ExpectColumnValuesToNotBeNull(column="customer_id"),
+        e.ExpectColumnValuesToBeInSet(column="channel",
+                                      value_set=["web", "app", "email", "store", "support", "survey", "social"]),
+    ] + no_untagged_pii(df, pii)
+
+
+def validate(df: DataFrame, expectations: list, name: str = "table") -> tuple[bool, dict[str, Any]]:
+    """Validate a DataFrame against ``expectations``; (passed, per-expectation summary)."""
+    import great_expectations as gx
+
+    context = gx.get_context(mode="ephemeral")
+    suite = gx.ExpectationSuite(name=name)
+    for expectation in expectations:
+        suite.add_expectation(expectation)
+    batch_definition = (
+        context.data_sources.add_spark(name="lakehouse")
+        .add_dataframe_asset(name=name)
+        .add_batch_definition_whole_dataframe("whole_table")
+    )
+    result = batch_definition.get_batch(batch_parameters={"dataframe": df}).validate(suite)
+    summary: dict[str, Any] = {"evaluated_expectations": len(result.results)}
+    failed = []
+    for expectation_result in result.results:
+        config = expectation_result.expectation_config
+        label = f"{config.type}({config.kwargs.get('column', '')})"
+        if not expectation_result.success:
+            details = expectation_result.result or {}
+            failed.append(label)
+            summary[label] = {
+                "unexpected_count": details.get("unexpected_count"),
+                "observed_value": str(details.get("observed_value")) if "observed_value" in details else None,
+                "partial_unexpected_list": [str(v) for v in (details.get("partial_unexpected_list") or [])[:5]],
+            }
+    summary["failed_expectations"] = failed
+    return bool(result.success), summary
+
+
+def current_identity_customers(spark: SparkSession) -> DataFrame:
+    """Distinct current customer ids of silver.identity_map (through the id lineage)."""
+    lineage = spark.table("silver.customer_id_lineage")
+    return spark.table("silver.identity_map").join(lineage, "customer_id", "left") \
+        .select(F.coalesce("current_customer_id", "customer_id").alias("customer_id")).distinct()
+
+
+def dim_customers_batch(spark: SparkSession) -> tuple[DataFrame, list]:
+    table = spark.table("gold.dim_customers")
+    identity = current_identity_customers(spark).withColumn(IN_IDENTITY_MAP, F.lit(True)).localCheckpoint()
+    df = table.join(identity, "customer_id", "left").withColumn(IN_IDENTITY_MAP, F.coalesce(IN_IDENTITY_MAP, F.lit(False)))
+    return df, dim_customers_expectations(df, pii_columns("dim_customers"), identity.count())
+
+
+SUITES: dict[str, Callable[[SparkSession], tuple[DataFrame, list]]] = {
+    "dim_customers": dim_customers_batch,
+    "fct_orders": lambda spark: (df := spark.table("gold.fct_orders"),
+                                 fct_orders_expectations(df, pii_columns("fct_orders"))),
+    "fct_customer_touchpoints": lambda spark: (
+        df := spark.table("gold.fct_customer_touchpoints"),
+        fct_customer_touchpoints_expectations(df, pii_columns("fct_customer_touchpoints"))),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Validate the gold tables with Great Expectations.")
+    parser.add_argument("--tables", nargs="+", choices=sorted(SUITES), default=sorted(SUITES))
+    args = parser.parse_args(argv)
+    all_passed = True
+    with spark_job("cdp-quality-gold") as (spark, _, reporter):
+        for name in args.tables:
+            df, expectations = SUITES[name](spark)
+            passed, summary = validate(df, expectations, name)
+            reporter.checked(f"gold/{name}", CHECK_NAME, passed, {"table": f"gold.{name}", **summary})
+            all_passed &= passed
+    return 0 if all_passed or reporter.to_dagster else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
