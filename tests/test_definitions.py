@@ -24,6 +24,10 @@ def test_dbt_project_parses_into_the_expected_models(defs):
     assert models["dim_customers"]["schema"] == "gold"
     assert models["dim_customers"]["config"]["file_format"] == "delta"
     assert models["stg_crm__contacts"]["config"]["materialized"] == "view"
+    # Every gold table is read by a declared consumer (a BI dashboard or an activation output).
+    exposed = {ref for exposure in manifest["exposures"].values() for ref in exposure["depends_on"]["nodes"]}
+    gold = {node["unique_id"] for node in models.values() if node["schema"] == "gold"}
+    assert gold <= exposed, f"gold models without an exposure: {sorted(gold - exposed)}"
 
 
 def test_every_layer_is_an_asset_wired_source_to_export(defs):
