@@ -53,8 +53,7 @@ customers as (
         customer_id,
         count(*) as source_record_count,
         count_if(source_table = 'crm_contacts') as crm_contact_count,
-        sort_array(collect_set(source_table)) as source_tables,
-        max(email_normalised) as matched_email
+        sort_array(collect_set(source_table)) as source_tables
     from identity_map
     group by customer_id
 ),

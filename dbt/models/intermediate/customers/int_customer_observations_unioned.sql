@@ -65,7 +65,7 @@ attributed as (
         on observations.source_table = identity_map.source_table
         and observations.source_record_id = identity_map.source_record_id
     left join email_engagement
-        on {{ standardise_email('observations.email') }} = email_engagement.email_standardised
+        on identity_map.email_normalised = email_engagement.email_standardised  -- the record's email, standardised
 )
 
 select * from attributed
