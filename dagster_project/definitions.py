@@ -8,6 +8,7 @@ from dagster_project.defs.identity import assets as identity
 from dagster_project.defs.ingest import assets as ingest
 from dagster_project.defs.ingest.partitions import recent_days_tags
 from dagster_project.defs.landing import assets as landing
+from dagster_project.defs.ml import assets as ml
 from dagster_project.defs.quality import checks as quality
 from dagster_project.resources import CdpSettingsResource
 
@@ -44,5 +45,5 @@ def _platform() -> dg.Definitions:
 
 
 defs = dg.Definitions.merge(
-    landing.defs, ingest.defs, identity.defs, dbt.defs, quality.defs, activation.defs, _platform(),
+    landing.defs, ingest.defs, identity.defs, ml.defs, dbt.defs, quality.defs, activation.defs, _platform(),
 )

@@ -43,6 +43,9 @@ def test_every_layer_is_an_asset_wired_source_to_export(defs):
     # dbt sources resolve to the Spark assets that write them, so Dagster orders the steps.
     assert upstream("staging/stg_crm__contacts") == {"bronze/crm_contacts"}
     assert upstream("staging/stg_identity__identity_map") == {"silver/identity_map"}
+    # The MLlib scores sit between identity resolution and the dbt models that read them.
+    assert upstream("staging/stg_ml__customer_scores") == {"silver/customer_scores"}
+    assert {"silver/identity_map", "bronze/shop_orders"} <= upstream("silver/customer_scores")
     assert upstream("activation/s3_repeat_buyers") == {"gold/sync_s3__repeat_buyers", "gold/dim_customers"}
 
 

@@ -37,6 +37,29 @@ def test_regenerating_leaves_unchanged_files_untouched(tmp_path):
     assert not [p for p in landing.rglob(".*")], "no temporary files left behind"
 
 
+def test_a_withheld_last_day_is_delivered_later_without_touching_the_earlier_files(tmp_path):
+    """How an incremental run is tested: the same zone, its last day arriving a run later."""
+    landing, truth = tmp_path / "landing", tmp_path / "truth"
+    generate(landing, truth, customers=40, seed=1, days=3, withhold_last_days=1)
+    assert sorted({p.parent.name for p in landing.rglob("*") if p.is_file()}) == ["2025-12-29", "2025-12-30"]
+    first = json.loads((truth / "manifest.json").read_text())
+    assert (first["days"], first["withheld_days"]) == (["2025-12-29", "2025-12-30"], ["2025-12-31"])
+    delivered = {p: p.stat().st_mtime_ns for p in landing.rglob("*") if p.is_file()}
+    # The manifest counts what was delivered: the lines actually in the orders' files.
+    lines = sum(1 for p in (landing / "shop" / "orders").rglob("*.jsonl") for _ in p.open())
+    assert first["sources"]["shop_orders"]["rows"] == lines
+
+    generate(landing, truth, customers=40, seed=1, days=3)
+    after = {p: p.stat().st_mtime_ns for p in landing.rglob("*") if p.is_file()}
+    assert {p: t for p, t in after.items() if p in delivered} == delivered, "earlier files untouched"
+    assert {p.parent.name for p in set(after) - set(delivered)} == {"2025-12-31"}
+    full = tmp_path / "full"
+    generate(full, tmp_path / "full-truth", customers=40, seed=1, days=3)
+    assert _files(landing) == _files(full), "same files as a zone generated in one go"
+    with pytest.raises(ValueError, match="withhold"):
+        generate(landing, truth, customers=40, seed=1, days=3, withhold_last_days=3)
+
+
 @pytest.fixture(scope="module")
 def zone(tmp_path_factory):
     root = tmp_path_factory.mktemp("zone")

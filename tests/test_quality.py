@@ -1,15 +1,17 @@
 import json
 from decimal import Decimal
 
-from spark_jobs.quality.gold import (IN_IDENTITY_MAP, dim_customers_expectations, fct_customer_touchpoints_expectations,
-                                     pii_columns, validate)
+from spark_jobs.quality.gold import (ATTRIBUTED_CONSISTENTLY, IN_IDENTITY_MAP, UNTAGGED_PII,
+                                     customer_traits_expectations, dim_customers_expectations,
+                                     fct_customer_touchpoints_expectations, pii_columns, validate,
+                                     with_attribution_flag, with_untagged_pii)
 
 SCHEMA = f"customer_id string, email string, order_count bigint, total_spend decimal(14,2), {IN_IDENTITY_MAP} boolean"
 PII = {"email"}
 
 
 def check(df, identity_customers=None):
-    return validate(df, dim_customers_expectations(df, PII, identity_customers), "dim_customers")
+    return validate(with_untagged_pii(df, PII), dim_customers_expectations(df, identity_customers), "dim_customers")
 
 
 def test_clean_customers_pass(spark):
@@ -52,20 +54,68 @@ def test_customers_missing_from_or_unknown_to_the_identity_map_fail_reconciliati
 
 
 def test_emails_and_phones_in_columns_not_tagged_pii_fail(spark):
-    df = spark.createDataFrame([
-        ("tp_1", "cus_1", "web", "https://shop.example.com/product/123456789", "EV0000000001"),
-        ("tp_2", "cus_1", "email", "https://shop.example.com/?ref=ann.lee@example.com", "EV0000000002"),
-        ("tp_3", "cus_2", "support", "call me on +44 7700 900123", "TK00000003"),
-    ], "touchpoint_id string, customer_id string, channel string, touchpoint_detail string, source_record_id string")
-    passed, summary = validate(df, fct_customer_touchpoints_expectations(df, set()), "touchpoints")
+    df = with_attribution_flag(spark.createDataFrame([
+        ("tp_1", "cus_1", "login", "web", "https://shop.example.com/product/123456789", "EV0000000001"),
+        ("tp_2", "cus_1", "email", "email", "https://shop.example.com/?ref=ann.lee@example.com", "EV0000000002"),
+        ("tp_3", "cus_2", "identity_map", "support", "call me on +44 7700 900123", "TK00000003"),
+    ], "touchpoint_id string, customer_id string, attributed_by string, channel string, touchpoint_detail string, "
+       "source_record_id string"))
+    passed, summary = validate(with_untagged_pii(df, set()), fct_customer_touchpoints_expectations(df), "touchpoints")
     assert not passed
-    assert summary["failed_expectations"] == ["expect_column_values_to_not_match_regex(touchpoint_detail)"] * 2
-    # The summary keeps the last of the two (the phone pattern): the URL's digits are not a phone.
-    assert summary["expect_column_values_to_not_match_regex(touchpoint_detail)"]["partial_unexpected_list"] == [
-        "call me on +44 7700 900123"]
+    assert summary["failed_expectations"] == [f"expect_column_values_to_be_null({UNTAGGED_PII})"]
+    # Which column holds what, per row; the URL's digits are not a phone, ids are not phones.
+    assert sorted(summary[f"expect_column_values_to_be_null({UNTAGGED_PII})"]["partial_unexpected_list"]) == [
+        "touchpoint_detail: email", "touchpoint_detail: phone"]
     # Tagged as PII, the same values pass.
-    passed, _ = validate(df, fct_customer_touchpoints_expectations(df, {"touchpoint_detail"}), "touchpoints")
+    passed, _ = validate(with_untagged_pii(df, {"touchpoint_detail"}), fct_customer_touchpoints_expectations(df),
+                         "touchpoints")
     assert passed
+
+
+def test_a_touchpoint_has_a_customer_exactly_when_it_says_how_it_was_attributed(spark):
+    df = with_attribution_flag(spark.createDataFrame([
+        ("tp_1", "cus_1", "login", "web"),
+        ("tp_2", None, None, "web"),                 # anonymous, not stitched: fine
+        ("tp_3", None, "anonymous_id", "web"),       # says stitched, has nobody
+        ("tp_4", "cus_2", None, "email"),            # has somebody, says nothing
+        ("tp_5", "cus_2", "guess", "email"),         # unknown method
+    ], "touchpoint_id string, customer_id string, attributed_by string, channel string"))
+    passed, summary = validate(with_untagged_pii(df, set()), fct_customer_touchpoints_expectations(df), "touchpoints")
+    assert not passed
+    assert sorted(summary["failed_expectations"]) == [
+        f"expect_column_values_to_be_in_set({ATTRIBUTED_CONSISTENTLY})", "expect_column_values_to_be_in_set(attributed_by)"]
+    # The summary keeps values as text.
+    assert summary[f"expect_column_values_to_be_in_set({ATTRIBUTED_CONSISTENTLY})"]["partial_unexpected_list"] \
+        == ["False", "False"]
+
+
+TRAITS_SCHEMA = ("customer_id string, recency_score int, frequency_score int, monetary_score int, "
+                 "purchase_count bigint, lifetime_value_to_date decimal(14,2), churn_risk double, "
+                 "average_social_sentiment double, latest_nps_category string, social_sentiment string")
+
+
+def test_traits_out_of_range_or_mislabelled_fail(spark):
+    good = ("cus_1", 5, 1, 3, 2, Decimal("10.00"), 0.2, -0.5, "promoter", "negative")
+    nobody_yet = ("cus_2", None, None, None, 0, Decimal("0.00"), None, None, None, None)
+    clean = spark.createDataFrame([good, nobody_yet], TRAITS_SCHEMA)
+    passed, summary = validate(with_untagged_pii(clean, set()), customer_traits_expectations(clean), "traits")
+    assert passed, summary
+
+    bad = spark.createDataFrame([
+        good,
+        ("cus_3", 6, 0, 3, -1, Decimal("1.00"), 1.5, 2.0, "fan", "happy"),
+    ], TRAITS_SCHEMA)
+    passed, summary = validate(with_untagged_pii(bad, set()), customer_traits_expectations(bad), "traits")
+    assert not passed
+    assert sorted(summary["failed_expectations"]) == sorted([
+        "expect_column_values_to_be_between(recency_score)",
+        "expect_column_values_to_be_between(frequency_score)",
+        "expect_column_values_to_be_between(purchase_count)",
+        "expect_column_values_to_be_between(churn_risk)",
+        "expect_column_values_to_be_between(average_social_sentiment)",
+        "expect_column_values_to_be_in_set(latest_nps_category)",
+        "expect_column_values_to_be_in_set(social_sentiment)",
+    ])
 
 
 def test_pii_columns_come_from_the_dbt_docs(tmp_path):

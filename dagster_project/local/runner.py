@@ -8,6 +8,7 @@ export to real S3), parses the dbt project, then runs the main job (or ``dagster
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import subprocess
@@ -74,9 +75,12 @@ def local_stack(environ: dict[str, str] | None = None) -> Iterator[Settings]:
             os.environ.update(saved_environ)
 
 
-def run_main_job(customers: int, seed: int, asset_selection=None):
+def run_main_job(customers: int, seed: int, asset_selection=None, days: int = SAMPLE_DAYS,
+                 withhold_last_days: int = 0, ingest_days: int | None = None):
     """Execute the main job (or the ``asset_selection`` of it: asset keys) in this process
-    against the Dagster instance in DAGSTER_HOME."""
+    against the Dagster instance in DAGSTER_HOME, on a sample zone of ``days`` daily deliveries
+    of which the last ``withhold_last_days`` have not arrived yet. The event sources' partition
+    range is the delivered days, or only the last ``ingest_days`` of them (a daily run)."""
     import dagster as dg
 
     prepare_manifest()
@@ -85,14 +89,16 @@ def run_main_job(customers: int, seed: int, asset_selection=None):
     from dagster_project.defs.ingest.partitions import partition_range_tags
     from spark_jobs.landing.generate import delivery_days
 
-    days = delivery_days(SAMPLE_DAYS)
-    run_config = {"ops": {"landing__sample_sources": {"config": {"customers": customers, "seed": seed,
-                                                                 "days": SAMPLE_DAYS}}}}
+    delivered = delivery_days(days)[:days - withhold_last_days]
+    ingested = delivered[-ingest_days:] if ingest_days else delivered
+    run_config = {"ops": {"landing__sample_sources": {"config": {
+        "customers": customers, "seed": seed, "days": days, "withhold_last_days": withhold_last_days}}}}
     job = defs.resolve_job_def(MAIN_JOB_NAME)
     with dg.DagsterInstance.get() as instance:
         # The event sources are partitioned by delivery day: this run covers the sample's days.
         return job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False,
-                                      tags=partition_range_tags(days[0], days[-1]), asset_selection=asset_selection)
+                                      tags=partition_range_tags(ingested[0], ingested[-1]),
+                                      asset_selection=asset_selection)
 
 
 def summarise(result) -> list[str]:
@@ -143,22 +149,51 @@ def step_durations(run_id: str) -> dict[str, float]:
     return durations
 
 
+BENCH_DBT_NODES = ("fct_customer_touchpoints", "fct_orders", "dim_customers", "customer_traits")
+
+
+def dbt_node_durations() -> dict[str, float]:
+    """Seconds of the big dbt models, and of all models and all tests, in the newest dbt run."""
+    results = max((REPO_ROOT / "dbt" / "target").glob("*/run_results.json"), key=lambda p: p.stat().st_mtime,
+                  default=None)
+    if results is None:
+        return {}
+    nodes = json.loads(results.read_text())["results"]
+    durations = {f"  dbt {n['unique_id'].split('.')[-1]}": n["execution_time"] for n in nodes
+                 if n["unique_id"].split(".")[-1] in BENCH_DBT_NODES}
+    for kind in ("model", "test"):
+        durations[f"  dbt all {kind}s (sum)"] = sum(n["execution_time"] for n in nodes
+                                                    if n["unique_id"].startswith(f"{kind}."))
+    return durations
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
-    """The main job with timings per step and the peak memory of every process it starts."""
+    """The main job with timings per step and the peak memory of every process it starts; with
+    --one-more-day, then the daily run that follows when one more day of data arrives."""
     from dagster_project.local.memory import PeakMemorySampler
 
+    runs = [("full", dict(days=SAMPLE_DAYS + 1, withhold_last_days=1)),
+            ("one more day", dict(days=SAMPLE_DAYS + 1, ingest_days=2))] if args.one_more_day else [("full", {})]
+    timings: list[tuple[str, dict[str, float], float, bool]] = []
     started = time.monotonic()
     with PeakMemorySampler() as memory, local_stack() as settings:
-        result = run_main_job(args.customers, args.seed)
-        durations = step_durations(result.run_id)
+        for name, options in runs:
+            run_started = time.monotonic()
+            result = run_main_job(args.customers, args.seed, **options)
+            timings.append((name, {**step_durations(result.run_id), **dbt_node_durations()},
+                            time.monotonic() - run_started, result.success))
+            if not result.success:
+                break
     wall = time.monotonic() - started
     print(f"\nbenchmark: customers={args.customers} seed={args.seed} spark_master={settings.spark_master} "
-          f"cores={os.cpu_count()} success={result.success}")
-    for step, seconds in durations.items():
-        print(f"  {step:<48} {seconds:8.1f} s")
-    print(f"  {'wall time (incl. S3 server, dbt parse)':<48} {wall:8.1f} s")
-    print(f"  {'peak resident memory, all processes':<48} {memory.peak_bytes / 2**30:8.2f} GiB")
-    return 0 if result.success else 1
+          f"cores={os.cpu_count()} success={all(t[3] for t in timings)}")
+    print(f"  {'step':<48} " + " ".join(f"{name:>14}" for name, *_ in timings))
+    for step in timings[0][1]:
+        print(f"  {step:<48} " + " ".join(f"{t[1].get(step, float('nan')):12.1f} s" for t in timings))
+    print(f"  {'run wall time (incl. dbt parse)':<48} " + " ".join(f"{t[2]:12.1f} s" for t in timings))
+    print(f"  {'wall time (incl. S3 server)':<48} {wall:12.1f} s")
+    print(f"  {'peak resident memory, all processes':<48} {memory.peak_bytes / 2**30:12.2f} GiB")
+    return 0 if all(t[3] for t in timings) else 1
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -190,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="run the pipeline and print time per step and peak memory")
     bench.add_argument("--customers", type=int, default=1000)
     bench.add_argument("--seed", type=int, default=7)
+    bench.add_argument("--one-more-day", action="store_true",
+                       help="deliver the last day of the sample a run later and time that daily (incremental) run too")
     bench.set_defaults(func=cmd_bench)
     sql = sub.add_parser("sql", help="run one Spark SQL query against the local lakehouse")
     sql.add_argument("query")

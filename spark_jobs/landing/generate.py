@@ -460,7 +460,14 @@ class Generator:
             writer.writerows([p.person_id, p.household_id, p.first_name, p.last_name, p.birth_date.isoformat(),
                               p.email] for p in self.people)
 
-    def run(self) -> LandingZone:
+    def run(self, withhold_last_days: int = 0) -> LandingZone:
+        """Write every day's deliveries, then withhold the last ``withhold_last_days`` of them
+        (they have not arrived yet; generating again without withholding delivers them and
+        leaves the earlier files untouched)."""
+        if not 0 <= withhold_last_days < len(self.days):
+            raise ValueError(f"can withhold 0 to {len(self.days) - 1} of {len(self.days)} days, "
+                             f"not {withhold_last_days}")
+        delivered = self.days[:len(self.days) - withhold_last_days]
         steps = [self.crm, self.shop, self.pos, self.support, self.web, self.email, self.surveys,
                  self.enrichment, self.social, self.postal_codes, self.write_people]
         try:
@@ -470,16 +477,19 @@ class Generator:
                 log.info("generated %s in %.1fs", step.__name__, time.monotonic() - started)
         finally:
             self.truth.close()
-        sources = {name: d.summary() for name, d in self.sources.items()}
+        for deliveries in self.sources.values():
+            deliveries.withhold_after(delivered[-1])
+        sources = {name: d.summary(through=delivered[-1]) for name, d in self.sources.items()}
         (self.truth_dir / "manifest.json").write_text(json.dumps(
-            {"seed": self.seed, "customers": len(self.people), "days": [d.isoformat() for d in self.days],
-             "sources": sources}, indent=2))
+            {"seed": self.seed, "customers": len(self.people), "days": [d.isoformat() for d in delivered],
+             "withheld_days": [d.isoformat() for d in self.days[len(delivered):]], "sources": sources}, indent=2))
         return LandingZone(self.landing, self.truth_dir, sources, len(self.people),
                            len({p.household_id for p in self.people}))
 
 
-def generate(out_dir: Path, truth_dir: Path, customers: int, seed: int, days: int = 7) -> LandingZone:
-    zone = Generator(out_dir, truth_dir, customers, seed, days).run()
+def generate(out_dir: Path, truth_dir: Path, customers: int, seed: int, days: int = 7,
+             withhold_last_days: int = 0) -> LandingZone:
+    zone = Generator(out_dir, truth_dir, customers, seed, days).run(withhold_last_days)
     log.info("landing zone for %d people in %d households: %s -> %s", zone.people, zone.households,
              ", ".join(f"{k}={v['rows']}" for k, v in zone.sources.items()), out_dir)
     return zone
@@ -491,10 +501,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--days", type=int, default=7, help="daily deliveries ending on %s" % REFERENCE_DATE)
     parser.add_argument("--out", type=Path, required=True, help="landing zone root")
+    parser.add_argument("--withhold-last-days", type=int, default=0,
+                        help="generate all days but deliver only the earlier ones (an incremental run's test)")
     parser.add_argument("--truth-dir", type=Path, help="where the hidden truth goes; default <out>/../truth")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    generate(args.out, args.truth_dir or args.out.parent / "truth", args.customers, args.seed, args.days)
+    generate(args.out, args.truth_dir or args.out.parent / "truth", args.customers, args.seed, args.days,
+             args.withhold_last_days)
     return 0
 
 

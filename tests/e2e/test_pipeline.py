@@ -11,6 +11,8 @@ import csv
 import io
 import json
 import os
+import subprocess
+import sys
 from collections import Counter, defaultdict
 from datetime import date, datetime
 from decimal import Decimal
@@ -211,27 +213,57 @@ def test_every_source_reconciles_exactly_with_what_was_delivered(first_run, home
     assert web_partitions == {day.isoformat() for day in delivery_days(SAMPLE_DAYS)}
 
 
-def test_failing_quality_check_blocks_the_export(first_run, home):
-    _, exported_before = first_run
+LATE_ORDER = {"order_id": "O999999901", "crm_contact_id": "C00000041", "customer_email": "robert.nelson44@icloud.com",
+              "order_ts": "2025-12-31T23:10:00Z", "channel": "web", "currency": "EUR", "total_amount": 61.5,
+              "status": "completed", "shipping_postcode": "7504", "updated_at": "2025-12-31T23:10:00Z"}
+FACTS = [AssetKey(["gold", "fct_orders"]), AssetKey(["gold", "fct_customer_touchpoints"])]
+
+
+def daily_run_selections(home: Path) -> tuple[list[AssetKey], list[AssetKey]]:
+    """What the export and the facts depend on, as two runs: the changed sources and identity
+    resolution, then the dbt tables, checks and export. Left out: the sources that did not
+    change (they would list their landing folders and find nothing new), the ML scores, and
+    the dbt views (they read bronze live, so only tables need rebuilding; their tests ran in the
+    first run). Two runs because a subset run orders only directly linked assets, and the
+    tables reach identity's silver tables through views."""
+    from dagster_project.definitions import defs
+
+    manifest = json.loads((Path(__file__).parents[2] / "dbt" / "target" / "manifest.json").read_text())
+    views = {AssetKey([n["schema"], n["name"]]) for n in manifest["nodes"].values()
+             if n["resource_type"] == "model" and n["config"]["materialized"] == "view"}
+    changed_sources = {AssetKey(["bronze", "crm_contacts"]), AssetKey(["bronze", "shop_orders"])}
+    # The identity job writes all its silver tables at once, so all of them are selected.
+    needed = AssetSelection.assets(AssetKey(["activation", "s3_repeat_buyers"]), *FACTS).upstream() \
+        | AssetSelection.key_prefixes(["silver"])
+    keys = [key for key in needed.resolve(defs.resolve_asset_graph())
+            if key.path[0] not in ("landing", "bronze") or key in changed_sources]
+    keys = [key for key in keys if key not in views and key != AssetKey(["silver", "customer_scores"])]
+    upstream = [key for key in keys if key.path[0] in ("bronze", "silver")]
+    return upstream, [key for key in keys if key not in upstream]
+
+
+@pytest.fixture(scope="module")
+def second_run(first_run, home):
+    """A later run after a malformed CRM contact and a late order of Robert Nelson arrived: the
+    export must be blocked, and the facts take the order on their daily, incremental path.
+    Returns the result of the run that builds gold and exports, and the export."""
     (home / "landing" / "crm" / "contacts" / "contacts_9999.csv").write_text(
         "op,change_ts,contact_id,first_name,last_name,email,phone,birth_date,street,city,postcode,country,"
         "loyalty_card_id,created_at\n"
         "I,2025-01-02T00:00:00Z,C9999999,Mal,Formed,not-an-email,,,,London,,GB,,2025-01-01T00:00:00Z\n",
         encoding="utf-8",
     )
+    (home / "landing" / "shop" / "orders" / "2025-12-31" / "orders_20251231_002.jsonl").write_text(
+        json.dumps(LATE_ORDER) + "\n", encoding="utf-8")
+    upstream, gold = daily_run_selections(home)
+    ingested, _ = run_pipeline(home, upstream)
+    assert ingested.success and {"bronze/crm_contacts", "bronze/shop_orders", "silver/identity_map"} <= materialized(ingested)
+    return run_pipeline(home, gold)
 
-    # Only what the export depends on, minus the sources that did not change (they would list
-    # their landing folders and find nothing new).
-    from dagster_project.definitions import defs
 
-    # The identity job writes all its silver tables at once, so all of them are selected.
-    graph = defs.resolve_asset_graph()
-    needed = AssetSelection.assets(AssetKey(["activation", "s3_repeat_buyers"])).upstream() \
-        | AssetSelection.key_prefixes(["silver"])
-    selection = [key for key in needed.resolve(graph)
-                 if key.path[0] != "bronze" or key == AssetKey(["bronze", "crm_contacts"])]
-    result, exported_after = run_pipeline(home, selection)
-
+def test_failing_quality_check_blocks_the_export(first_run, second_run):
+    _, exported_before = first_run
+    result, exported_after = second_run
     evaluations = {c.asset_check_key.to_user_string(): c for c in result.get_asset_check_evaluations()}
     ge = evaluations["gold/dim_customers:great_expectations"]
     assert not ge.passed
@@ -240,3 +272,38 @@ def test_failing_quality_check_blocks_the_export(first_run, home):
     assert "activation/s3_repeat_buyers" not in materialized(result), "...but must not be exported"
     assert not result.success
     assert exported_after == exported_before
+
+
+def test_incremental_facts_equal_a_full_refresh(second_run, home, spark):
+    """The second run merged into the facts the first run built; rebuilding them from scratch
+    must give the same rows."""
+    assert {"gold/fct_orders", "gold/fct_customer_touchpoints"} <= materialized(second_run[0])
+    gold = home / "lakehouse" / "gold.db"
+
+    def rows(table: str) -> set[tuple]:
+        return {tuple(r) for r in spark.read.format("delta").load(str(gold / table)).collect()}
+
+    incremental = {table: rows(table) for table in ("fct_orders", "fct_customer_touchpoints")}
+    for table in incremental:   # the second run merged the late order in; it did not rebuild
+        latest = spark.sql(f"DESCRIBE HISTORY delta.`{gold / table}` LIMIT 1").first()
+        assert latest.operation == "MERGE", f"{table}: {latest.operation}"
+        assert latest.operationMetrics["numTargetRowsInserted"] == "1", f"{table}: {latest.operationMetrics}"
+    robert = spark.read.format("delta").load(str(home / "lakehouse" / "silver.db" / "identity_map")) \
+        .where("source_table = 'crm_contacts' and source_record_id = 'C00000041'").first().customer_id
+    order = spark.read.format("delta").load(str(gold / "fct_orders")).where("order_id = 'O999999901'").first()
+    assert (order.customer_id, order.total_amount, order.status) == (robert, Decimal("61.50"), "completed")
+    touchpoint = spark.read.format("delta").load(str(gold / "fct_customer_touchpoints")) \
+        .where("source_record_id = 'O999999901'").first()
+    assert touchpoint.customer_id == robert
+
+    environ = {**os.environ, "CDP_HOME": str(home), "CDP_LOCAL_S3": "false", "CDP_SPARK_SHUFFLE_PARTITIONS": "2"}
+    with local_stack(environ):
+        dbt = Path(sys.executable).parent / "dbt"
+        completed = subprocess.run([str(dbt), "run", "--full-refresh", "--select", "fct_orders", "fct_customer_touchpoints",
+                                    "--target-path", str(home / "dbt-target")],
+                                   cwd=Path(__file__).parents[2] / "dbt", env=dict(os.environ),
+                                   capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stdout[-3000:]
+    for table, merged in incremental.items():
+        rebuilt = rows(table)
+        assert merged == rebuilt, f"{table}: {len(merged - rebuilt)} rows only incremental, {len(rebuilt - merged)} only full"

@@ -12,6 +12,9 @@ class SampleSourcesConfig(dg.Config):
     customers: int = 1000
     seed: int = 7
     days: int = 7
+    # Deliver only the earlier days (the rest "arrive" when generated again with 0): how the
+    # benchmark and the tests exercise an incremental run.
+    withhold_last_days: int = 0
 
 
 @dg.asset(key=SAMPLE_SOURCES_KEY, group_name="landing", kinds={"python"},
@@ -19,9 +22,11 @@ class SampleSourcesConfig(dg.Config):
                       "clickstream, email, surveys, vendor enrichment, social, postal codes).")
 def sample_sources(config: SampleSourcesConfig, cdp_settings: CdpSettingsResource) -> dg.MaterializeResult:
     settings = cdp_settings.settings()
-    zone = generate(settings.landing_dir, settings.home / "truth", config.customers, config.seed, config.days)
+    zone = generate(settings.landing_dir, settings.home / "truth", config.customers, config.seed, config.days,
+                    config.withhold_last_days)
     return dg.MaterializeResult(metadata={
         "customers": config.customers, "seed": config.seed, "days": config.days,
+        "withheld_days": config.withhold_last_days,
         "households": zone.households, "landing_dir": str(settings.landing_dir),
         **{f"{name}_rows": summary["rows"] for name, summary in zone.sources.items()},
     })

@@ -15,6 +15,8 @@ SUITES = {
     "dim_customers": ("key, email format, value ranges, one row per identity-map customer, no untagged PII", True),
     "fct_orders": ("key, non-negative amounts, channel and currency labels, no untagged PII", False),
     "fct_customer_touchpoints": ("key, attributed customer, channel labels, no untagged PII", False),
+    "customer_traits": ("key, RFM scores 1-5, churn risk 0-1, sentiment -1..1, NPS and sentiment labels, "
+                        "no untagged PII", False),
 }
 
 

@@ -1,5 +1,10 @@
 {#- Every purchase, online (shop orders, their newest status) and in store (POS transactions),
-    one row per order. customer_id is null for a store purchase without a loyalty card. -#}
+    one row per order. customer_id is null for a store purchase without a loyalty card.
+
+    Incremental (Delta MERGE on order_id). A run processes the orders whose order row or order
+    lines were ingested after the newest ingestion the table has seen (per source), and
+    the orders already in the table whose customer changed in the identity map since (merges,
+    splits). A full refresh computes the same table from scratch. -#}
 with identity_map as (
     select * from {{ ref('int_identity_map_resolved') }}
 ),
@@ -8,7 +13,8 @@ order_lines as (
     select
         order_id,
         sum(quantity) as item_count,
-        count(*) as line_count
+        count(*) as line_count,
+        max(ingested_at) as ingested_at
     from {{ ref('stg_shop__order_lines') }}
     group by order_id
 ),
@@ -25,7 +31,8 @@ online as (
         order_lines.item_count,
         order_lines.line_count,
         cast(null as string) as store_id,
-        orders.shipping_postcode
+        orders.shipping_postcode,
+        greatest(orders.ingested_at, coalesce(order_lines.ingested_at, orders.ingested_at)) as ingested_at
     from {{ ref('stg_shop__orders') }} as orders
     left join order_lines
         on orders.order_id = order_lines.order_id
@@ -43,7 +50,8 @@ store as (
         cast(item_count as bigint) as item_count,
         cast(null as bigint) as line_count,
         store_id,
-        cast(null as string) as shipping_postcode
+        cast(null as string) as shipping_postcode,
+        ingested_at
     from {{ ref('stg_store__pos_transactions') }}
 ),
 
@@ -52,6 +60,42 @@ orders as (
     union all
     select * from store
 ),
+
+{% if is_incremental() %}
+watermarks as (
+    select source_table, max(ingested_at) as ingested_at
+    from {{ this }}
+    group by source_table
+),
+
+reassigned as (
+    {#- Orders whose customer in the identity map is no longer the one stored. -#}
+    select existing.order_id
+    from {{ this }} as existing
+    left join identity_map
+        on existing.source_table = identity_map.source_table
+        and existing.order_id = identity_map.source_record_id
+    where not (existing.customer_id <=> identity_map.customer_id)
+),
+
+candidates as (
+    select orders.*
+    from orders
+    left join watermarks
+        on orders.source_table = watermarks.source_table
+    where watermarks.ingested_at is null
+        or orders.ingested_at > watermarks.ingested_at
+    union
+    select orders.*
+    from orders
+    left semi join reassigned
+        on orders.order_id = reassigned.order_id
+),
+{% else %}
+candidates as (
+    select * from orders
+),
+{% endif %}
 
 attributed as (
     select
@@ -67,8 +111,9 @@ attributed as (
         orders.item_count,
         orders.line_count,
         orders.store_id,
-        orders.shipping_postcode
-    from orders
+        orders.shipping_postcode,
+        orders.ingested_at
+    from candidates as orders
     left join identity_map
         on orders.source_table = identity_map.source_table
         and orders.order_id = identity_map.source_record_id

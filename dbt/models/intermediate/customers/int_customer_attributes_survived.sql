@@ -1,6 +1,7 @@
 {#- The golden record's person attributes, one row per customer with at least one observation,
     chosen by the survivorship rules of dbt_project.yml (vars.survivorship, macros/survivorship.sql).
     Each group also says which source table and record it came from and when that was observed. -#}
+
 {%- set rules = var('survivorship') %}
 
 with observations as (

@@ -3,6 +3,7 @@
     unsubscribed: the latest subscription event is an unsubscribe; subscribed: the customer is
     on the provider's send list (received a send) and has not unsubscribed since. A hard bounce
     after the last open or click makes the address undeliverable whatever the consent. -#}
+
 with events as (
     select * from {{ ref('stg_email__events') }}
 ),

@@ -13,7 +13,8 @@ renamed as (
         lower(event_type) as event_type,
         nullif(trim(link_url), '') as link_url,
         nullif(trim(anonymous_id), '') as anonymous_id,
-        event_ts as occurred_at
+        event_ts as occurred_at,
+        _ingested_at as ingested_at  -- when the row (this version of it) reached bronze
     from source
 )
 

@@ -12,7 +12,8 @@ renamed as (
         quantity,
         cast(unit_price as decimal(12, 2)) as unit_price,
         cast(quantity * unit_price as decimal(14, 2)) as line_amount,
-        order_ts as ordered_at
+        order_ts as ordered_at,
+        _ingested_at as ingested_at  -- when the row (this version of it) reached bronze
     from source
 )
 

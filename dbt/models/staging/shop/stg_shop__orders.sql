@@ -13,7 +13,8 @@ renamed as (
         cast(total_amount as decimal(12, 2)) as total_amount,
         lower(trim(status)) as status,
         nullif(upper(trim(shipping_postcode)), '') as shipping_postcode,
-        updated_at
+        updated_at,
+        _ingested_at as ingested_at  -- when the row (this version of it) reached bronze
     from source
 )
 

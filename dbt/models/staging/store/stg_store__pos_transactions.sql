@@ -11,7 +11,8 @@ renamed as (
         cast(total_amount as decimal(12, 2)) as total_amount,
         upper(currency) as currency,
         lower(payment_method) as payment_method,
-        item_count
+        item_count,
+        _ingested_at as ingested_at  -- when the row (this version of it) reached bronze
     from source
 )
 

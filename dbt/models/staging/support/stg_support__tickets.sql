@@ -15,7 +15,8 @@ renamed as (
         first_response_at,
         resolved_at,
         (unix_timestamp(resolved_at) - unix_timestamp(created_at)) / 3600.0 as resolution_hours,
-        updated_at
+        updated_at,
+        _ingested_at as ingested_at  -- when the row (this version of it) reached bronze
     from source
 )
 

@@ -18,7 +18,8 @@ renamed as (
         nullif(trim(crm_contact_id), '') as crm_contact_id,
         coalesce(lower(touchpoint), 'unknown') as touchpoint,
         nullif(trim(comment), '') as comment,
-        submitted_at
+        submitted_at,
+        _ingested_at as ingested_at  -- when the row (this version of it) reached bronze
     from source
 )
 

@@ -17,7 +17,8 @@ renamed as (
         coalesce(lower(device_type), 'unknown') as device_type,
         nullif(trim(ip_city), '') as city,
         upper(nullif(trim(ip_country), '')) as country,
-        event_ts as occurred_at
+        event_ts as occurred_at,
+        _ingested_at as ingested_at  -- when the row (this version of it) reached bronze
     from source
 )
 

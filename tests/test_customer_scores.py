@@ -1,0 +1,63 @@
+"""The churn and value models' features, labels and time-split evaluation (spark_jobs/ml)."""
+
+import random
+from datetime import date, timedelta
+
+import pytest
+
+from spark_jobs.ml.customer_scores import NotEnoughHistory, features_at, labelled_at, score
+
+SCHEMA = "customer_id string, purchased_on date, amount double, is_store double"
+
+
+def test_features_see_only_the_past_and_labels_only_the_horizon(spark):
+    purchases = spark.createDataFrame([
+        ("a", date(2024, 12, 20), 10.0, 0.0),   # 102 days before the cutoff: not "recent"
+        ("a", date(2025, 3, 1), 30.0, 1.0),     # 31 days before the cutoff
+        ("a", date(2025, 4, 10), 50.0, 0.0),    # after the cutoff, inside the horizon
+        ("b", date(2025, 2, 1), 20.0, 0.0),
+        ("b", date(2025, 7, 1), 99.0, 0.0),     # after the horizon: b churned
+        ("c", date(2025, 4, 2), 5.0, 0.0),      # first purchase after the cutoff: not in the population
+    ], SCHEMA)
+    rows = {r.customer_id: r for r in labelled_at(purchases, date(2025, 4, 1), horizon_days=30).collect()}
+    assert set(rows) == {"a", "b"}
+    a = rows["a"]
+    assert (a.recency_days, a.frequency, a.monetary, a.average_order_value, a.tenure_days) == (31, 2, 40.0, 20.0, 102)
+    assert (a.purchases_last_90_days, a.spend_last_90_days, a.store_share) == (1, 30.0, 0.5)
+    assert (a.churned, a.future_value) == (0.0, 50.0)
+    assert (rows["b"].churned, rows["b"].future_value, rows["b"].recency_days) == (1.0, 0.0, 59)
+    assert features_at(purchases, date(2024, 12, 20)).count() == 0, "nothing before the first purchase"
+
+
+def test_models_rank_loyal_customers_below_one_off_buyers(spark):
+    """Loyal customers buy every 10-25 days for two years; one-off buyers bought once or twice at
+    a random time. Over 90 days the first keep buying, the second do not."""
+    rng, rows, as_of = random.Random(3), [], date(2025, 12, 31)
+    for i in range(60):
+        day = as_of - timedelta(days=730)
+        while day <= as_of:
+            rows.append((f"loyal{i}", day, rng.uniform(20, 80), 0.0))
+            day += timedelta(days=rng.randint(10, 25))
+    for i in range(60):
+        for _ in range(rng.randint(1, 2)):
+            rows.append((f"once{i}", as_of - timedelta(days=rng.randint(200, 730)), rng.uniform(20, 80), 1.0))
+    scores, metrics = score(spark.createDataFrame(rows, SCHEMA), as_of, horizon_days=90)
+    assert metrics["train_customers"] == metrics["test_customers"] == 120
+    assert metrics["churn_auc"] >= 0.95
+    result = {r.customer_id: r for r in scores.collect()}
+    assert len(result) == 120 and all(0 <= r.churn_risk <= 1 and r.predicted_value >= 0 for r in result.values())
+    loyal = [r for c, r in result.items() if c.startswith("loyal")]
+    once = [r for c, r in result.items() if c.startswith("once")]
+    assert max(r.churn_risk for r in loyal) < min(r.churn_risk for r in once)
+    assert min(r.predicted_value for r in loyal) > max(r.predicted_value for r in once)
+
+
+def test_too_little_history_is_a_clear_error(spark):
+    purchases = spark.createDataFrame([("a", date(2025, 12, 1), 10.0, 0.0)], SCHEMA)
+    with pytest.raises(NotEnoughHistory, match="not enough purchase history"):
+        score(purchases, date(2025, 12, 31), horizon_days=90)
+    # Enough history, too few customers: a churner and a loyal buyer.
+    purchases = spark.createDataFrame([("a", date(2025, 1, 1), 10.0, 0.0), ("b", date(2025, 1, 1), 10.0, 0.0),
+                                       ("b", date(2025, 11, 1), 10.0, 0.0)], SCHEMA)
+    with pytest.raises(NotEnoughHistory, match="2 customers to train on, fewer than 100"):
+        score(purchases, date(2025, 12, 31), horizon_days=90)
