@@ -47,6 +47,10 @@ def test_every_layer_is_an_asset_wired_source_to_export(defs):
     assert upstream("staging/stg_ml__customer_scores") == {"silver/customer_scores"}
     assert {"silver/identity_map", "bronze/shop_orders"} <= upstream("silver/customer_scores")
     assert upstream("activation/s3_repeat_buyers") == {"gold/sync_s3__repeat_buyers", "gold/dim_customers"}
+    # One asset per sync definition, downstream of its model and of the gated dim_customers.
+    assert upstream("activation/crm_customers") == {"gold/sync_crm__customers", "gold/dim_customers"}
+    assert upstream("activation/ads_high_value_customers") == {"gold/sync_ads__high_value_customers",
+                                                               "gold/dim_customers"}
 
 
 def test_great_expectations_check_blocks_and_main_job_covers_everything(defs):
@@ -56,6 +60,32 @@ def test_great_expectations_check_blocks_and_main_job_covers_everything(defs):
     job = defs.resolve_job_def("cdp_main")
     assert dg.AssetKey(["activation", "s3_repeat_buyers"]) in job.asset_layer.selected_asset_keys
     assert check_key in job.asset_layer.asset_graph.asset_check_keys
+    schedules = {s.name: s.cron_schedule for s in defs.schedules}
+    assert schedules["sync_crm_customers"] == "0 6 * * *"
+
+
+def test_a_failing_blocking_check_stops_the_syncs_downstream():
+    """Dagster's blocking semantics with our activation multi-asset: dim_customers' blocking
+    check fails, so no sync runs (and the syncs' Spark job is never launched)."""
+    from dagster_project.defs.activation.assets import activation
+
+    @dg.asset(key=["gold", "dim_customers"],
+              check_specs=[dg.AssetCheckSpec("great_expectations", asset=["gold", "dim_customers"], blocking=True)])
+    def dim_customers():
+        yield dg.Output(None)
+        yield dg.AssetCheckResult(passed=False, check_name="great_expectations")
+
+    from dagster_project.resources import CdpSettingsResource
+
+    models = [dg.AssetSpec(key) for key in activation.dependency_keys if key.path[-1] != "dim_customers"]
+    result = dg.materialize([dim_customers, activation, *models], raise_on_error=False,
+                            selection=dg.AssetSelection.assets(dim_customers, activation),
+                            resources={"pipes": dg.PipesSubprocessClient(), "cdp_settings": CdpSettingsResource()})
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == {"gold/dim_customers"}
+    started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+    failed = {e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"}
+    assert (started, failed) == ({"gold__dim_customers"}, {"gold__dim_customers"})   # activation never started
 
 
 def test_code_location_loads_the_way_dagster_dev_loads_it(tmp_path):

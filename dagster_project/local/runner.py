@@ -2,7 +2,8 @@
 
 It decides the local environment in one place: resolves settings, renders the shared Spark
 configuration, starts the local S3-compatible server (unless ``CDP_LOCAL_S3=false``, e.g. to
-export to real S3), parses the dbt project, then runs the main job (or ``dagster dev``).
+export to real S3) and the local stand-ins of the CRM, email-platform and webhook APIs (unless
+``CDP_LOCAL_APIS=false``), parses the dbt project, then runs the main job (or ``dagster dev``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from contextlib import ExitStack, contextmanager
 from collections.abc import Iterator
 
 from dagster_project.defs.dbt.project import prepare_manifest
+from dagster_project.local.mock_apis import MockApis
 from dagster_project.local.s3_server import LOCAL_CREDENTIALS, LocalS3Server
 from spark_jobs.settings import REPO_ROOT, Settings
 from spark_jobs.spark import ensure_local_dirs, write_spark_defaults
@@ -66,6 +68,11 @@ def local_stack(environ: dict[str, str] | None = None) -> Iterator[Settings]:
                 environ[key] = value
             environ["CDP_S3_ENDPOINT_URL"] = server.endpoint_url
             settings = Settings.from_env(environ)
+        if _truthy(environ.get("CDP_LOCAL_APIS"), default=True):
+            # The CRM, email platform and webhook are SaaS we cannot reach: local stand-ins.
+            apis = stack.enter_context(MockApis(int(environ.get("CDP_LOCAL_APIS_PORT") or 0),
+                                                settings.home / "mock-apis" / "state.json", record_requests=False))
+            environ.update(apis.environment())
         saved_environ = dict(os.environ)
         os.environ.update({**environ, **prepare_environment(settings)})
         try:
@@ -76,11 +83,12 @@ def local_stack(environ: dict[str, str] | None = None) -> Iterator[Settings]:
 
 
 def run_main_job(customers: int, seed: int, asset_selection=None, days: int = SAMPLE_DAYS,
-                 withhold_last_days: int = 0, ingest_days: int | None = None):
+                 withhold_last_days: int = 0, ingest_days: int | None = None, asset_check_selection=None):
     """Execute the main job (or the ``asset_selection`` of it: asset keys) in this process
     against the Dagster instance in DAGSTER_HOME, on a sample zone of ``days`` daily deliveries
     of which the last ``withhold_last_days`` have not arrived yet. The event sources' partition
-    range is the delivered days, or only the last ``ingest_days`` of them (a daily run)."""
+    range is the delivered days, or only the last ``ingest_days`` of them (a daily run).
+    ``asset_check_selection`` (check keys) limits the checks of a selection; default: all of them."""
     import dagster as dg
 
     prepare_manifest()
@@ -94,6 +102,12 @@ def run_main_job(customers: int, seed: int, asset_selection=None, days: int = SA
     run_config = {"ops": {"landing__sample_sources": {"config": {
         "customers": customers, "seed": seed, "days": days, "withhold_last_days": withhold_last_days}}}}
     job = defs.resolve_job_def(MAIN_JOB_NAME)
+    if asset_check_selection is not None:
+        job = job.get_subset(asset_selection=set(asset_selection or job.asset_layer.executable_asset_keys),
+                             asset_check_selection=set(asset_check_selection))
+        asset_selection = None
+        # A subset job's config schema has only its own ops.
+        run_config = {"ops": {op: config for op, config in run_config["ops"].items() if job.graph.has_node_named(op)}}
     with dg.DagsterInstance.get() as instance:
         # The event sources are partitioned by delivery day: this run covers the sample's days.
         return job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False,

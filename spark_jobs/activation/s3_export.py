@@ -88,15 +88,18 @@ def export_audience(spark, settings: Settings, audience: str) -> ExportResult:
     return ExportResult(bucket, key, rows, size)
 
 
+def report_export(reporter, audience: str, result: ExportResult) -> None:
+    reporter.materialized(f"activation/s3_{audience}", {
+        "uri": f"s3://{result.bucket}/{result.key}", "rows": result.rows, "bytes": result.bytes,
+    })
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Export a gold sync_s3__<audience> table to S3 as CSV.")
     parser.add_argument("--audience", default="repeat_buyers")
     args = parser.parse_args(argv)
     with spark_job(f"cdp-export-{args.audience}") as (spark, settings, reporter):
-        result = export_audience(spark, settings, args.audience)
-        reporter.materialized(f"activation/s3_{args.audience}", {
-            "uri": f"s3://{result.bucket}/{result.key}", "rows": result.rows, "bytes": result.bytes,
-        })
+        report_export(reporter, args.audience, export_audience(spark, settings, args.audience))
     return 0
 
 

@@ -1,20 +1,46 @@
-"""Audience exports. Each one depends on dim_customers directly so that the blocking Great
-Expectations check on dim_customers gates it."""
+"""Activation: one asset per sync definition (syncs/*.yml) and the repeat-buyers CSV export.
+
+Every activation asset depends on its dbt model and on dim_customers directly, so the blocking
+Great Expectations check on dim_customers (and any blocking check on the model) stops it.
+All activation assets of a run share one Spark process (a subsettable multi-asset): one asset
+per sync in the graph and in the UI, one JVM start per run instead of one per sync.
+"""
 
 import dagster as dg
 
 from dagster_project.defs.quality.checks import DIM_CUSTOMERS_KEY
 from dagster_project.resources import CdpSettingsResource, run_spark_job
+from spark_jobs.activation.definitions import SyncDefinition, load_syncs
+
+SYNCS = load_syncs()
+REPEAT_BUYERS_EXPORT = dg.AssetSpec(
+    key=["activation", "s3_repeat_buyers"], deps=[dg.AssetKey(["gold", "sync_s3__repeat_buyers"]), DIM_CUSTOMERS_KEY],
+    group_name="activation", kinds={"s3"}, skippable=True,
+    description="gold.sync_s3__repeat_buyers as one CSV in the export bucket (spark_jobs/activation/s3_export.py).")
 
 
-@dg.asset(key=["activation", "s3_repeat_buyers"],
-          deps=[dg.AssetKey(["gold", "sync_s3__repeat_buyers"]), DIM_CUSTOMERS_KEY],
-          group_name="activation", kinds={"s3"},
-          description="gold.sync_s3__repeat_buyers as CSV in the export bucket.")
-def s3_repeat_buyers(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient,
-                     cdp_settings: CdpSettingsResource) -> dg.MaterializeResult:
-    return run_spark_job(context, pipes, cdp_settings, "spark_jobs.activation.s3_export",
-                         ["--audience", "repeat_buyers"]).get_materialize_result()
+def sync_spec(sync: SyncDefinition) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key=sync.asset_key, deps=[dg.AssetKey(["gold", sync.model]), DIM_CUSTOMERS_KEY],
+        group_name="activation", kinds={sync.destination_type.replace("_", "")}, skippable=True,
+        description=f"{sync.description} {sync.mode.capitalize()} from gold.{sync.model}; "
+                    f"defined in syncs/{sync.path.name if sync.path else sync.name + '.yml'}.",
+        metadata={"mode": sync.mode, "destination": sync.destination_type, "model": sync.table})
 
 
-defs = dg.Definitions(assets=[s3_repeat_buyers])
+@dg.multi_asset(name="activation", specs=[REPEAT_BUYERS_EXPORT, *[sync_spec(s) for s in SYNCS]], can_subset=True)
+def activation(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient, cdp_settings: CdpSettingsResource):
+    args = ["--export", "repeat_buyers"] if REPEAT_BUYERS_EXPORT.key in context.selected_asset_keys else []
+    args += [arg for s in SYNCS if dg.AssetKey(s.asset_key) in context.selected_asset_keys for arg in ("--sync", s.name)]
+    yield from run_spark_job(context, pipes, cdp_settings, "spark_jobs.activation.sync", args).get_results()
+
+
+def sync_schedules() -> list[dg.ScheduleDefinition]:
+    """Each sync on its own schedule: it sends what changed in its model since its last run."""
+    return [dg.ScheduleDefinition(name=f"sync_{s.name}", cron_schedule=s.schedule, execution_timezone="UTC",
+                                  job=dg.define_asset_job(f"sync_{s.name}_job",
+                                                          selection=dg.AssetSelection.assets(s.asset_key)))
+            for s in SYNCS if s.schedule]
+
+
+defs = dg.Definitions(assets=[activation], schedules=sync_schedules())

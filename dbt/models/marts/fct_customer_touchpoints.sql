@@ -28,19 +28,8 @@ anonymous_ids as (
     'source_record_id', 'ingested_at'] %}
 
 {% if is_incremental() %}
-watermarks as (
-    select source_table, max(ingested_at) as ingested_at
-    from {{ this }}
-    group by source_table
-),
-
 arrived as (
-    select {% for column in base_columns %}touchpoints.{{ column }}{{ ', ' if not loop.last }}{% endfor %}
-    from touchpoints
-    left join watermarks
-        on touchpoints.source_table = watermarks.source_table
-    where watermarks.ingested_at is null
-        or touchpoints.ingested_at > watermarks.ingested_at
+    {{ rows_arrived_since_last_run('touchpoints', base_columns) }}
 ),
 
 previous_keys as (

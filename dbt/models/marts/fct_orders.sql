@@ -62,12 +62,6 @@ orders as (
 ),
 
 {% if is_incremental() %}
-watermarks as (
-    select source_table, max(ingested_at) as ingested_at
-    from {{ this }}
-    group by source_table
-),
-
 reassigned as (
     {#- Orders whose customer in the identity map is no longer the one stored. -#}
     select existing.order_id
@@ -79,12 +73,7 @@ reassigned as (
 ),
 
 candidates as (
-    select orders.*
-    from orders
-    left join watermarks
-        on orders.source_table = watermarks.source_table
-    where watermarks.ingested_at is null
-        or orders.ingested_at > watermarks.ingested_at
+    {{ rows_arrived_since_last_run('orders') }}
     union
     select orders.*
     from orders

@@ -1,0 +1,39 @@
+{#- Every customer for the CRM (activation/crm_customers): golden record, value and segments.
+    Sending customer data to the company's own CRM needs no marketing consent; erased customers
+    are suppressed by the sync engine (activation.suppressions). -#}
+with customers as (
+    select * from {{ ref('dim_customers') }}
+),
+
+traits as (
+    select * from {{ ref('customer_traits') }}
+),
+
+segments as (
+    select
+        customer_id,
+        concat_ws(';', array_sort(collect_list(segment_name))) as segment_names
+    from {{ ref('customer_segments') }}
+    group by customer_id
+),
+
+crm_rows as (
+    select
+        customers.customer_id,
+        customers.email,
+        customers.first_name,
+        customers.last_name,
+        customers.phone,
+        customers.city,
+        customers.country,
+        traits.lifetime_value_to_date,
+        traits.rfm_cell,
+        traits.churn_risk,
+        segments.segment_names,
+        {{ activation_suppression_reason('none') }} as suppression_reason
+    from customers
+    left join traits on customers.customer_id = traits.customer_id
+    left join segments on customers.customer_id = segments.customer_id
+)
+
+select * from crm_rows

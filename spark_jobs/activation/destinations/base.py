@@ -1,0 +1,145 @@
+"""The destination interface and the HTTP client every API destination shares.
+
+HTTP goes through httpx; retries through tenacity (exponential backoff with jitter on 429, 5xx,
+timeouts and dropped connections, honouring ``Retry-After``); the request rate through
+pyrate-limiter. What a destination adds is only its API's request and response shapes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from pyrate_limiter import Duration, Limiter, Rate
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from spark_jobs.activation.definitions import SyncDefinition
+
+log = logging.getLogger(__name__)
+logging.getLogger("httpx").setLevel(logging.WARNING)   # one INFO line per request is noise; retries log here
+
+
+@dataclass(frozen=True)
+class Change:
+    """One row to send: ``op`` is "upsert" or "remove"; ``fields`` are destination field names."""
+    op: str
+    key: str
+    fields: dict[str, Any]
+    destination_id: str | None = None   # what the destination called it last time (e.g. a CRM id)
+    event_id: str = ""                  # stable per change: the same change always has the same id
+
+
+@dataclass(frozen=True)
+class Outcome:
+    key: str
+    ok: bool
+    destination_id: str | None = None
+    error: str | None = None
+
+
+class Destination:
+    """Send changes; report one Outcome per change, in any order. A change the destination
+    refused, or that could not be delivered after the retries, is an Outcome with ok=False."""
+
+    default_batch_size = 100
+
+    def __init__(self, sync: SyncDefinition, run_id: str, settings) -> None:
+        self.sync, self.run_id, self.settings = sync, run_id, settings
+        self.config = sync.destination
+        self.batch_size = sync.batch_size or self.default_batch_size
+
+    def upsert(self, changes: list[Change]) -> list[Outcome]:
+        raise NotImplementedError
+
+    def remove(self, changes: list[Change]) -> list[Outcome]:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Make everything sent so far durable at the destination (files: upload the part)."""
+
+    def close(self) -> dict[str, Any]:
+        """End of the run (files: the manifest); returns metadata for the sync log."""
+        return {}
+
+    def failed(self, changes: list[Change], error: str) -> list[Outcome]:
+        return [Outcome(c.key, False, c.destination_id, error) for c in changes]
+
+
+class RetryableHttpError(Exception):
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"HTTP {response.status_code} from {response.request.method} {response.request.url.path}")
+        self.status_code = response.status_code
+        self.retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: a number, or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+class HttpApi:
+    """An httpx client with retries, backoff and a request-rate limit."""
+
+    def __init__(self, base_url: str, *, rate_per_second: float, headers: dict[str, str] | None = None,
+                 auth: httpx.Auth | tuple[str, str] | None = None, timeout_s: float = 30.0,
+                 max_attempts: int = 6, max_wait_s: float = 60.0) -> None:
+        self.client = httpx.Client(base_url=base_url, headers=headers, auth=auth, timeout=httpx.Timeout(timeout_s))
+        rate = Rate(int(rate_per_second), Duration.SECOND) if rate_per_second >= 1 \
+            else Rate(1, int(Duration.SECOND / rate_per_second))
+        self.limiter = Limiter(rate)
+        self.max_attempts, self.max_wait_s = max_attempts, max_wait_s
+        self._backoff = wait_exponential_jitter(initial=0.5, max=max_wait_s)
+        self.retries = 0
+
+    def _wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, RetryableHttpError) and error.retry_after is not None:
+            return min(error.retry_after, self.max_wait_s)
+        return self._backoff(state)
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        self.retries += 1
+        log.warning("retrying after %s (attempt %d of %d, waiting %.1f s)", state.outcome.exception(),
+                    state.attempt_number, self.max_attempts, state.next_action.sleep if state.next_action else 0)
+
+    def request(self, method: str, path: str, **kwargs) -> httpx.Response:
+        """The response of the first attempt that is neither 429, 5xx nor a transport error;
+        raises the last error when every attempt failed."""
+        retrying = Retrying(retry=retry_if_exception_type((RetryableHttpError, httpx.TransportError)),
+                            wait=self._wait, stop=stop_after_attempt(self.max_attempts), reraise=True,
+                            before_sleep=self._before_sleep)
+        for attempt in retrying:
+            with attempt:
+                self.limiter.try_acquire("requests")
+                response = self.client.request(method, path, **kwargs)
+                if response.status_code == 429 or response.status_code >= 500:
+                    raise RetryableHttpError(response)
+                return response
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+    def close(self) -> None:
+        self.client.close()
+        self.limiter.close()
+
+
+def delivery_error(error: Exception) -> str:
+    """A short reason for the sync-errors table (never a header or a body: no secrets)."""
+    if isinstance(error, RetryableHttpError):
+        return f"gave up after retries: HTTP {error.status_code}"
+    if isinstance(error, httpx.TimeoutException):
+        return "gave up after retries: timeout"
+    if isinstance(error, httpx.TransportError):
+        return f"gave up after retries: {type(error).__name__}"
+    return f"{type(error).__name__}: {error}"

@@ -1,0 +1,282 @@
+"""The sync engine: what changed since the last successful sync, sent once, reconciled.
+
+A sync compares its model (``gold.sync_*``) with the state it left last time
+(``activation.sync_state``: one row per record with the hash of what was sent) and plans:
+
+- ``insert`` a record the destination does not have yet (or had been skipped);
+- ``update`` a record whose mapped fields changed (not in ``append`` mode);
+- ``remove`` a record that left the audience or lost its consent (``mirror`` mode only);
+- ``skip``   a record that is in the audience but must not be sent: the model's
+  ``suppression_reason`` (no consent, unsubscribed, bounced) or the suppression list
+  ``activation.suppressions`` (erased), with that reason.
+
+The plan is written to ``activation.sync_plans`` (so a dry run shows what would be sent) and
+streamed to the destination in batches. Only what the destination accepted advances the state;
+refused or undeliverable records go to ``activation.sync_errors`` and, since their state did not
+move, are planned again by the next run. State is committed every ``checkpoint_rows`` records,
+after the destination made what it got durable, so a crash loses at most the records since the
+last checkpoint, and the re-run sends them again (destinations are idempotent by identifier,
+webhook events carry stable ids). Every run adds one row to ``activation.sync_log`` where
+planned = sent + skipped + failed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from spark_jobs.activation.definitions import SyncDefinition
+from spark_jobs.activation.destinations import Change, Destination, Outcome
+
+log = logging.getLogger(__name__)
+
+DATABASE = "activation"
+STATE_TABLE, PLANS_TABLE = f"{DATABASE}.sync_state", f"{DATABASE}.sync_plans"
+ERRORS_TABLE, LOG_TABLE, SUPPRESSIONS_TABLE = f"{DATABASE}.sync_errors", f"{DATABASE}.sync_log", f"{DATABASE}.suppressions"
+SUPPRESSION_COLUMN = "suppression_reason"
+
+TABLES = {
+    STATE_TABLE: "sync_name string, record_key string, row_hash string, status string, destination_id string, "
+                 "run_id string, synced_at timestamp",
+    PLANS_TABLE: "sync_name string, run_id string, op string, record_key string, row_hash string, reason string, "
+                 "payload string, destination_id string, previous_status string",
+    ERRORS_TABLE: "sync_name string, run_id string, record_key string, op string, error string, occurred_at timestamp",
+    LOG_TABLE: "sync_name string, run_id string, destination string, mode string, dry_run boolean, status string, "
+               "started_at timestamp, finished_at timestamp, planned bigint, sent bigint, inserted bigint, "
+               "updated bigint, removed bigint, skipped bigint, failed bigint, skipped_by_reason map<string,bigint>, "
+               "error string",
+    SUPPRESSIONS_TABLE: "customer_id string, reason string, requested_at timestamp",
+}
+PARTITIONED_BY_SYNC = {STATE_TABLE, PLANS_TABLE}
+
+
+class SyncModelError(ValueError):
+    """The sync's model lacks a column the definition maps (the message lists them)."""
+
+
+def ensure_tables(spark: SparkSession) -> None:
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
+    for table, schema in TABLES.items():
+        partitioning = " PARTITIONED BY (sync_name)" if table in PARTITIONED_BY_SYNC else ""
+        spark.sql(f"CREATE TABLE IF NOT EXISTS {table} ({schema}) USING delta{partitioning}")
+
+
+def current_rows(spark: SparkSession, sync: SyncDefinition) -> DataFrame:
+    """The model's rows as the destination will see them: key, payload (destination field
+    names, JSON), the reason not to send (or null) and a hash of both."""
+    model = spark.table(sync.table)
+    missing = [c for c in [*sync.source_columns, SUPPRESSION_COLUMN] if c not in model.columns]
+    if missing:
+        raise SyncModelError(f"{sync.table} lacks column(s) {missing} that sync '{sync.name}' needs")
+    payload = F.to_json(F.struct(*[F.col(column).alias(name) for column, name in sync.fields.items()]))
+    rows = model.select(F.col(sync.source_key).cast("string").alias("record_key"), payload.alias("payload"),
+                        F.col(SUPPRESSION_COLUMN).alias("model_reason"),
+                        (F.col("customer_id") if "customer_id" in model.columns else F.lit(None)).alias("customer_id"))
+    erased = spark.table(SUPPRESSIONS_TABLE).groupBy("customer_id").agg(F.min("reason").alias("listed_reason"))
+    return rows.join(erased, "customer_id", "left") \
+        .select("record_key", "payload", F.coalesce("listed_reason", "model_reason").alias("reason")) \
+        .withColumn("row_hash", F.sha2(F.concat_ws("|", "payload", F.coalesce("reason", F.lit(""))), 256))
+
+
+def plan(spark: SparkSession, sync: SyncDefinition) -> DataFrame:
+    """Every record with something to do, with its op; unchanged records are not in it."""
+    current = current_rows(spark, sync).alias("c")
+    state = spark.table(STATE_TABLE).where(F.col("sync_name") == sync.name).alias("s")
+    joined = current.join(state, F.col("c.record_key") == F.col("s.record_key"), "full_outer")
+    gone, suppressed = F.col("c.record_key").isNull(), F.col("c.reason").isNotNull()
+    synced, unchanged = F.col("s.status") == "synced", F.col("s.row_hash") == F.col("c.row_hash")
+    mirror = F.lit(sync.mode == "mirror")
+    op = (F.when(gone, F.when(synced & mirror, "remove").otherwise("forget"))
+          .when(suppressed, F.when(synced & mirror, "remove").when(unchanged, None).otherwise("skip"))
+          .when(F.col("s.record_key").isNull() | (F.col("s.status") == "skipped"), "insert")
+          .when(unchanged | F.lit(sync.mode == "append"), None)
+          .otherwise("update"))
+    return joined.select(
+        op.alias("op"), F.coalesce("c.record_key", "s.record_key").alias("record_key"),
+        F.col("c.row_hash").alias("row_hash"),
+        F.when(gone, "left the audience").otherwise(F.col("c.reason")).alias("reason"),
+        F.col("c.payload").alias("payload"), F.col("s.destination_id").alias("destination_id"),
+        F.col("s.status").alias("previous_status"),
+    ).where(F.col("op").isNotNull())
+
+
+@dataclass
+class RunStats:
+    planned: int = 0
+    inserted: int = 0
+    updated: int = 0
+    removed: int = 0
+    failed: int = 0
+    skipped_by_reason: Counter = field(default_factory=Counter)
+
+    @property
+    def skipped(self) -> int:
+        return sum(self.skipped_by_reason.values())
+
+    @property
+    def sent(self) -> int:
+        return self.inserted + self.updated + self.removed
+
+
+def event_id(sync: SyncDefinition, op: str, key: str, row_hash: str | None) -> str:
+    return hashlib.sha256(f"{sync.name}|{op}|{key}|{row_hash or ''}".encode()).hexdigest()[:32]
+
+
+class SyncRun:
+    """One run of one sync: plan, send in batches, checkpoint state, log."""
+
+    def __init__(self, spark: SparkSession, sync: SyncDefinition, destination_factory, *, dry_run: bool = False,
+                 checkpoint_rows: int = 100_000, run_id: str | None = None) -> None:
+        self.spark, self.sync, self.dry_run = spark, sync, dry_run
+        self.destination_factory, self.checkpoint_rows = destination_factory, checkpoint_rows
+        self.run_id = run_id or uuid.uuid4().hex[:12]
+        self.stats = RunStats()
+        self._state_updates: list[tuple] = []
+        self._errors: list[tuple] = []
+
+    def run(self) -> dict[str, Any]:
+        started, clock = datetime.now(timezone.utc), time.monotonic()
+        ensure_tables(self.spark)
+        self._write_plan()
+        planned = self.spark.table(PLANS_TABLE).where((F.col("sync_name") == self.sync.name) & (F.col("op") != "forget"))
+        by_op = planned.groupBy("op").agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("record_key").alias("keys")).collect()
+        if any(r.rows != r.keys for r in by_op):
+            raise SyncModelError(f"{self.sync.table} has more than one row for some {self.sync.source_key}: "
+                                 f"a sync needs one row per identifier (dbt test its grain)")
+        counts = {r.op: r.rows for r in by_op}
+        self.stats.planned = sum(counts.values())
+        if self.dry_run:   # what would be skipped, and why
+            self.stats.skipped_by_reason.update({r.reason: r["count"] for r in planned.where("op = 'skip'")
+                                                 .groupBy("reason").count().collect()})
+        log.info("sync %s (%s, run %s): planned %s", self.sync.name, self.sync.mode, self.run_id, counts or "nothing")
+        status, error, destination_meta = "dry_run" if self.dry_run else "succeeded", None, {}
+        try:
+            if not self.dry_run:
+                destination_meta = self._send()
+                status = "succeeded" if self.stats.failed == 0 else "partial"
+        except BaseException as exc:
+            status, error = "failed", f"{type(exc).__name__}: {exc}"[:1000]
+            raise
+        finally:
+            self._log(started, status, error)
+        elapsed = time.monotonic() - clock
+        return {"run_id": self.run_id, "status": status, "dry_run": self.dry_run, "mode": self.sync.mode,
+                "planned": self.stats.planned, "sent": self.stats.sent, "inserted": self.stats.inserted,
+                "updated": self.stats.updated, "removed": self.stats.removed, "skipped": self.stats.skipped,
+                "skipped_by_reason": dict(self.stats.skipped_by_reason), "failed": self.stats.failed,
+                "planned_by_op": counts, "seconds": round(elapsed, 1),
+                "rows_per_second": round(self.stats.planned / elapsed, 1) if elapsed else None, **destination_meta}
+
+    def _write_plan(self) -> None:
+        plan(self.spark, self.sync).select(F.lit(self.sync.name).alias("sync_name"), F.lit(self.run_id).alias("run_id"),
+                                           "op", "record_key", "row_hash", "reason", "payload", "destination_id",
+                                           "previous_status") \
+            .writeTo(PLANS_TABLE).overwrite(F.col("sync_name") == self.sync.name)
+
+    def _send(self) -> dict[str, Any]:
+        destination: Destination = self.destination_factory(self.sync, self.run_id)
+        rows = self.spark.table(PLANS_TABLE).where(F.col("sync_name") == self.sync.name) \
+            .select("op", "record_key", "row_hash", "reason", "payload", "destination_id").toLocalIterator()
+        batches: dict[str, list] = {"insert": [], "update": [], "remove": []}
+        since_checkpoint = 0
+        for row in rows:
+            if row.op in ("forget", "skip"):
+                self._settle_unsent(row)
+                since_checkpoint += 1
+                continue
+            batch = batches[row.op]
+            batch.append(row)
+            if len(batch) >= destination.batch_size:
+                since_checkpoint += self._deliver(destination, row.op, batch)
+                batches[row.op] = []
+            if since_checkpoint >= self.checkpoint_rows:
+                self._checkpoint(destination)
+                since_checkpoint = 0
+        for op, batch in batches.items():
+            if batch:
+                self._deliver(destination, op, batch)
+        meta = destination.close()      # files: the last parts and the manifest
+        self._checkpoint(destination, flush=False)
+        return meta
+
+    def _settle_unsent(self, row) -> None:
+        if row.op == "skip":
+            self.stats.skipped_by_reason[row.reason] += 1
+            self._state_updates.append((row.record_key, row.row_hash, "skipped", row.destination_id, "upsert"))
+        else:
+            self._state_updates.append((row.record_key, None, None, None, "delete"))
+
+    def _deliver(self, destination: Destination, op: str, rows: list) -> int:
+        changes = [Change("remove" if op == "remove" else "upsert", r.record_key,
+                          json.loads(r.payload) if r.payload else {}, r.destination_id,
+                          event_id(self.sync, op, r.record_key, r.row_hash)) for r in rows]
+        outcomes: list[Outcome] = destination.remove(changes) if op == "remove" else destination.upsert(changes)
+        by_key = {r.record_key: r for r in rows}
+        if len(outcomes) != len(rows) or set(o.key for o in outcomes) != set(by_key):
+            raise RuntimeError(f"{type(destination).__name__} answered {len(outcomes)} outcome(s) for {len(rows)} change(s)")
+        now = datetime.now(timezone.utc)
+        for outcome in outcomes:
+            row = by_key[outcome.key]
+            if not outcome.ok:
+                self.stats.failed += 1
+                self._errors.append((self.sync.name, self.run_id, outcome.key, op, outcome.error, now))
+            elif op == "remove":
+                self.stats.removed += 1
+                # Still in the model but suppressed: remember it as skipped; gone: forget it.
+                self._state_updates.append((row.record_key, row.row_hash, "skipped", None, "upsert")
+                                           if row.row_hash else (row.record_key, None, None, None, "delete"))
+            else:
+                if op == "insert":
+                    self.stats.inserted += 1
+                else:
+                    self.stats.updated += 1
+                self._state_updates.append((row.record_key, row.row_hash, "synced", outcome.destination_id, "upsert"))
+        return len(rows)
+
+    def _checkpoint(self, destination: Destination, flush: bool = True) -> None:
+        """Destination first (its parts become durable), then the state that says so."""
+        if flush:
+            destination.flush()
+        if self._state_updates:
+            updates = self.spark.createDataFrame(
+                self._state_updates, "record_key string, row_hash string, status string, destination_id string, action string")
+            updates.createOrReplaceTempView("cdp_sync_state_updates")
+            self.spark.sql(f"""
+                MERGE INTO {STATE_TABLE} t
+                USING (SELECT '{self.sync.name}' AS sync_name, u.* FROM cdp_sync_state_updates u) u
+                ON t.sync_name = u.sync_name AND t.sync_name = '{self.sync.name}' AND t.record_key = u.record_key
+                WHEN MATCHED AND u.action = 'delete' THEN DELETE
+                WHEN MATCHED THEN UPDATE SET row_hash = u.row_hash, status = u.status,
+                    destination_id = u.destination_id, run_id = '{self.run_id}', synced_at = current_timestamp()
+                WHEN NOT MATCHED AND u.action <> 'delete' THEN INSERT
+                    (sync_name, record_key, row_hash, status, destination_id, run_id, synced_at)
+                    VALUES (u.sync_name, u.record_key, u.row_hash, u.status, u.destination_id, '{self.run_id}',
+                            current_timestamp())
+            """)
+            done = self.stats.sent + self.stats.failed + self.stats.skipped
+            log.info("sync %s: %d of %d planned record(s) done (%d sent, %d failed); state checkpointed",
+                     self.sync.name, done, self.stats.planned, self.stats.sent, self.stats.failed)
+            self._state_updates = []
+        if self._errors:
+            self.spark.createDataFrame(self._errors, TABLES[ERRORS_TABLE]).write.format("delta").mode("append") \
+                .saveAsTable(ERRORS_TABLE)
+            self._errors = []
+
+    def _log(self, started: datetime, status: str, error: str | None) -> None:
+        s = self.stats
+        row = (self.sync.name, self.run_id, self.sync.destination_type, self.sync.mode, self.dry_run, status, started,
+               datetime.now(timezone.utc), s.planned, s.sent, s.inserted, s.updated, s.removed, s.skipped, s.failed,
+               dict(s.skipped_by_reason), error)
+        self.spark.createDataFrame([row], TABLES[LOG_TABLE]).write.format("delta").mode("append").saveAsTable(LOG_TABLE)
+        log.info("sync %s %s: planned %d = sent %d + skipped %d + failed %d", self.sync.name, status, s.planned,
+                 s.sent, s.skipped, s.failed)
