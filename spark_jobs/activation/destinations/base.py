@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -41,9 +42,10 @@ class Outcome:
     error: str | None = None
 
 
-class Destination:
+class Destination(ABC):
     """Send changes; report one Outcome per change, in any order. A change the destination
-    refused, or that could not be delivered after the retries, is an Outcome with ok=False."""
+    refused, or that could not be delivered after the retries, is an Outcome with ok=False.
+    Subclasses implement upsert and remove; flush and close are optional."""
 
     default_batch_size = 100
 
@@ -52,11 +54,13 @@ class Destination:
         self.config = sync.destination
         self.batch_size = sync.batch_size or self.default_batch_size
 
+    @abstractmethod
     def upsert(self, changes: list[Change]) -> list[Outcome]:
-        raise NotImplementedError
+        """Insert or update these records at the destination."""
 
+    @abstractmethod
     def remove(self, changes: list[Change]) -> list[Outcome]:
-        raise NotImplementedError
+        """Remove these records (already gone counts as removed)."""
 
     def flush(self) -> None:
         """Make everything sent so far durable at the destination (files: upload the part)."""
