@@ -241,7 +241,9 @@ def test_every_source_reconciles_exactly_with_what_was_delivered(first_run, home
 LATE_ORDER = {"order_id": "O999999901", "crm_contact_id": "C00000041", "customer_email": "robert.nelson44@icloud.com",
               "order_ts": "2025-12-31T23:10:00Z", "channel": "web", "currency": "EUR", "total_amount": 61.5,
               "status": "completed", "shipping_postcode": "7504", "updated_at": "2025-12-31T23:10:00Z"}
-FACTS = [AssetKey(["gold", "fct_orders"]), AssetKey(["gold", "fct_customer_touchpoints"])]
+INCREMENTAL_TABLES = ("fct_orders", "fct_customer_touchpoints", "fct_customer_journey")
+FACTS = [AssetKey(["gold", table]) for table in INCREMENTAL_TABLES]
+SEGMENT_HISTORY = AssetKey(["gold", "customer_segment_history"])
 DIM_CUSTOMERS_GE = AssetCheckKey(AssetKey(["gold", "dim_customers"]), "great_expectations")
 
 
@@ -260,7 +262,7 @@ def daily_run_selections(home: Path) -> tuple[list[AssetKey], list[AssetKey]]:
              if n["resource_type"] == "model" and n["config"]["materialized"] == "view"}
     changed_sources = {AssetKey(["bronze", "crm_contacts"]), AssetKey(["bronze", "shop_orders"])}
     # The identity job writes all its silver tables at once, so all of them are selected.
-    needed = AssetSelection.assets(AssetKey(["activation", "s3_repeat_buyers"]), *FACTS).upstream() \
+    needed = AssetSelection.assets(AssetKey(["activation", "s3_repeat_buyers"]), SEGMENT_HISTORY, *FACTS).upstream() \
         | AssetSelection.key_prefixes(["silver"])
     keys = [key for key in needed.resolve(defs.resolve_asset_graph())
             if key.path[0] not in ("landing", "bronze") or key in changed_sources]
@@ -272,8 +274,9 @@ def daily_run_selections(home: Path) -> tuple[list[AssetKey], list[AssetKey]]:
 @pytest.fixture(scope="module")
 def second_run(first_run, home):
     """A later run after a malformed CRM contact and a late order of Robert Nelson arrived: the
-    export must be blocked, and the facts take the order on their daily, incremental path.
-    Returns the result of the run that builds gold and exports, and the export."""
+    export must be blocked, the facts take the order on their daily, incremental path, and
+    Robert (a lapsed buyer until then) leaves the lapsed buyers. Returns the result of the run
+    that builds gold and exports, and the export."""
     (home / "landing" / "crm" / "contacts" / "contacts_9999.csv").write_text(
         "op,change_ts,contact_id,first_name,last_name,email,phone,birth_date,street,city,postcode,country,"
         "loyalty_card_id,created_at\n"
@@ -304,13 +307,13 @@ def test_failing_quality_check_blocks_the_export(first_run, second_run):
 def test_incremental_facts_equal_a_full_refresh(second_run, home, spark):
     """The second run merged into the facts the first run built; rebuilding them from scratch
     must give the same rows."""
-    assert {"gold/fct_orders", "gold/fct_customer_touchpoints"} <= materialized(second_run[0])
+    assert {f"gold/{table}" for table in INCREMENTAL_TABLES} <= materialized(second_run[0])
     gold = home / "lakehouse" / "gold.db"
 
     def rows(table: str) -> set[tuple]:
         return {tuple(r) for r in spark.read.format("delta").load(str(gold / table)).collect()}
 
-    incremental = {table: rows(table) for table in ("fct_orders", "fct_customer_touchpoints")}
+    incremental = {table: rows(table) for table in INCREMENTAL_TABLES}
     for table in incremental:   # the second run merged the late order in; it did not rebuild
         latest = spark.sql(f"DESCRIBE HISTORY delta.`{gold / table}` LIMIT 1").first()
         assert latest.operation == "MERGE", f"{table}: {latest.operation}"
@@ -322,11 +325,20 @@ def test_incremental_facts_equal_a_full_refresh(second_run, home, spark):
     touchpoint = spark.read.format("delta").load(str(gold / "fct_customer_touchpoints")) \
         .where("source_record_id = 'O999999901'").first()
     assert touchpoint.customer_id == robert
+    # The journey merge recomputed Robert's steps only: the order is the last step of a journey.
+    step = spark.read.format("delta").load(str(gold / "fct_customer_journey")) \
+        .where(f"touchpoint_id = '{touchpoint.touchpoint_id}'").first()
+    assert (step.customer_id, step.step_stage, step.is_converted) == (robert, "purchase", True)
+    journey_merge = spark.sql(f"DESCRIBE HISTORY delta.`{gold / 'fct_customer_journey'}` LIMIT 1").first()
+    updated = int(journey_merge.operationMetrics["numTargetRowsUpdated"])
+    robert_steps = spark.read.format("delta").load(str(gold / "fct_customer_journey")) \
+        .where(f"customer_id = '{robert}'").count()
+    assert updated == robert_steps - 1, "only Robert's journeys were recomputed"
 
     environ = {**os.environ, "CDP_HOME": str(home), "CDP_LOCAL_S3": "false", "CDP_SPARK_SHUFFLE_PARTITIONS": "2"}
     with local_stack(environ):
         dbt = Path(sys.executable).parent / "dbt"
-        completed = subprocess.run([str(dbt), "run", "--full-refresh", "--select", "fct_orders", "fct_customer_touchpoints",
+        completed = subprocess.run([str(dbt), "run", "--full-refresh", "--select", *INCREMENTAL_TABLES,
                                     "--target-path", str(home / "dbt-target")],
                                    cwd=Path(__file__).parents[2] / "dbt", env=dict(os.environ),
                                    capture_output=True, text=True)
@@ -334,3 +346,22 @@ def test_incremental_facts_equal_a_full_refresh(second_run, home, spark):
     for table, merged in incremental.items():
         rebuilt = rows(table)
         assert merged == rebuilt, f"{table}: {len(merged - rebuilt)} rows only incremental, {len(rebuilt - merged)} only full"
+
+
+def test_segment_history_shows_who_left_a_segment_and_when(first_run, second_run, home, spark):
+    """Robert Nelson's late order ends his stay among the lapsed buyers (last purchase 414 days
+    before the data's newest day); every other membership carries on from the first run."""
+    gold = home / "lakehouse" / "gold.db"
+    read = lambda table: spark.read.format("delta").load(str(gold / table)).collect()  # noqa: E731
+    robert = spark.read.format("delta").load(str(home / "lakehouse" / "silver.db" / "identity_map")) \
+        .where("source_table = 'crm_contacts' and source_record_id = 'C00000041'").first().customer_id
+    stays, members = read("customer_segment_history"), read("customer_segments")
+
+    lapsed = [s for s in stays if (s.customer_id, s.segment_name) == (robert, "lapsed_buyers")]
+    assert len(lapsed) == 1 and lapsed[0].left_at is not None and lapsed[0].entered_at < lapsed[0].left_at
+    assert (robert, "lapsed_buyers") not in {(m.customer_id, m.segment_name) for m in members}
+    # The open stays are today's members, who entered when a run first saw them.
+    assert {(s.customer_id, s.segment_name, s.entered_at) for s in stays if s.left_at is None} \
+        == {(m.customer_id, m.segment_name, m.entered_at) for m in members}
+    first_run_entries = {s.entered_at for s in stays if s.entered_at < lapsed[0].left_at}
+    assert len(first_run_entries) == 1, "every stay but a new one started in the first run"
