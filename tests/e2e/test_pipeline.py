@@ -243,7 +243,7 @@ LATE_ORDER = {"order_id": "O999999901", "crm_contact_id": "C00000041", "customer
               "status": "completed", "shipping_postcode": "7504", "updated_at": "2025-12-31T23:10:00Z"}
 INCREMENTAL_TABLES = ("fct_orders", "fct_customer_touchpoints", "fct_customer_journey")
 FACTS = [AssetKey(["gold", table]) for table in INCREMENTAL_TABLES]
-SEGMENT_HISTORY = AssetKey(["gold", "customer_segment_history"])
+SEGMENTS = [AssetKey(["gold", "customer_segment_history"]), AssetKey(["gold", "customer_segments"])]
 DIM_CUSTOMERS_GE = AssetCheckKey(AssetKey(["gold", "dim_customers"]), "great_expectations")
 
 
@@ -262,7 +262,7 @@ def daily_run_selections(home: Path) -> tuple[list[AssetKey], list[AssetKey]]:
              if n["resource_type"] == "model" and n["config"]["materialized"] == "view"}
     changed_sources = {AssetKey(["bronze", "crm_contacts"]), AssetKey(["bronze", "shop_orders"])}
     # The identity job writes all its silver tables at once, so all of them are selected.
-    needed = AssetSelection.assets(AssetKey(["activation", "s3_repeat_buyers"]), SEGMENT_HISTORY, *FACTS).upstream() \
+    needed = AssetSelection.assets(AssetKey(["activation", "s3_repeat_buyers"]), *SEGMENTS, *FACTS).upstream() \
         | AssetSelection.key_prefixes(["silver"])
     keys = [key for key in needed.resolve(defs.resolve_asset_graph())
             if key.path[0] not in ("landing", "bronze") or key in changed_sources]
