@@ -1,4 +1,5 @@
-"""dbt macros that mirror a Spark job's logic, checked against it on the same inputs."""
+"""dbt macros that mirror a Spark job's logic, checked against it on the same inputs; and our own
+generic dbt tests, on rows that must pass and rows that must fail."""
 
 from __future__ import annotations
 
@@ -20,6 +21,23 @@ def render_macro(name: str, *args: str) -> str:
     source = (REPO_ROOT / "dbt" / "macros" / f"{name}.sql").read_text(encoding="utf-8")
     call = f"{{{{ {name}({', '.join(repr(a) for a in args)}) }}}}"
     return jinja2.Environment().from_string(source + call).render()
+
+
+def render_generic_test(name: str, **kwargs: str) -> str:
+    """Render a generic dbt test of dbt/tests/generic (plain Jinja inside `{% test %}`) to SQL."""
+    source = (REPO_ROOT / "dbt" / "tests" / "generic" / f"{name}.sql").read_text(encoding="utf-8")
+    source = source.replace("{% test ", "{% macro ").replace("{% endtest %}", "{% endmacro %}")
+    call = f"{{{{ {name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) }}}}"
+    return jinja2.Environment().from_string(source + call).render()
+
+
+def test_primary_key_test_finds_duplicate_and_null_keys_only(spark):
+    spark.createDataFrame([("a", 1), ("b", 2), ("b", 3), (None, 4), ("c", 5)], "k string, v int") \
+        .createOrReplaceTempView("keys_with_faults")
+    spark.createDataFrame([("a", 1), ("b", 2)], "k string, v int").createOrReplaceTempView("keys_clean")
+    failures = spark.sql(render_generic_test("primary_key", model="keys_with_faults", column_name="k")).collect()
+    assert {(r.key_value, r.rows_with_key) for r in failures} == {("b", 2), (None, 1)}
+    assert spark.sql(render_generic_test("primary_key", model="keys_clean", column_name="k")).collect() == []
 
 
 def test_standardise_email_macro_equals_the_identity_standardiser(spark):

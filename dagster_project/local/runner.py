@@ -163,7 +163,7 @@ def step_durations(run_id: str) -> dict[str, float]:
     return durations
 
 
-BENCH_DBT_NODES = ("fct_customer_touchpoints", "fct_orders", "dim_customers", "customer_traits")
+BENCH_DBT_NODES = ("fct_customer_touchpoints", "fct_orders", "fct_customer_journey", "dim_customers", "customer_traits")
 
 
 def dbt_node_durations() -> dict[str, float]:

@@ -8,69 +8,18 @@
     continues the session. Each step has the stage of its touchpoint type (vars.journey_stages);
     the journey's stage is the furthest one it reached. A channel hop is a step on another
     channel than the step before. Time to convert runs from the first step to the first purchase
-    step; the drop-off step is the last step of a journey without a purchase.
-
-    Incremental (Delta MERGE on touchpoint_id). A journey depends on all its person's steps, so a
-    run recomputes every step of the persons whose touchpoints changed since the last run: a new
-    touchpoint, one attributed to another person (identity merged, stitched or re-assigned it)
-    or no longer anybody's. Both the person it left and the one it joined are recomputed; a step
-    no longer anybody's is deleted (merge_delete_flag, macros/merge.sql). Every other person's
-    steps stay as they are. A full refresh computes the same table from scratch. -#}
-{% set step_columns = ['touchpoint_id', 'customer_id', 'anonymous_id', 'occurred_at', 'channel',
-                       'touchpoint_type', 'device_type'] %}
-{% set journey_actor = "coalesce(customer_id, concat('anonymous:', anonymous_id))" %}
-with touchpoints_of_people as (
-    select {{ step_columns | join(', ') }}, {{ journey_actor }} as journey_actor
-    from {{ ref('fct_customer_touchpoints') }}
+    step; the drop-off step is the last step of a journey without a purchase. -#}
+with touchpoints as (
+    select * from {{ ref('fct_customer_touchpoints') }}
     where customer_id is not null or anonymous_id is not null
 ),
-
-{% if is_incremental() %}
-previous_steps as (
-    select {{ step_columns | join(', ') }}, {{ journey_actor }} as journey_actor
-    from {{ this }}
-),
-
-changed_steps as (
-    {#- Steps that are new, changed person or detail, or are nobody's any more. -#}
-    select
-        coalesce(current_steps.touchpoint_id, previous_steps.touchpoint_id) as touchpoint_id,
-        current_steps.journey_actor as current_actor,
-        previous_steps.journey_actor as previous_actor
-    from touchpoints_of_people as current_steps
-    full outer join previous_steps
-        on current_steps.touchpoint_id = previous_steps.touchpoint_id
-    where current_steps.touchpoint_id is null
-        or previous_steps.touchpoint_id is null
-        {%- for column in step_columns if column != 'touchpoint_id' %}
-        or not (current_steps.{{ column }} <=> previous_steps.{{ column }})
-        {%- endfor %}
-),
-
-changed_actors as (
-    select current_actor as journey_actor from changed_steps where current_actor is not null
-    union
-    select previous_actor as journey_actor from changed_steps where previous_actor is not null
-),
-
-touchpoints as (
-    select touchpoints_of_people.*
-    from touchpoints_of_people
-    left semi join changed_actors
-        on touchpoints_of_people.journey_actor = changed_actors.journey_actor
-),
-{% else %}
-touchpoints as (
-    select * from touchpoints_of_people
-),
-{% endif %}
 
 steps as (
     select
         touchpoint_id,
         customer_id,
         anonymous_id,
-        journey_actor,
+        coalesce(customer_id, concat('anonymous:', anonymous_id)) as journey_actor,
         occurred_at,
         channel,
         touchpoint_type,
@@ -184,15 +133,4 @@ journey_steps as (
         and step_numbered.journey_number = journeys.journey_number
 )
 
-{% if is_incremental() %}
-{#- Plus the steps of touchpoints nobody is attributed to any more, as they are: the merge deletes them. #}
-select *, false as _dbt_delete from journey_steps
-union all
-select previous_journeys.*, true as _dbt_delete
-from {{ this }} as previous_journeys
-left semi join changed_steps
-    on previous_journeys.touchpoint_id = changed_steps.touchpoint_id
-    and changed_steps.current_actor is null
-{% else %}
 select * from journey_steps
-{% endif %}
