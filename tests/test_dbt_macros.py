@@ -16,19 +16,22 @@ AWKWARD_EMAILS = [
 ] + [f"some.one+tag@{domain}" for domain in std.PLUS_TAG_DOMAINS]
 
 
+def _render(source: str, name: str, arguments: str) -> str:
+    """Render ``name(arguments)`` after the Jinja ``source`` that defines it (plain Jinja only)."""
+    return jinja2.Environment().from_string(f"{source}{{{{ {name}({arguments}) }}}}").render()
+
+
 def render_macro(name: str, *args: str) -> str:
     """Render a dbt macro that uses only plain Jinja (no dbt context) to SQL."""
     source = (REPO_ROOT / "dbt" / "macros" / f"{name}.sql").read_text(encoding="utf-8")
-    call = f"{{{{ {name}({', '.join(repr(a) for a in args)}) }}}}"
-    return jinja2.Environment().from_string(source + call).render()
+    return _render(source, name, ", ".join(repr(a) for a in args))
 
 
 def render_generic_test(name: str, **kwargs: str) -> str:
     """Render a generic dbt test of dbt/tests/generic (plain Jinja inside `{% test %}`) to SQL."""
     source = (REPO_ROOT / "dbt" / "tests" / "generic" / f"{name}.sql").read_text(encoding="utf-8")
     source = source.replace("{% test ", "{% macro ").replace("{% endtest %}", "{% endmacro %}")
-    call = f"{{{{ {name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) }}}}"
-    return jinja2.Environment().from_string(source + call).render()
+    return _render(source, name, ", ".join(f"{k}={v!r}" for k, v in kwargs.items()))
 
 
 def test_primary_key_test_finds_duplicate_and_null_keys_only(spark):

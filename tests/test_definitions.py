@@ -64,6 +64,36 @@ def test_great_expectations_check_blocks_and_main_job_covers_everything(defs):
     assert schedules["sync_crm_customers"] == "0 6 * * *"
 
 
+def test_daily_job_is_the_main_job_without_dbt_views_and_their_tests(defs):
+    """The daily schedule runs cdp_daily: every asset and check of cdp_main except the dbt views
+    and their tests; the weekly schedule runs cdp_main on the one day the daily one does not."""
+    import json
+
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    nodes = manifest["nodes"]
+    views = {dg.AssetKey([n["schema"], n["name"]]) for n in nodes.values()
+             if n["resource_type"] == "model" and n["config"]["materialized"] == "view"}
+    main, daily = defs.resolve_job_def("cdp_main"), defs.resolve_job_def("cdp_daily")
+    assert views and main.asset_layer.selected_asset_keys - daily.asset_layer.selected_asset_keys == views
+    assert dg.AssetKey(["gold", "fct_orders"]) in daily.asset_layer.selected_asset_keys
+
+    daily_checks = daily.asset_layer.asset_graph.asset_check_keys
+    assert {key.asset_key for key in daily_checks}.isdisjoint(views)
+    attached = [nodes[n["attached_node"]] for n in nodes.values()
+                if n["resource_type"] == "test" and n.get("attached_node") in nodes]
+    on_views = [model for model in attached if model["config"]["materialized"] == "view"]
+    on_tables = {dg.AssetKey([model["schema"], model["name"]]) for model in attached if model not in on_views}
+    assert on_tables <= {key.asset_key for key in daily_checks}
+    assert len(main.asset_layer.asset_graph.asset_check_keys) - len(daily_checks) == len(on_views) > 0
+    assert dg.AssetCheckKey(dg.AssetKey(["gold", "dim_customers"]), "great_expectations") in daily_checks
+
+    schedules = {s.name: s for s in defs.schedules}
+    assert (schedules["cdp_main_daily"].job_name, schedules["cdp_main_daily"].cron_schedule) == \
+        ("cdp_daily", "0 3 * * 1-6")
+    assert (schedules["cdp_main_weekly"].job_name, schedules["cdp_main_weekly"].cron_schedule) == \
+        ("cdp_main", "0 3 * * 0")
+
+
 def test_a_failing_blocking_check_stops_the_syncs_downstream():
     """Dagster's blocking semantics with our activation multi-asset: dim_customers' blocking
     check fails, so no sync runs (and the syncs' Spark job is never launched)."""

@@ -28,6 +28,12 @@ from spark_jobs.landing.generate import delivery_days
 pytestmark = pytest.mark.e2e
 
 CUSTOMERS, SEED = 60, 11
+DBT_DIR = Path(__file__).parents[2] / "dbt"
+
+
+def dbt_manifest() -> dict:
+    """The manifest the Dagster definitions were built from (dbt parse, before the runs)."""
+    return json.loads((DBT_DIR / "target" / "manifest.json").read_text())
 
 
 def _ts(text: str) -> datetime | None:
@@ -162,7 +168,7 @@ def test_every_sync_sends_its_eligible_audience_and_reconciles(first_run, home, 
 
 
 def test_every_gold_table_is_built_and_every_column_documented(first_run, home, spark):
-    manifest = json.loads((Path(__file__).parents[2] / "dbt" / "target" / "manifest.json").read_text())
+    manifest = dbt_manifest()
     marts = {n["name"]: n for n in manifest["nodes"].values()
              if n["resource_type"] == "model" and n["schema"] == "gold"}
     assert {"dim_customers", "dim_customer_id_lineage", "dim_households", "bridge_customers_households",
@@ -260,14 +266,14 @@ def run_dbt(home: Path, *args: str) -> subprocess.CompletedProcess:
     with local_stack(environ):
         dbt = Path(sys.executable).parent / "dbt"
         return subprocess.run([str(dbt), *args, "--target-path", str(home / "dbt-target")],
-                              cwd=Path(__file__).parents[2] / "dbt", env=dict(os.environ),
+                              cwd=DBT_DIR, env=dict(os.environ),
                               capture_output=True, text=True)
 
 
 def test_dbt_unit_tests_pass(first_run, home):
     """The dbt unit tests (survivorship, segment, journey rules...) stay out of the pipeline's
     builds, as dbt advises for production; CI runs every one of them here."""
-    manifest = json.loads((Path(__file__).parents[2] / "dbt" / "target" / "manifest.json").read_text())
+    manifest = dbt_manifest()
     unit_tests = set(manifest["unit_tests"])
     completed = run_dbt(home, "test", "--select", "test_type:unit")
     assert completed.returncode == 0, completed.stdout[-3000:]
@@ -277,25 +283,23 @@ def test_dbt_unit_tests_pass(first_run, home):
 
 
 def daily_run_selections(home: Path) -> tuple[list[AssetKey], list[AssetKey]]:
-    """What the export and the facts depend on, as two runs: the changed sources and identity
-    resolution, then the dbt tables, the check that gates the export, and the export. Left out:
-    the sources that did not change (they would list their landing folders and find nothing
-    new), the ML scores, the dbt views (they read bronze live, so only tables need rebuilding)
-    and the dbt tests (they all ran in the first run; this run is about the incremental path
-    and the blocking check). Two runs because a subset run orders only directly linked assets,
-    and the tables reach identity's silver tables through views."""
-    from dagster_project.definitions import defs
+    """What the export and the facts depend on in the daily job (cdp_daily: no dbt views), as
+    two runs: the changed sources and identity resolution, then the dbt tables, the check that
+    gates the export, and the export. Left out: the sources that did not change (they would list
+    their landing folders and find nothing new), the ML scores and the dbt tests (they all ran
+    in the first run; this run is about the incremental path and the blocking check). Two runs
+    because a subset run orders only directly linked assets, and the tables reach identity's
+    silver tables through views."""
+    from dagster_project.definitions import DAILY_JOB_NAME, defs
 
-    manifest = json.loads((Path(__file__).parents[2] / "dbt" / "target" / "manifest.json").read_text())
-    views = {AssetKey([n["schema"], n["name"]]) for n in manifest["nodes"].values()
-             if n["resource_type"] == "model" and n["config"]["materialized"] == "view"}
+    daily = defs.resolve_job_def(DAILY_JOB_NAME).asset_layer.selected_asset_keys
     changed_sources = {AssetKey(["bronze", "crm_contacts"]), AssetKey(["bronze", "shop_orders"])}
     # The identity job writes all its silver tables at once, so all of them are selected.
     needed = AssetSelection.assets(AssetKey(["activation", "s3_repeat_buyers"]), *SEGMENTS, *FACTS).upstream() \
         | AssetSelection.key_prefixes(["silver"])
     keys = [key for key in needed.resolve(defs.resolve_asset_graph())
             if key.path[0] not in ("landing", "bronze") or key in changed_sources]
-    keys = [key for key in keys if key not in views and key != AssetKey(["silver", "customer_scores"])]
+    keys = [key for key in keys if key in daily and key != AssetKey(["silver", "customer_scores"])]
     upstream = [key for key in keys if key.path[0] in ("bronze", "silver")]
     return upstream, [key for key in keys if key not in upstream]
 

@@ -4,7 +4,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, build_dbt_asset_selection, dbt_assets
 
 from dagster_project.defs.dbt.project import dbt_executable, dbt_project
 
@@ -28,6 +28,11 @@ def cdp_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     # dbt's unit tests check SQL logic on fixed rows, not the data: they run in CI
     # (tests/e2e/test_pipeline.py::test_dbt_unit_tests_pass), not in every pipeline run.
     yield from dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context).stream()
+
+
+def dbt_views() -> dg.AssetSelection:
+    """The dbt models materialized as views, with their tests (asset checks)."""
+    return build_dbt_asset_selection([cdp_dbt_models], dbt_select="config.materialized:view")
 
 
 defs = dg.Definitions(

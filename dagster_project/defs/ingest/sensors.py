@@ -7,8 +7,8 @@ of the bronze assets of those sources. Event sources get the partition range of 
 files' delivery days. The ingestion itself skips files it has already processed, so a file
 seen twice costs a listing, never a duplicate.
 
-The sensor ingests bronze only. The downstream layers are refreshed by the ``cdp_main`` job
-(its daily schedule, or a manual run).
+The sensor ingests bronze only. The downstream layers are refreshed by the ``cdp_daily`` job
+(its daily schedule), the ``cdp_main`` job (weekly, or a manual run).
 """
 
 from __future__ import annotations
