@@ -32,20 +32,23 @@ cdp_daily = dg.define_asset_job(DAILY_JOB_NAME, selection=dg.AssetSelection.all(
                                 description="cdp_main without the dbt views and their tests: the daily run.")
 
 
-@dg.schedule(name="cdp_main_daily", job=cdp_daily, cron_schedule="0 3 * * 1-6", execution_timezone="UTC")
-def cdp_main_daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """Monday to Saturday at 03:00 UTC, over yesterday's and today's deliveries (files that
-    landed after yesterday's run are still picked up; files already ingested are skipped)."""
-    today = context.scheduled_execution_time.date()
-    return dg.RunRequest(run_key=f"daily-{today}", tags=recent_days_tags(today, days=2))
+def _recent_days_schedule(name: str, job, cron: str, when: str, run_key: str) -> dg.ScheduleDefinition:
+    """A schedule of ``job`` at 03:00 UTC on ``cron``'s days over yesterday's and today's
+    deliveries (files that landed after the previous run are still picked up; files already
+    ingested are skipped)."""
+
+    @dg.schedule(name=name, job=job, cron_schedule=cron, execution_timezone="UTC",
+                 description=f"{when} at 03:00 UTC: {job.name} over yesterday's and today's deliveries.")
+    def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        today = context.scheduled_execution_time.date()
+        return dg.RunRequest(run_key=f"{run_key}-{today}", tags=recent_days_tags(today, days=2))
+
+    return _schedule
 
 
-@dg.schedule(name="cdp_main_weekly", job=cdp_main, cron_schedule="0 3 * * 0", execution_timezone="UTC")
-def cdp_main_weekly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """Sundays at 03:00 UTC, in place of the daily run: the whole job, views and every dbt test
-    included, over the same two delivery days."""
-    today = context.scheduled_execution_time.date()
-    return dg.RunRequest(run_key=f"weekly-{today}", tags=recent_days_tags(today, days=2))
+cdp_main_daily = _recent_days_schedule("cdp_main_daily", cdp_daily, "0 3 * * 1-6", "Monday to Saturday", "daily")
+# Sundays, in place of the daily run: the whole job, views and every dbt test included.
+cdp_main_weekly = _recent_days_schedule("cdp_main_weekly", cdp_main, "0 3 * * 0", "Sundays", "weekly")
 
 
 def _platform() -> dg.Definitions:

@@ -7,6 +7,13 @@ from dagster_project.defs.dbt.project import dbt_project, prepare_manifest
 
 
 @pytest.fixture(scope="module")
+def manifest(defs) -> dict:
+    import json
+
+    return json.loads(dbt_project.manifest_path.read_text())
+
+
+@pytest.fixture(scope="module")
 def defs():
     prepare_manifest()  # dbt parse: fails the test if the dbt project does not parse
     from dagster_project.definitions import defs
@@ -14,10 +21,7 @@ def defs():
     return defs
 
 
-def test_dbt_project_parses_into_the_expected_models(defs):
-    import json
-
-    manifest = json.loads(dbt_project.manifest_path.read_text())
+def test_dbt_project_parses_into_the_expected_models(manifest):
     models = {node["name"]: node for node in manifest["nodes"].values() if node["resource_type"] == "model"}
     assert {"stg_crm__contacts", "stg_shop__orders", "stg_identity__identity_map", "dim_customers",
             "sync_s3__repeat_buyers"} <= set(models)
@@ -64,12 +68,9 @@ def test_great_expectations_check_blocks_and_main_job_covers_everything(defs):
     assert schedules["sync_crm_customers"] == "0 6 * * *"
 
 
-def test_daily_job_is_the_main_job_without_dbt_views_and_their_tests(defs):
+def test_daily_job_is_the_main_job_without_dbt_views_and_their_tests(defs, manifest):
     """The daily schedule runs cdp_daily: every asset and check of cdp_main except the dbt views
     and their tests; the weekly schedule runs cdp_main on the one day the daily one does not."""
-    import json
-
-    manifest = json.loads(dbt_project.manifest_path.read_text())
     nodes = manifest["nodes"]
     views = {dg.AssetKey([n["schema"], n["name"]]) for n in nodes.values()
              if n["resource_type"] == "model" and n["config"]["materialized"] == "view"}
