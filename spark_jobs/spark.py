@@ -82,9 +82,10 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
         "spark.driver.memory": settings.spark_driver_memory,
         "spark.ui.showConsoleProgress": "false",
-        # Delta tables written by one job are appended to by later runs; let MERGE add new
-        # optional columns instead of failing (schema drift is reported by ingestion).
-        "spark.databricks.delta.schema.autoMerge.enabled": "true",
+        # No session-wide schema evolution (spark.databricks.delta.schema.autoMerge.enabled):
+        # it reaches dbt's MERGEs too, and its snapshot MERGE then added its staging columns
+        # (dbt_change_type, dbt_unique_key) to the snapshot, which broke the third run. Writes
+        # that must evolve a schema ask for it (bronze's MERGE: withSchemaEvolution()).
     }
     if settings.hive_metastore_uris:
         conf["spark.hadoop.hive.metastore.uris"] = settings.hive_metastore_uris

@@ -68,24 +68,33 @@ def test_great_expectations_check_blocks_and_main_job_covers_everything(defs):
     assert schedules["sync_crm_customers"] == "0 6 * * *"
 
 
-def test_daily_job_is_the_main_job_without_dbt_views_and_their_tests(defs, manifest):
-    """The daily schedule runs cdp_daily: every asset and check of cdp_main except the dbt views
-    and their tests; the weekly schedule runs cdp_main on the one day the daily one does not."""
+def test_daily_job_is_the_main_job_without_what_new_data_leaves_unchanged(defs, manifest):
+    """The daily schedule runs cdp_daily: every asset and check of cdp_main except the dbt views,
+    the dbt nodes no source feeds (they change only with the code) and their tests; the weekly
+    schedule runs cdp_main on the one day the daily one does not."""
     nodes = manifest["nodes"]
-    views = {dg.AssetKey([n["schema"], n["name"]]) for n in nodes.values()
-             if n["resource_type"] == "model" and n["config"]["materialized"] == "view"}
+
+    def fed_by_a_source(unique_id: str) -> bool:
+        parents = nodes[unique_id]["depends_on"].get("nodes", [])
+        return any(p.startswith("source.") or (p in nodes and fed_by_a_source(p)) for p in parents)
+
+    left_out = {unique_id for unique_id, n in nodes.items() if n["resource_type"] in ("model", "seed", "snapshot")
+                and (n["config"]["materialized"] == "view" or not fed_by_a_source(unique_id))}
+    assert {"seed.cdp.sentiment_lexicon", "model.cdp.dim_segments"} <= left_out
+    assert "model.cdp.dim_customers" not in left_out
+    left_out_keys = {dg.AssetKey([nodes[n]["schema"], nodes[n]["name"]]) for n in left_out}
     main, daily = defs.resolve_job_def("cdp_main"), defs.resolve_job_def("cdp_daily")
-    assert views and main.asset_layer.selected_asset_keys - daily.asset_layer.selected_asset_keys == views
+    assert main.asset_layer.selected_asset_keys - daily.asset_layer.selected_asset_keys == left_out_keys
     assert dg.AssetKey(["gold", "fct_orders"]) in daily.asset_layer.selected_asset_keys
 
     daily_checks = daily.asset_layer.asset_graph.asset_check_keys
-    assert {key.asset_key for key in daily_checks}.isdisjoint(views)
-    attached = [nodes[n["attached_node"]] for n in nodes.values()
+    assert {key.asset_key for key in daily_checks}.isdisjoint(left_out_keys)
+    attached = [n["attached_node"] for n in nodes.values()
                 if n["resource_type"] == "test" and n.get("attached_node") in nodes]
-    on_views = [model for model in attached if model["config"]["materialized"] == "view"]
-    on_tables = {dg.AssetKey([model["schema"], model["name"]]) for model in attached if model not in on_views}
-    assert on_tables <= {key.asset_key for key in daily_checks}
-    assert len(main.asset_layer.asset_graph.asset_check_keys) - len(daily_checks) == len(on_views) > 0
+    on_left_out = [node for node in attached if node in left_out]
+    on_daily = {dg.AssetKey([nodes[n]["schema"], nodes[n]["name"]]) for n in attached if n not in left_out}
+    assert on_daily <= {key.asset_key for key in daily_checks}
+    assert len(main.asset_layer.asset_graph.asset_check_keys) - len(daily_checks) == len(on_left_out) > 0
     assert dg.AssetCheckKey(dg.AssetKey(["gold", "dim_customers"]), "great_expectations") in daily_checks
 
     schedules = {s.name: s for s in defs.schedules}

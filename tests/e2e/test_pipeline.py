@@ -385,3 +385,24 @@ def test_segment_history_shows_who_left_a_segment_and_when(first_run, second_run
         == {(m.customer_id, m.segment_name, m.entered_at) for m in members}
     first_run_entries = {s.entered_at for s in stays if s.entered_at < lapsed[0].left_at}
     assert len(first_run_entries) == 1, "every stay but a new one started in the first run"
+
+
+SNAPSHOT_COLUMNS = ["membership_id", "customer_id", "segment_name",
+                    "dbt_scd_id", "dbt_updated_at", "dbt_valid_from", "dbt_valid_to"]
+
+
+def test_a_third_snapshot_run_on_unchanged_segments_changes_nothing(second_run, home, spark):
+    """The snapshot's MERGE must not add dbt's staging columns (dbt_change_type, dbt_unique_key)
+    to the table, or the run after it fails on an ambiguous dbt_unique_key: the pipeline would
+    break on its third day. Nothing changed since the second run, so no stay opens or closes."""
+    path = str(home / "lakehouse" / "snapshots.db" / "snap_customer_segments")
+
+    def stays():
+        snapshot = spark.read.format("delta").load(path)
+        return snapshot.columns, {tuple(row) for row in snapshot.collect()}
+
+    columns, before = stays()
+    assert columns == SNAPSHOT_COLUMNS
+    completed = run_dbt(home, "snapshot")
+    assert completed.returncode == 0, completed.stdout[-3000:]
+    assert stays() == (SNAPSHOT_COLUMNS, before)
