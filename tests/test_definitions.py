@@ -104,6 +104,20 @@ def test_daily_job_is_the_main_job_without_what_new_data_leaves_unchanged(defs, 
         ("cdp_main", "0 3 * * 0")
 
 
+def test_both_jobs_run_dbt_after_the_spark_steps_that_write_its_sources(defs):
+    """The dbt tables read bronze and silver through views, which cdp_daily leaves out; the
+    tables' direct links to those sources keep its steps in pipeline order (it ran dbt first)."""
+    from dagster._core.execution.api import create_execution_plan
+
+    writers = ("bronze_events", "bronze_ingest", "identity_resolution", "silver__customer_scores")
+    for job_name in ("cdp_main", "cdp_daily"):
+        plan = create_execution_plan(defs.resolve_job_def(job_name))
+        steps = [step.key for step in plan.get_steps_to_execute_in_topo_order()]
+        dbt = steps.index("cdp_dbt_models")
+        assert max(steps.index(writer) for writer in writers) < dbt < steps.index("gold_great_expectations"), \
+            (job_name, steps)
+
+
 def test_a_failing_blocking_check_stops_the_syncs_downstream():
     """Dagster's blocking semantics with our activation multi-asset: dim_customers' blocking
     check fails, so no sync runs (and the syncs' Spark job is never launched)."""

@@ -287,9 +287,8 @@ def daily_run_selections(home: Path) -> tuple[list[AssetKey], list[AssetKey]]:
     two runs: the changed sources and identity resolution, then the dbt tables, the check that
     gates the export, and the export. Left out: the sources that did not change (they would list
     their landing folders and find nothing new), the ML scores and the dbt tests (they all ran
-    in the first run; this run is about the incremental path and the blocking check). Two runs
-    because a subset run orders only directly linked assets, and the tables reach identity's
-    silver tables through views."""
+    in the first run; this run is about the incremental path and the blocking check). Two runs,
+    so that the ingestion's own assertions come before gold's."""
     from dagster_project.definitions import DAILY_JOB_NAME, defs
 
     daily = defs.resolve_job_def(DAILY_JOB_NAME).asset_layer.selected_asset_keys

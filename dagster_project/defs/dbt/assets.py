@@ -21,6 +21,27 @@ class LakehouseDbtTranslator(DagsterDbtTranslator):
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         return dbt_resource_props["schema"]
 
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project) -> dg.AssetSpec:
+        """A table also depends directly on the sources it reads through views. A job that
+        leaves the views out (cdp_daily) orders its steps by the links among its own assets
+        only: without these, it ran dbt before ingestion and identity resolution."""
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        if manifest["nodes"].get(unique_id, {}).get("config", {}).get("materialized") == "view":
+            return spec
+        linked = {dep.asset_key for dep in spec.deps}
+        through_views = [key for key in self._sources_read_through_views(manifest, unique_id) if key not in linked]
+        return spec.merge_attributes(deps=sorted(through_views, key=str)) if through_views else spec
+
+    def _sources_read_through_views(self, manifest: Mapping[str, Any], unique_id: str) -> set[dg.AssetKey]:
+        keys: set[dg.AssetKey] = set()
+        for parent in manifest["nodes"].get(unique_id, {}).get("depends_on", {}).get("nodes", []):
+            node = manifest["nodes"].get(parent)
+            if node is not None and node["config"].get("materialized") == "view":
+                keys |= {self.get_asset_key(manifest["sources"][grandparent])
+                         for grandparent in node["depends_on"]["nodes"] if grandparent in manifest["sources"]}
+                keys |= self._sources_read_through_views(manifest, parent)
+        return keys
+
 
 @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project,
             dagster_dbt_translator=LakehouseDbtTranslator())
