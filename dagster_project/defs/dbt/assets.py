@@ -26,21 +26,36 @@ class LakehouseDbtTranslator(DagsterDbtTranslator):
         leaves the views out (cdp_daily) orders its steps by the links among its own assets
         only: without these, it ran dbt before ingestion and identity resolution."""
         spec = super().get_asset_spec(manifest, unique_id, project)
-        if manifest["nodes"].get(unique_id, {}).get("config", {}).get("materialized") == "view":
+        if _is_view(manifest, unique_id):
             return spec
         linked = {dep.asset_key for dep in spec.deps}
-        through_views = [key for key in self._sources_read_through_views(manifest, unique_id) if key not in linked]
-        return spec.merge_attributes(deps=sorted(through_views, key=str)) if through_views else spec
+        through_views = [self.get_asset_key(manifest["sources"][source_id])
+                         for source_id in _sources_read_through_views(manifest, unique_id)]
+        new_deps = sorted((key for key in set(through_views) if key not in linked), key=str)
+        return spec.merge_attributes(deps=new_deps) if new_deps else spec
 
-    def _sources_read_through_views(self, manifest: Mapping[str, Any], unique_id: str) -> set[dg.AssetKey]:
-        keys: set[dg.AssetKey] = set()
-        for parent in manifest["nodes"].get(unique_id, {}).get("depends_on", {}).get("nodes", []):
-            node = manifest["nodes"].get(parent)
-            if node is not None and node["config"].get("materialized") == "view":
-                keys |= {self.get_asset_key(manifest["sources"][grandparent])
-                         for grandparent in node["depends_on"]["nodes"] if grandparent in manifest["sources"]}
-                keys |= self._sources_read_through_views(manifest, parent)
-        return keys
+
+def _is_view(manifest: Mapping[str, Any], unique_id: str) -> bool:
+    return manifest["nodes"].get(unique_id, {}).get("config", {}).get("materialized") == "view"
+
+
+def _sources_read_through_views(manifest: Mapping[str, Any], unique_id: str) -> set[str]:
+    """Unique ids of the sources the node's parent views read, through chains of views."""
+    sources: set[str] = set()
+    seen: set[str] = set()
+    to_visit = [parent for parent in manifest["nodes"].get(unique_id, {}).get("depends_on", {}).get("nodes", [])
+                if _is_view(manifest, parent)]
+    while to_visit:
+        view_id = to_visit.pop()
+        if view_id in seen:
+            continue
+        seen.add(view_id)
+        for parent in manifest["nodes"][view_id]["depends_on"]["nodes"]:
+            if parent in manifest["sources"]:
+                sources.add(parent)
+            elif _is_view(manifest, parent):
+                to_visit.append(parent)
+    return sources
 
 
 @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project,
