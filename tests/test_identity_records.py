@@ -61,3 +61,12 @@ def test_a_mapped_column_missing_from_the_input_is_named(spark):
     people = spark.createDataFrame([("1", "a@b.com")], "id string, mail string")
     with pytest.raises(MappingError, match="field email is mapped to column 'email'"):
         standard_records(people, parse_mapping("record_id: id\nemail: email"))
+
+
+def test_identifier_fields_are_mapped_and_a_bad_name_is_refused(spark):
+    mapping = parse_mapping("record_id: id\nidentifier_passport: Passport\nidentifier_account_no: Acct\n")
+    out = standard_records(spark.createDataFrame([("1", " X123 ", "")], "id string, Passport string, Acct string"),
+                           mapping)
+    assert (out.first().identifier_passport, out.first().identifier_account_no) == ("X123", None)
+    with pytest.raises(MappingError, match=re.escape("unknown field(s) ['identifier_Pass-No']")):
+        parse_mapping("record_id: id\nidentifier_Pass-No: p\n")

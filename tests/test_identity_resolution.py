@@ -201,7 +201,7 @@ def test_cli_resolves_a_csv_with_mixed_formats(spark, tmp_path):
     assert sorted(customer) == ["1", "2", "3", "4", "5"]
     assert customer["1"] == customer["2"] and customer["3"] == customer["4"]
     assert len({customer["1"], customer["3"], customer["5"]}) == 3
-    assert counts == {"records": 5, "customers": 3, "flagged_clusters": 0}
+    assert counts == {"records": 5, "customers": 3, "flagged_clusters": 0, "links": 4}
 
 
 def test_cli_refuses_duplicate_record_ids_and_writes_nothing(spark, tmp_path):
@@ -212,3 +212,119 @@ def test_cli_refuses_duplicate_record_ids_and_writes_nothing(spark, tmp_path):
     with pytest.raises(InputError, match="record_id must be unique"):
         resolve_file(spark, people, mapping, tmp_path / "clusters.csv")
     assert not (tmp_path / "clusters.csv").exists()
+
+
+def _people(n: int) -> list[tuple]:
+    """``n`` unrelated people, each in two records: one clean, one with a nickname, a typo, a
+    missing birth date or another date format, and their own email and mobile."""
+    first = ["Robert", "Elizabeth", "William", "Katherine", "Michael", "Olivia", "Daniel", "Sophia", "Thomas", "Grace"]
+    last = ["Brown", "Garcia", "Kowalski", "Nguyen", "Dubois", "Rossi", "Jensen", "Okafor", "Haddad", "Silva"]
+    nick = {"Robert": "Bob", "Elizabeth": "Liz", "William": "Bill", "Katherine": "Kate", "Michael": "Mike"}
+    rows = []
+    for i in range(n):
+        f, l = first[i % 10], last[(i * 3 + i // 10) % 10]
+        dob = f"19{50 + i % 45}-{1 + i % 12:02d}-{1 + i % 27:02d}"
+        email, phone, street, zip_ = f"p{i}.{l.lower()}@example.com", f"+44 7700 9{i:05d}", f"{i + 1} Mill Lane", f"M{i % 9 + 1} 2AB"
+        rows.append((f"P{i:02d}a", f, l, dob, email, phone, street, zip_, "GB"))
+        variant = i % 4
+        f2 = nick.get(f, f) if variant == 0 else (f[:2] + f[3] + f[2] + f[4:] if variant == 1 else f)
+        dob2 = None if variant == 2 else (f"{dob[8:]}/{dob[5:7]}/{dob[:4]}" if variant == 3 else dob)
+        rows.append((f"P{i:02d}b", f2, l if variant != 1 else l.upper(), dob2, None if variant % 2 else email,
+                     phone if variant != 0 else None, street, zip_, "GB"))
+    return rows
+
+
+SMITHS = [   # one household at 4 Elm Road: parents, a junior named after his father, twins
+    ("S1a", "John", "Smith", "1950-02-03", "john.smith@example.com", "020 7946 0001", "4 Elm Road", "SW1A 1AA", "GB"),
+    ("S1b", "Jon", "Smith", "03/02/1950", None, "020 7946 0001", "4 Elm Rd", "SW1A 1AA", "GB"),
+    ("S2a", "Mary", "Smith", "1952-07-08", "mary.smith@example.com", "020 7946 0001", "4 Elm Road", "SW1A 1AA", "GB"),
+    ("S2b", "Mary", "Smith", "1952-07-08", None, None, "4 Elm Road", "SW1A1AA", "GB"),
+    ("S3a", "John", "Smith", "1980-06-07", "js80@example.com", "020 7946 0001", "4 Elm Road", "SW1A 1AA", "GB"),
+    ("S3b", "John", "Smith", "07/06/1980", None, None, "4 Elm Road", "SW1A 1AA", "GB"),
+    ("S4a", "Anna", "Smith", "1985-01-01", "anna.s@example.com", "020 7946 0001", "4 Elm Road", "SW1A 1AA", "GB"),
+    ("S4b", "Ana", "Smith", "01/01/1985", None, None, "4 Elm Road", "SW1A 1AA", "GB"),
+    ("S5a", "Emma", "Smith", "1985-01-01", "emma.s@example.com", "020 7946 0001", "4 Elm Road", "SW1A 1AA", "GB"),
+    ("S5b", "Emma", "Smith", "1985-01-01", None, None, "4 Elm Rd", "SW1A 1AA", "GB"),
+]
+
+
+def test_a_household_of_parents_twins_and_a_junior_stays_five_customers(spark):
+    clusters, resolved = _resolve(spark, _people(40) + SMITHS)
+    smiths = [c for c in clusters if c[0].startswith("S")]
+    assert smiths == [["S1a", "S1b"], ["S2a", "S2b"], ["S3a", "S3b"], ["S4a", "S4b"], ["S5a", "S5b"]]
+    others = [c for c in clusters if c[0].startswith("P")]
+    assert others == [[f"P{i:02d}a", f"P{i:02d}b"] for i in range(40)]
+    assert resolved.model.home_prior < 0.9, "pairs at one address are not all one person here"
+
+
+def test_a_chain_of_weak_links_is_split_on_its_weakest_bridge(spark):
+    from spark_jobs.identity.cluster_check import split_contradictions
+
+    # A (John, 1950) - B (J., no date) - C (Mary, 1985) - D: B-C is the weakest link between
+    # two records that contradict (first names and birth dates both differ); C-D is a personal id.
+    records = standard_records(spark.createDataFrame([
+        ("A", "John", "Smith", "1950-02-03", None, None, "4 Elm Road", "SW1A 1AA", "GB"),
+        ("B", "J", "Smith", None, None, None, "4 Elm Road", "SW1A 1AA", "GB"),
+        ("C", "Mary", "Smith", "1985-01-01", None, None, "4 Elm Road", "SW1A 1AA", "GB"),
+        ("D", None, None, None, "m@x.com", None, None, None, "GB"),
+    ], PEOPLE), MAPPING)
+    links = spark.createDataFrame([("B", "A", "fellegi_sunter", 8.0), ("C", "B", "fellegi_sunter", 3.0),
+                                   ("D", "C", "exact_personal_id", None)],
+                                  "record_id string, linked_to string, rule string, match_weight double")
+    clusters = spark.createDataFrame([(r, "A") for r in "ABCD"], "record_id string, component string")
+    split, kept, dropped = split_contradictions(records, links, clusters, None, ("exact_personal_id",))
+    groups: dict[str, set[str]] = {}
+    for row in split.collect():
+        groups.setdefault(row.component, set()).add(row.record_id)
+    assert sorted(sorted(g) for g in groups.values()) == [["A", "B"], ["C", "D"]]
+    assert dropped == 1 and ("C", "B") not in {(r.record_id, r.linked_to) for r in kept.collect()}
+
+
+def test_cli_writes_the_evidence_and_links_extra_identifiers(spark, tmp_path):
+    people = tmp_path / "people.csv"
+    people.write_text(
+        "id,first,last,born,passport\n"
+        "1,Anna,Kowalski,1980-03-04,X123\n"
+        "2,Anna,Kowalsky,04/03/1980,\n"            # a typo in the surname, another date format
+        "3,Zoe,Nguyen,,X123\n"                    # only the passport says she is record 1
+        "4,Piotr,Nowak,1975-01-01,Y9\n",
+        encoding="utf-8")
+    mapping = tmp_path / "mapping.yml"
+    mapping.write_text("record_id: id\nfirst_name: first\nlast_name: last\ndob: born\n"
+                       "identifier_passport: passport\n", encoding="utf-8")
+    output, evidence = tmp_path / "clusters.csv", tmp_path / "pairs.csv"
+
+    counts = resolve_file(spark, people, mapping, output, evidence_path=evidence)
+
+    customer = {r["record_id"]: r["customer_id"] for r in csv.DictReader(output.open(encoding="utf-8"))}
+    assert customer["1"] == customer["2"] == customer["3"] != customer["4"]
+    rows = list(csv.DictReader(evidence.open(encoding="utf-8")))
+    assert list(rows[0]) == ["record_id", "linked_to", "rule", "identifier_kind", "match_weight", "match_probability",
+                             "first_name", "last_name", "birth_date", "email", "phone", "location", "names_swapped"]
+    by_pair = {(r["record_id"], r["linked_to"]): r for r in rows}
+    assert by_pair[("3", "1")]["rule"] == "exact_personal_id"
+    assert by_pair[("3", "1")]["identifier_kind"] == "identifier_passport"
+    fuzzy = by_pair[("2", "1")]
+    assert (fuzzy["rule"], fuzzy["first_name"], fuzzy["last_name"], fuzzy["birth_date"]) == \
+        ("fellegi_sunter", "exact", "close", "exact")
+    assert float(fuzzy["match_probability"]) >= 0.5
+    assert counts["links"] == len(rows) == 2
+
+    # A threshold above every pair's probability leaves only the identifier's link.
+    resolve_file(spark, people, mapping, output, threshold=0.999999, evidence_path=evidence)
+    assert [r["rule"] for r in csv.DictReader(evidence.open(encoding="utf-8"))] == ["exact_personal_id"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--threshold", "1.5"], "--threshold is a match probability strictly between 0 and 1"),
+    (["--threshold", "0"], "--threshold is a match probability strictly between 0 and 1"),
+])
+def test_cli_refuses_a_threshold_outside_zero_and_one(tmp_path, capsys, argv, message):
+    from spark_jobs.identity.__main__ import main
+
+    (tmp_path / "p.csv").write_text("id\n1\n", encoding="utf-8")
+    (tmp_path / "m.yml").write_text("record_id: id\n", encoding="utf-8")
+    code = main(["resolve", "--input", str(tmp_path / "p.csv"), "--mapping", str(tmp_path / "m.yml"),
+                 "--output", str(tmp_path / "out.csv"), *argv])
+    assert code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out.csv").exists()

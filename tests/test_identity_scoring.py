@@ -23,6 +23,7 @@ def test_pairwise_bcubed_and_household_merges(spark):
     assert s.bcubed_precision == pytest.approx(0.8)
     assert s.bcubed_recall == pytest.approx((2 / 3 + 2 / 3 + 1 / 3 + 1 + 1) / 5)
     assert s.household_pairs_merged == 1
+    assert s.household_false_merge_rate == pytest.approx(1 / 3)   # of r1-r4, r2-r4, r3-r4
 
 
 def test_a_perfect_resolution_and_unresolved_records(spark):
@@ -32,3 +33,13 @@ def test_a_perfect_resolution_and_unresolved_records(spark):
     # r2 and r3 missing from the prediction: each is its own customer.
     partial = _score(spark, [("r1", "A"), ("r4", "B"), ("r5", "C")])
     assert (partial.pairwise_precision, partial.pairwise_recall) == (1.0, 0.0)
+
+
+def test_a_link_between_two_files_counts_only_pairs_across_them(spark):
+    # P1 has a1 (file a), b1 and b2 (file b): 2 true cross pairs; a1-b1 found, b2 alone.
+    truth = spark.createDataFrame([("a1", "P1", "a"), ("b1", "P1", "b"), ("b2", "P1", "b"), ("a2", "P2", "a"),
+                                   ("b3", "P2", "b")], "record_id string, person_id string, file string")
+    predicted = spark.createDataFrame([("a1", "X"), ("b1", "X"), ("b2", "Y"), ("a2", "Z"), ("b3", "Z")],
+                                      "record_id string, customer_id string")
+    s = score(predicted, truth)
+    assert (s.pairwise_precision, s.pairwise_recall) == (1.0, pytest.approx(2 / 3))

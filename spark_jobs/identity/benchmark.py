@@ -1,28 +1,43 @@
-"""Identity-resolution benchmark: resolve the generator's data and score it against its truth.
+"""Identity-resolution benchmark: scores on public data sets and on the platform's sample.
 
-Generates N customers, ingests the person-bearing sources and the web/email events with the
-bronze job (in its own folder and in-memory catalog, so the main lakehouse is untouched),
-runs the identity job (resolve.run: the code the pipeline runs) and scores the identity map
-against the generator's hidden truth: pairwise precision/recall/F1, B-cubed and household
-pairs merged; then the links by rule, wall time per stage and peak memory. A second run on
-the same data measures a re-run (persistent ids: no id may change).
+    ./cdp bench-identity --dataset febrl3            # febrl1..febrl4: public, nobody here made them
+    ./cdp bench-identity --dataset sample --customers 100000
+    ./cdp bench-identity --dataset febrl4 --no-splink
 
-    .venv/bin/python -m spark_jobs.identity.benchmark --customers 10000
+``febrl1``-``febrl4`` (datasets.py) are resolved with the standalone CLI's code path
+(resolve_file) and the same defaults as every other set; FEBRL4 is a link between two files,
+so only pairs across them count. ``sample`` generates N customers, ingests the person-bearing
+sources and the web/email events with the bronze job (in its own folder and in-memory
+catalog, so the main lakehouse is untouched), runs the identity job twice (resolve.run: the
+code the pipeline runs; the re-run must change no id) and scores the identity map against
+the generator's hidden truth.
+
+For each set it prints the candidate pairs and the blocking completeness per rule (the share
+of true pairs of comparable records that the rule proposes), pairwise precision/recall/F1,
+B-cubed, household false merges where the truth has households, wall time and peak memory;
+then the same scores for a well-configured Splink (splink_comparison.py) on the same records,
+run in its own process (``--no-splink`` skips it).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import logging
+import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 from pyspark.sql import functions as F
 
-from spark_jobs.benchmarking import bench_main
 from spark_jobs.identity import resolve
-from spark_jobs.identity.persons import SOURCES
-from spark_jobs.identity.scoring import score
+from spark_jobs.identity.datasets import FEBRL, truth_frame, write_febrl
+from spark_jobs.identity.persons import SOURCES, person_records
+from spark_jobs.identity.probabilistic import comparable, pairs_by_rule
+from spark_jobs.identity.scoring import Scores, score
 from spark_jobs.ingest.bronze import ingest_contract, processed_index
 from spark_jobs.ingest.contracts import get_contract
 from spark_jobs.landing.generate import generate
@@ -36,6 +51,63 @@ def truth_of(spark, truth_dir: Path):
         .select(F.concat_ws(":", "source_table", "source_record_id").alias("record_id"), "person_id") \
         .join(spark.read.option("header", True).csv(str(truth_dir / "people.csv"))
               .select("person_id", "household_id"), "person_id")
+
+
+def blocking_report(records, truth) -> list[tuple[str, int, float]]:
+    """``(rule, candidate pairs, completeness)`` per blocking rule and for their union ('all
+    rules'): completeness is the share of true pairs between comparable records proposed."""
+    records = comparable(records).localCheckpoint(eager=True)   # a leaf plan: 26 unioned keys on a deep one stall the optimiser
+    named = records.select("record_id").join(truth.select("record_id", "person_id"), "record_id")
+    true_pairs = named.alias("l").join(named.alias("r"), "person_id") \
+        .where(F.col("l.record_id") < F.col("r.record_id")) \
+        .select(F.col("l.record_id").alias("id_l"), F.col("r.record_id").alias("id_r")).localCheckpoint(eager=True)
+    n_true = true_pairs.count()
+    by_rule = pairs_by_rule(records).localCheckpoint(eager=True)
+    found = by_rule.join(true_pairs.withColumn("true", F.lit(1)), ["id_l", "id_r"], "left")
+    rows = [(r.rule, r.pairs, (r.true or 0) / n_true if n_true else 1.0) for r in
+            found.groupBy("rule").agg(F.count(F.lit(1)).alias("pairs"), F.sum("true").alias("true"))
+            .orderBy(F.desc("true")).collect()]
+    union = found.select("id_l", "id_r", "true").distinct()
+    totals = union.agg(F.count(F.lit(1)).alias("pairs"), F.sum("true").alias("true")).first()
+    return rows + [("all rules", totals.pairs, (totals.true or 0) / n_true if n_true else 1.0)]
+
+
+def print_report(title: str, blocking, scores: Scores, timings: dict[str, float], peak_bytes: int) -> None:
+    print(f"\n{title}")
+    print(f"  {'blocking rule':<24}{'pairs':>10}{'completeness':>14}")
+    for rule, pairs, completeness in blocking:
+        print(f"  {rule:<24}{pairs:>10}{completeness:>14.4f}")
+    for name, value in scores.as_dict().items():
+        print(f"    {name:<28}{value:.4f}" if isinstance(value, float) else f"    {name:<28}{value}")
+    for stage, seconds in timings.items():
+        print(f"  {stage:<34}{seconds:7.1f} s")
+    print(f"  peak resident memory (python + JVM): {peak_bytes / 2**30:.2f} GiB")
+
+
+def run_public(name: str, home: Path) -> int:
+    """Resolve a public data set the way a user of the CLI would, and score it."""
+    from dagster_project.local.memory import PeakMemorySampler
+    from spark_jobs.identity.__main__ import read_people, resolve_file
+    from spark_jobs.identity.records import load_mapping, standard_records
+    from spark_jobs.spark import build_session
+
+    dataset = write_febrl(name, home / "bench" / name)
+    with PeakMemorySampler() as memory:
+        spark = build_session(Settings.from_env({"CDP_HOME": str(home)}), f"cdp-bench-{name}", overrides={
+            "spark.sql.catalogImplementation": "in-memory", "spark.ui.enabled": "false"})
+        spark.sparkContext.setLogLevel("ERROR")
+        started = time.monotonic()
+        counts = resolve_file(spark, dataset.people, dataset.mapping, dataset.people.with_name("clusters.csv"))
+        timings = {"resolve (CLI code path)": time.monotonic() - started}
+        predicted = spark.read.option("header", True).csv(str(dataset.people.with_name("clusters.csv")))
+        truth = truth_frame(spark, dataset).cache()
+        scores = score(predicted, truth)
+        records = standard_records(read_people(spark, dataset.people), load_mapping(dataset.mapping))
+        blocking = blocking_report(records, truth)
+        spark.stop()
+    print_report(f"identity benchmark: {name}, {counts['records']} records -> {counts['customers']} customers, "
+                 f"{counts['links']} links", blocking, scores, timings, memory.peak_bytes)
+    return 0
 
 
 def run(customers: int, seed: int, days: int, home: Path) -> int:
@@ -72,6 +144,10 @@ def run(customers: int, seed: int, days: int, home: Path) -> int:
         scores = score(first, truth)
         # The vendor's address-keyed records are a household's, not a person's: scored apart.
         person_scores = score(first, truth.join(first.select("record_id"), "record_id", "left_semi"))
+        t0 = time.monotonic()
+        tables = {name: spark.table(f"bronze.{name}") for name in SOURCES if spark.catalog.tableExists(f"bronze.{name}")}
+        blocking = blocking_report(person_records(tables), truth)
+        timings["blocking report (not part of a run)"] = time.monotonic() - t0
 
         t0 = time.monotonic()
         resolve.run(spark)
@@ -87,11 +163,14 @@ def run(customers: int, seed: int, days: int, home: Path) -> int:
           f"flagged {metrics['flagged_clusters']}, anonymous ids stitched {metrics['anonymous_ids_stitched']}")
     print(f"  links by rule {json.dumps(metrics['links_by_rule'], sort_keys=True)}")
     print(f"  cluster sizes {json.dumps(metrics['cluster_sizes'])}")
+    print(f"  {'blocking rule':<24}{'pairs':>10}{'completeness':>14}")
+    for rule, pairs, completeness in blocking:
+        print(f"  {rule:<24}{pairs:>10}{completeness:>14.4f}")
     for title, result in (("all records the generator made", scores),
                           ("person records (without the vendor's address-keyed ones)", person_scores)):
         print(f"  scores on {title}:")
         for name, value in result.as_dict().items():
-            print(f"    {name:<24}{value:.4f}" if isinstance(value, float) else f"    {name:<24}{value}")
+            print(f"    {name:<28}{value:.4f}" if isinstance(value, float) else f"    {name:<28}{value}")
     print(f"  records whose customer id changed on the re-run: {changed_ids}")
     for stage, seconds in timings.items():
         print(f"  {stage:<34}{seconds:7.1f} s")
@@ -99,8 +178,45 @@ def run(customers: int, seed: int, days: int, home: Path) -> int:
     return 0
 
 
+SPLINK_TOOLS = ("splink==5.0.0", "sqlglot==26.33.0", "duckdb==2.0.1")   # sqlglot 28+ breaks Splink's dialect
+
+
+def splink_path(home: Path) -> Path:
+    """Splink and the sqlglot it needs, installed once into their own folder (the project pins
+    a newer sqlglot for dbt, so Splink cannot share the environment) and put first on the path
+    of the comparison's own process."""
+    target = home / "tools" / "splink-5.0.0"
+    if not (target / "splink").is_dir():
+        print(f"installing {' '.join(SPLINK_TOOLS)} into {target} (once)", flush=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                        "--no-deps", "--target", str(target), *SPLINK_TOOLS], check=True)
+    return target
+
+
+def run_splink(home: Path, argv: list[str]) -> int:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(splink_path(home)), os.environ.get("PYTHONPATH", "")]))
+    return subprocess.run([sys.executable, "-m", "spark_jobs.identity.splink_comparison", *argv], env=env).returncode
+
+
 def main(argv: list[str] | None = None) -> int:
-    return bench_main(run, __doc__.splitlines()[0], 10_000, argv)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=[*FEBRL, "sample"], default="sample")
+    parser.add_argument("--customers", type=int, default=10_000, help="sample only (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=7, help="sample only")
+    parser.add_argument("--days", type=int, default=7, help="sample only")
+    parser.add_argument("--no-splink", action="store_true", help="skip the Splink comparison")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    home = Settings.from_env().home
+    if args.dataset == "sample":
+        code = run(args.customers, args.seed, args.days, home)
+        splink_args = ["--customers", str(args.customers)]
+    else:
+        code = run_public(args.dataset, home)
+        splink_args = ["--dataset", args.dataset]
+    if code == 0 and not args.no_splink:
+        code = run_splink(home, splink_args)
+    return code
 
 
 if __name__ == "__main__":

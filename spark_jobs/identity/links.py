@@ -4,7 +4,7 @@ Identifiers come in long form, ``(record_id, kind, value)``, already standardise
 of identifier behave differently:
 
 - *personal* ones (a CRM contact id carried by an order, a loyalty card, a logged-in user id,
-  a social handle on one platform)
+  a social handle on one platform, any ``identifier_<name>`` a user's mapping declares)
   belong to one person: every record that carries the value is linked;
 - *shareable* ones (email, phone, a vendor's hashed email) are personal in most cases, but
   a household can share a landline or a family mailbox. Sharing one is never enough on its
@@ -23,6 +23,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 PERSONAL_KINDS = ("crm_contact_id", "loyalty_card_id", "user_id", "social_handle")
+IDENTIFIER_PREFIX = "identifier_"   # a user's own personal identifiers (records.py): personal too
 SHAREABLE_KINDS = ("email", "phone", "email_sha256")
 
 
@@ -38,14 +39,15 @@ def deterministic_links(identifiers: DataFrame, people: DataFrame) -> DataFrame:
     -> links ``(record_id, linked_to, rule, kind, value)``: the record is the same person as
     ``linked_to`` because of ``rule`` on the identifier ``value``. Each (kind, value) group is
     decided on its own records alone, so a group can be re-decided without the others."""
-    unknown = identifiers.where(~F.col("kind").isin(*PERSONAL_KINDS, *SHAREABLE_KINDS)) \
+    personal_kind = F.col("kind").isin(*PERSONAL_KINDS) | F.col("kind").startswith(IDENTIFIER_PREFIX)
+    unknown = identifiers.where(~personal_kind & ~F.col("kind").isin(*SHAREABLE_KINDS)) \
         .select("kind").distinct().collect()
     if unknown:
         raise ValueError(f"unknown identifier kind(s) {sorted(r.kind for r in unknown)}; "
-                         f"known: {PERSONAL_KINDS + SHAREABLE_KINDS}")
+                         f"known: {PERSONAL_KINDS + SHAREABLE_KINDS} and {IDENTIFIER_PREFIX}<name>")
     ids = identifiers.where(F.col("value").isNotNull()).select("record_id", "kind", "value").distinct()
 
-    personal = _star(ids.where(F.col("kind").isin(*PERSONAL_KINDS)), ["kind", "value"], "exact_personal_id")
+    personal = _star(ids.where(personal_kind), ["kind", "value"], "exact_personal_id")
 
     shared = ids.where(F.col("kind").isin(*SHAREABLE_KINDS)).join(
         people.select("record_id", "first_name", "birth_date"), "record_id", "left")

@@ -15,6 +15,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from spark_jobs.identity import standardise as std
+from spark_jobs.identity.links import IDENTIFIER_PREFIX
 
 
 
@@ -24,9 +25,9 @@ def _null() -> Column:
 
 def _record(df: DataFrame, table: str, key: str, **fields: Column) -> DataFrame:
     """Rows of one source in the common shape; fields not given are null."""
-    columns = {"first_name": _null(), "last_name": _null(), "birth_date": F.lit(None).cast("date"),
+    columns = {"given_name": _null(), "first_name": _null(), "last_name": _null(), "birth_date": F.lit(None).cast("date"),
                "email_raw": _null(), "email": _null(), "phone": _null(), "address_line": _null(),
-               "address_unit": _null(), "postcode": _null(), "country": _null(), "crm_contact_id": _null(),
+               "address_unit": _null(), "city": _null(), "postcode": _null(), "country": _null(), "crm_contact_id": _null(),
                "loyalty_card_id": _null(), "email_sha256": _null(),
                "social_handle": _null()}
     columns.update(fields)
@@ -44,7 +45,8 @@ def _crm(df: DataFrame) -> DataFrame:
     live = df.where(~F.col("_is_deleted")) if "_is_deleted" in df.columns else df
     return _record(
         live, "crm_contacts", "contact_id",
-        first_name=std.first_name(F.col("first_name")), last_name=std.name(F.col("last_name")),
+        given_name=std.name(F.col("first_name")), first_name=std.first_name(F.col("first_name")),
+        last_name=std.name(F.col("last_name")), city=std.name(F.col("city")) if "city" in df.columns else _null(),
         birth_date=F.col("birth_date"), **_emailed("email"), phone=std.phone(F.col("phone"), F.col("country")),
         address_line=std.address_line(F.col("street")), address_unit=std.address_unit(F.col("street")),
         postcode=std.postcode(F.col("postcode")), country=F.upper(F.col("country")),
@@ -89,7 +91,8 @@ def identifiers(records: DataFrame) -> DataFrame:
     """``(record_id, kind, value)`` for every strong identifier a record carries. A vendor's
     hashed email is matched against the hash of both the raw (lower-cased) and the standard
     email, since vendors hash what they were given. Kinds whose columns ``records`` lacks
-    (a user's file has no CRM id) are skipped."""
+    (a user's file has no CRM id) are skipped. Each ``identifier_<name>`` column a user's
+    mapping added is a personal identifier of its own kind."""
     raw_hash = F.sha2(F.lower(F.trim(F.col("email_raw"))), 256)
     standard_hash = F.sha2(F.col("email"), 256)
     kinds = {
@@ -104,6 +107,7 @@ def identifiers(records: DataFrame) -> DataFrame:
     needs = {"email": {"email"}, "phone": {"phone"}, "crm_contact_id": {"crm_contact_id"},
              "loyalty_card_id": {"loyalty_card_id"}, "social_handle": {"social_handle"}, "email_sha256": {"email", "email_raw", "email_sha256"}}
     kinds = {kind: values for kind, values in kinds.items() if needs[kind] <= set(records.columns)}
+    kinds.update({column: F.array(F.col(column)) for column in records.columns if column.startswith(IDENTIFIER_PREFIX)})
     frames = [records.select("record_id", F.lit(kind).alias("kind"), F.explode(values).alias("value"))
               for kind, values in kinds.items()]
     out = frames[0]

@@ -11,7 +11,9 @@ the standalone CLI (any CSV of people), so both resolve the same way:
 4. connected components over the links (clusters.py);
 5. the over-merge guard: a component above ``size_limit`` records is flagged and re-clustered
    on its strongest links only (personal ids and directives), so a chain of weak links
-   cannot build a giant customer; the flag stays in the run's metrics for review.
+   cannot build a giant customer; the flag stays in the run's metrics for review;
+6. the cluster check (cluster_check.py): a component holding two records that contradict
+   each other (clearly different first names or birth dates) is split on its weakest bridge.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from spark_jobs.identity.cluster_check import split_contradictions
 from spark_jobs.identity.clusters import connected_components
 from spark_jobs.identity.incremental import LinkState, incremental_links, with_row_hash
 from spark_jobs.identity.links import deterministic_links
-from spark_jobs.identity.probabilistic import FIELDS, Model, comparable, probabilistic_links
+from spark_jobs.identity.probabilistic import DEFAULT_THRESHOLD, FIELDS, Model, comparable, probabilistic_links
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,7 @@ DEFAULT_SIZE_LIMIT = 200
 STRONG_RULES = ("exact_personal_id", "directive_link")
 DIRECTIVE_ACTIONS = ("link", "split")
 LINK_COLUMNS = ("record_id", "linked_to", "rule", "kind", "value", "match_weight", "match_probability",
-                *[f"gamma_{f}" for f in FIELDS])
+                *[f"gamma_{f}" for f in FIELDS], "names_swapped")
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Resolved:
     model: Model | None      # the Fellegi-Sunter weights used
     state: LinkState         # what the next run needs to link incrementally
     changed: int | None = None  # records re-linked incrementally (None: a full run)
+    links_dropped: int = 0   # links the cluster check dropped as the weakest bridge of a contradiction
 
 
 def _uniform(links: DataFrame) -> DataFrame:
@@ -55,6 +59,8 @@ def _uniform(links: DataFrame) -> DataFrame:
 def _link_type(column: str) -> str:
     if column.startswith("gamma_"):
         return "int"
+    if column == "names_swapped":
+        return "boolean"
     return "double" if column.startswith("match_") else "string"
 
 
@@ -110,7 +116,7 @@ def guard_oversized(records: DataFrame, links: DataFrame, clusters: DataFrame,
 
 
 def link_records(records: DataFrame, identifiers: DataFrame, model: Model | None = None,
-                 threshold: float = 0.99, max_block_size: int = 50) -> tuple[DataFrame, Model | None]:
+                 threshold: float = DEFAULT_THRESHOLD, max_block_size: int = 50) -> tuple[DataFrame, Model | None]:
     """Deterministic and Fellegi-Sunter links, in the evidence shape."""
     deterministic = _uniform(deterministic_links(identifiers, records))
     fuzzy, model = probabilistic_links(comparable(records), threshold, max_block_size, model)
@@ -119,7 +125,8 @@ def link_records(records: DataFrame, identifiers: DataFrame, model: Model | None
 
 def resolve_records(records: DataFrame, identifiers: DataFrame, directives: DataFrame | None = None,
                     size_limit: int = DEFAULT_SIZE_LIMIT, model: Model | None = None,
-                    state: LinkState | None = None, threshold: float = 0.99, max_block_size: int = 50) -> Resolved:
+                    state: LinkState | None = None, threshold: float = DEFAULT_THRESHOLD,
+                    max_block_size: int = 50) -> Resolved:
     """Cluster standardised ``records`` (see persons.py / records.py) with their ``identifiers``.
 
     With the last run's ``state`` and its ``model``, only what changed is re-linked
@@ -142,7 +149,10 @@ def resolve_records(records: DataFrame, identifiers: DataFrame, directives: Data
     log.info("identity: %d link(s) between %d record(s)", links.count(), records.count())
     clusters = _components(records, links)
     clusters, links, flagged = guard_oversized(records, links, clusters, size_limit)
-    return Resolved(clusters, links, flagged, model, LinkState(matchable, usable, rule_links), changed)
+    clusters, links, dropped = split_contradictions(records, links, clusters, model, STRONG_RULES)
+    if dropped:
+        log.info("identity: the cluster check dropped %d link(s) that joined contradicting records", dropped)
+    return Resolved(clusters, links, flagged, model, LinkState(matchable, usable, rule_links), changed, dropped)
 
 
 RULE_STRENGTH = ["directive_link", "exact_personal_id", "exact_shared_id_same_name_dob", "exact_shared_id_same_name",
