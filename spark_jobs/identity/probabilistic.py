@@ -273,7 +273,8 @@ def estimate(patterns: list[Pattern], u: dict[str, dict[int, float]], total_pair
     household (rho, see :func:`home_u`). u from random pairs stays fixed."""
     prior = min(max(sum(n for _, n in patterns) / total_pairs * 0.1, 1e-12), 0.5)
     m = {c: _initial_m(c) for c in COMPARISONS}
-    home_prior, rho = 0.5, {c: 0.0 for c in HOME_SCORED}
+    # rho starts high (its cap; a surname at one half), so EM shrinks a share from above.
+    home_prior, rho = 0.5, {c: min(HOUSEHOLD_AGREEMENT_CAP[c], 0.5) for c in HOME_SCORED}
     floor = 1e-6
     iteration = 0
     for iteration in range(1, max_iterations + 1):
@@ -300,8 +301,6 @@ def estimate(patterns: list[Pattern], u: dict[str, dict[int, float]], total_pair
         new_m = {c: {lv: n / sum(by.values()) for lv, n in by.items()} for c, by in m_counts.items()}
         new_rho = {c: min(agreeing[c] / known[c] if known[c] else 0.0, HOUSEHOLD_AGREEMENT_CAP[c])
                    for c in HOME_SCORED}
-        if iteration == 1:   # start every rho at its cap: EM shrinks a share from above, not from 0
-            new_rho = dict(HOUSEHOLD_AGREEMENT_CAP) | {"last_name": 0.5}
         new_prior = min(max(matches / total_pairs, 1e-12), 0.5)
         new_home_prior = min(max(home_matches / home_pairs, 1e-6), 1 - 1e-6) if home_pairs else home_prior
         change = max(abs(math.log(new_prior / prior)), abs(new_home_prior - home_prior),
