@@ -100,7 +100,10 @@ def split_contradictions(records: DataFrame, links: DataFrame, clusters: DataFra
                                       F.lit(0).alias("strength"), F.lit(0.0).alias("weight")))
     decisions = rows.groupBy("component").applyInPandas(_rebuild, DECISIONS).localCheckpoint(eager=True)
     dropped = decisions.where("kind = 'link' AND NOT kept").select("record_id", "linked_to", "rule").distinct()
-    relabelled = decisions.where("kind = 'member'").select("record_id", "component")
-    new_clusters = clusters.join(relabelled.select("record_id"), "record_id", "left_anti").unionByName(relabelled)
+    relabelled = decisions.where("kind = 'member'").select("record_id", F.col("component").alias("rebuilt"))
+    # One join, not a union of two differently partitioned frames: downstream joins of a union
+    # of checkpoints failed with "Can't zip RDDs with unequal numbers of partitions" at 100k.
+    new_clusters = clusters.join(relabelled, "record_id", "left") \
+        .select("record_id", F.coalesce("rebuilt", "component").alias("component")).localCheckpoint(eager=True)
     kept = links.join(dropped, ["record_id", "linked_to", "rule"], "left_anti")
     return new_clusters, kept, dropped.count()
