@@ -143,6 +143,7 @@ def test_the_job_keeps_ids_uses_email_history_visitors_and_directives(fresh_data
     c1, c2 = first[("crm_contacts", "C1")], first[("crm_contacts", "C2")]
     assert first[("shop_orders", "O1")] == first[("shop_orders", "O2")] == c1 != c2   # O2: the email C1 had
     assert metrics["records"] == 4 and metrics["customers"] == 2 and metrics["flagged_clusters"] == 0
+    assert metrics["links_dropped_by_cluster_check"] == 0
     assert {(r.anonymous_id, r.customer_id) for r in spark.table(job.ANONYMOUS_IDS_TABLE).collect()} == {("a-1", c2)}
     members = {r.customer_id: (r.household_id, r.relationship) for r in spark.table(job.HOUSEHOLD_MEMBERS_TABLE).collect()}
     assert members[c1][0] == members[c2][0] and members[c1][1] == members[c2][1] == "family"

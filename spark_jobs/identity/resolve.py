@@ -203,6 +203,7 @@ def run(spark: SparkSession, size_limit: int = DEFAULT_SIZE_LIMIT, full: bool = 
         "run_id": run_id, "records": totals.records or 0, "customers": totals.customers,
         "links_by_rule": by_rule, "cluster_sizes": size_distribution(per_customer), "largest_cluster": totals.largest or 0,
         "flagged_clusters": resolved.flagged.count(), "size_limit": size_limit,
+        "links_dropped_by_cluster_check": resolved.links_dropped,
         "ids_merged": by_reason.get("merged", 0), "ids_split": by_reason.get("split", 0),
         "ids_removed": by_reason.get("removed", 0), "anonymous_ids_stitched": anonymous.count(),
         "households": members.select("household_id").distinct().count(),
