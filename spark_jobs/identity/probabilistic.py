@@ -316,12 +316,10 @@ def _probability(weight: float) -> float:
     return 1 / (1 + 2 ** -weight) if weight > -1000 else 0.0
 
 
-def fit(records: DataFrame, candidates: DataFrame, random_pair_target: int = RANDOM_PAIRS,
-        seed: int = 42) -> Model:
-    """Estimate the model on ``records`` (comparable) from their ``candidates(id_l, id_r)``."""
+def fit(records: DataFrame, compared: DataFrame, random_pair_target: int = RANDOM_PAIRS, seed: int = 42) -> Model:
+    """Estimate the model on ``records`` (comparable) from their ``compared`` candidate pairs."""
     n = records.count()
     u = u_from_random_pairs(compare(with_sides(random_pairs(records, random_pair_target, seed), records)))
-    compared = compare(with_sides(candidates, records))
     model = estimate(pattern_counts(compared), u, max(n * (n - 1) / 2, 1))
     return replace(model, tf=term_frequencies(records))
 
@@ -382,9 +380,8 @@ def probabilistic_links(records: DataFrame, threshold: float = DEFAULT_THRESHOLD
     the weights of the last full run), else estimated on these records. ``pairs(id_l, id_r)``
     restricts the comparison to those candidates (default: every candidate pair)."""
     pairs = pairs if pairs is not None else candidate_pairs(records, max_block_size)
-    pairs = pairs.localCheckpoint(eager=True)
-    model = model or fit(records, pairs)
-    compared = compare(with_sides(pairs, records)).localCheckpoint(eager=True)
+    compared = compare(with_sides(pairs, records)).localCheckpoint(eager=True)   # compared once: fit and score
+    model = model or fit(records, compared)
     scored = score_pairs(compared, model)
     links = scored.where(F.col("match_probability") >= threshold)
     return links.select(
