@@ -112,3 +112,15 @@ def test_a_model_of_an_older_engine_is_not_reused():
     assert Model.from_json('{"m": {}, "u": {}, "match_share": 0.1, "iterations": 3}') is None
     model = _model(tf={"first_name": {"anna": 1.0}})
     assert Model.from_json(model.to_json()) == model
+
+
+def test_random_pairs_are_all_pairs_when_few_and_never_a_record_with_itself(spark):
+    from spark_jobs.identity.probabilistic import random_pairs
+
+    few = spark.createDataFrame([(f"r{i}",) for i in range(5)], "record_id string")
+    pairs = {(r.id_l, r.id_r) for r in random_pairs(few, target=100).collect()}
+    assert pairs == {(f"r{i}", f"r{j}") for i in range(5) for j in range(i + 1, 5)}
+    many = spark.createDataFrame([(f"r{i:03d}",) for i in range(300)], "record_id string")
+    drawn = random_pairs(many, target=2_000, seed=3).collect()
+    assert 1_900 <= len(drawn) <= 2_000 and all(r.id_l != r.id_r for r in drawn)
+    assert len({r.id_l for r in drawn}) > 250, "draws spread over the records"
