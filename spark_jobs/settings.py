@@ -28,6 +28,8 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "s3_endpoint_url": ("CDP_S3_ENDPOINT_URL", "S3 endpoint; empty = real AWS S3"),
     "export_bucket": ("CDP_EXPORT_BUCKET", "bucket that receives audience exports"),
     "export_prefix": ("CDP_EXPORT_PREFIX", "key prefix for audience exports"),
+    "reporting_currency": ("CDP_REPORTING_CURRENCY", "ISO 4217 code every amount is converted to (gold tables, "
+                           "scores); the dbt var reporting_currency defaults to it"),
 }
 
 
@@ -44,6 +46,7 @@ class Settings:
     export_bucket: str = "cdp-exports"
     export_prefix: str = "audiences"
     landing_url: str = ""
+    reporting_currency: str = "EUR"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -57,6 +60,10 @@ class Settings:
         defaults = {f.name: f.default for f in fields(cls) if f.name not in {"home", "landing_dir", "lakehouse_dir"}}
         values = {name: (get(name) if get(name) is not None else default) for name, default in defaults.items()}
         values["spark_shuffle_partitions"] = int(values["spark_shuffle_partitions"])
+        values["reporting_currency"] = values["reporting_currency"].upper()
+        if not (len(values["reporting_currency"]) == 3 and values["reporting_currency"].isalpha()):
+            raise ValueError(f"CDP_REPORTING_CURRENCY must be a three-letter ISO 4217 code, "
+                             f"got {values['reporting_currency']!r}")
         return cls(
             home=home,
             landing_dir=Path(get("landing_dir") or home / "landing").resolve(),

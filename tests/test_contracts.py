@@ -94,7 +94,7 @@ def test_every_shipped_contract_loads():
     contracts = load_contracts()
     assert {"crm_contacts", "shop_orders", "shop_order_lines", "pos_transactions", "support_tickets",
             "web_events", "email_events", "survey_responses", "enrichment_demographics",
-            "social_mentions", "postal_codes"} <= set(contracts)
+            "social_mentions", "postal_codes", "exchange_rates"} <= set(contracts)
     assert contracts["crm_contacts"].kind == "cdc"
     assert contracts["enrichment_demographics"].column("email_sha256").file_name == "EMAIL_SHA256"
 

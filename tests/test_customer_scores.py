@@ -5,7 +5,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from spark_jobs.ml.customer_scores import NotEnoughHistory, features_at, labelled_at, score
+from spark_jobs.ml.customer_scores import NotEnoughHistory, features_at, in_reporting_currency, labelled_at, score
 
 SCHEMA = "customer_id string, purchased_on date, amount double, is_store double"
 
@@ -61,3 +61,21 @@ def test_too_little_history_is_a_clear_error(spark):
                                        ("b", date(2025, 11, 1), 10.0, 0.0)], SCHEMA)
     with pytest.raises(NotEnoughHistory, match="2 customers to train on, fewer than 100"):
         score(purchases, date(2025, 12, 31), horizon_days=90)
+
+
+def test_amounts_convert_at_the_rate_of_their_day_through_the_base_currency(spark):
+    """Rates against EUR on Friday 3 and Monday 6 January; reporting in GBP. Hand-computed:
+    USD 104 on Sunday 5th (Friday's rate) = 104 x 0.85 / 1.04 = 85; USD 50 on Monday = 50 x 0.8 /
+    1.0 = 40; EUR 10 on Monday = 8; GBP 7 needs no rate; USD 1 on the 20th has no rate within a week."""
+    rates = spark.createDataFrame([
+        (date(2025, 1, 3), "EUR", "GBP", 0.85), (date(2025, 1, 3), "EUR", "USD", 1.04),
+        (date(2025, 1, 6), "EUR", "GBP", 0.8), (date(2025, 1, 6), "EUR", "USD", 1.0),
+    ], "rate_date date, base_currency string, quote_currency string, rate double")
+    bought = spark.createDataFrame([
+        ("p1", date(2025, 1, 5), 104.0, "USD"), ("p2", date(2025, 1, 6), 50.0, "USD"),
+        ("p3", date(2025, 1, 6), 10.0, "EUR"), ("p4", date(2025, 1, 30), 7.0, "GBP"),
+        ("p5", date(2025, 1, 20), 1.0, "USD"),
+    ], "purchase string, purchased_on date, amount double, currency string")
+    converted = {r.purchase: r.amount for r in in_reporting_currency(bought, rates, "GBP").collect()}
+    assert converted["p5"] is None
+    assert {k: round(v, 6) for k, v in converted.items() if k != "p5"} == {"p1": 85.0, "p2": 40.0, "p3": 8.0, "p4": 7.0}

@@ -11,7 +11,7 @@ from spark_jobs.landing.generate import generate
 
 SOURCES = {"crm_contacts", "shop_orders", "shop_order_lines", "pos_transactions", "support_tickets",
            "web_events", "email_events", "survey_responses", "enrichment_demographics", "social_mentions",
-           "postal_codes"}
+           "postal_codes", "exchange_rates"}
 
 
 def _files(root):

@@ -26,14 +26,15 @@ def _tables(spark):
         ("O1", None, "bobsmith+shop@gmail.com", "N1 1AA"),   # email only, Gmail variant of C1's
         ("O2", "C2", "ANNA.SMITH@EXAMPLE.ORG", None),        # carries C2's CRM id
     ], "order_id string, crm_contact_id string, customer_email string, shipping_postcode string")
-    pos = spark.createDataFrame([("T1", "L1")], "transaction_id string, loyalty_card_id string")
+    # T2 and T3: store purchases without a loyalty card (empty or blank): anonymous, no person.
+    pos = spark.createDataFrame([("T1", "L1"), ("T2", None), ("T3", "  ")], "transaction_id string, loyalty_card_id string")
     vendor = spark.createDataFrame(
         [("V1", hashlib.sha256(b"anna.smith@example.org").hexdigest(), None, None)],
         "vendor_record_id string, email_sha256 string, street string, postcode string")
     return {"crm_contacts": crm, "shop_orders": orders, "pos_transactions": pos, "enrichment_demographics": vendor}
 
 
-def test_records_are_standardised_and_deleted_contacts_left_out(spark):
+def test_records_are_standardised_and_deleted_contacts_and_cardless_purchases_left_out(spark):
     records = {r.record_id: r for r in person_records(_tables(spark)).collect()}
     assert sorted(records) == ["crm_contacts:C1", "crm_contacts:C2", "enrichment_demographics:V1",
                                "pos_transactions:T1", "shop_orders:O1", "shop_orders:O2"]

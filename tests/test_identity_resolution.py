@@ -7,6 +7,7 @@ import csv
 from datetime import date
 
 import pytest
+from conftest import write_lines
 from pyspark.sql import functions as F
 
 from spark_jobs.identity import resolve as job
@@ -15,6 +16,8 @@ from spark_jobs.identity.persistent_ids import assign_ids
 from spark_jobs.identity.persons import identifiers
 from spark_jobs.identity.records import standard_records
 from spark_jobs.identity.resolution import apply_directives, guard_oversized, resolve_records
+from spark_jobs.ingest.bronze import ingest_contract
+from spark_jobs.ingest.contracts import get_contract
 
 MAPPING = {"record_id": "id", "first_name": "first", "last_name": "last", "dob": "dob", "email": "email",
            "phone": "phone", "address": "street", "postcode": "zip", "country": "country"}
@@ -169,6 +172,36 @@ def test_the_job_keeps_ids_uses_email_history_visitors_and_directives(fresh_data
         [(c1, o2, "split")]
     lineage = {r.customer_id: r.current_customer_id for r in spark.table(job.LINEAGE_TABLE).collect()}
     assert lineage == {c1: c1, c2: c2, o2: o2}
+
+
+def test_orders_under_each_email_a_contact_ever_had_find_the_contact(fresh_database, tmp_path):
+    """Ann's contact was created with one email and changed it twice, all three changes in one
+    delivery (so bronze.crm_contacts holds only the newest). An order under each address, with
+    no name and no CRM id, joins her; a cardless store purchase stays anonymous."""
+    spark, landing = fresh_database, tmp_path / "landing"
+    header = ("op,change_ts,contact_id,first_name,last_name,email,phone,birth_date,street,city,postcode,country,"
+              "loyalty_card_id,created_at")
+    row = "{op},{ts},C1,Ann,Lee,{email},{phone},1980-01-01,1 Oak St,London,N1 1AA,GB,,2024-01-01T00:00:00Z"
+    write_lines(landing / "crm" / "contacts" / "2026-01-02" / "changes.csv", [
+        header, row.format(op="I", ts="2025-01-01T00:00:00Z", email="ann.first@x.com", phone="07700 900001"),
+        row.format(op="U", ts="2025-06-01T00:00:00Z", email="ann.second@y.com", phone="07700 900001"),
+        row.format(op="U", ts="2025-09-01T00:00:00Z", email="ann@z.com", phone="07700 900002")])
+    ingest_contract(spark, get_contract("crm_contacts"), landing.as_uri(), "b1")
+    assert spark.table("bronze.crm_contacts").count() == 1 and spark.table("bronze.crm_contacts_history").count() == 3
+    spark.createDataFrame([("O1", None, "ann.first@x.com", None), ("O2", None, "Ann.Second@y.com", None),
+                           ("O3", None, "ann@z.com", None)], ORDER_SCHEMA) \
+        .write.format("delta").saveAsTable("bronze.shop_orders")
+    spark.createDataFrame([("T1", None), ("T2", "")], "transaction_id string, loyalty_card_id string") \
+        .write.format("delta").saveAsTable("bronze.pos_transactions")
+
+    metrics = job.run(spark)
+    mapped = {(r.source_table, r.source_record_id): r.customer_id for r in spark.table(job.IDENTITY_MAP_TABLE).collect()}
+    ann = mapped[("crm_contacts", "C1")]
+    assert {mapped[("shop_orders", o)] for o in ("O1", "O2", "O3")} == {ann}
+    assert not [key for key in mapped if key[0] == "pos_transactions"], "a cardless purchase is nobody"
+    assert (metrics["records"], metrics["customers"]) == (4, 1)
+    phones = {r.value for r in job.crm_history_identifiers(spark).where("kind = 'phone'").collect()}
+    assert phones == {"+447700900001", "+447700900002"}
 
 
 def test_mapped_exactly_once_finds_duplicates_and_missing_records(spark):

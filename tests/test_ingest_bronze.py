@@ -83,6 +83,13 @@ def test_cdc_latest_change_wins_whatever_file_it_came_in(fresh_database, tmp_pat
     assert (stats.inserted, stats.updated) == (0, 0)
     assert spark.table("bronze.crm_contacts").where("contact_id = 'C1'").first().city == "Paris"
 
+    # The history keeps every change delivered, the late one too, and a re-delivery adds nothing.
+    write_lines(contacts / "2026-01-04" / "resent.csv", [CRM_HEADER, crm("I", "2026-01-01T01:00:00Z", "C1", "London")])
+    ingest(spark, "crm_contacts", tmp_path / "landing", "b3")
+    history = spark.table("bronze.crm_contacts_history")
+    assert sorted((r.contact_id, r.op, r.city, r._batch_id) for r in history.collect()) == [
+        ("C1", "I", "London", "b1"), ("C1", "U", "Paris", "b1"), ("C1", "U", "Rome", "b2"), ("C2", "I", "Leeds", "b1")]
+
 
 def test_delete_is_honoured_and_neither_a_late_update_nor_a_replay_resurrects(fresh_database, tmp_path):
     spark, landing = fresh_database, tmp_path / "landing"

@@ -1,5 +1,6 @@
 import csv
 import io
+import socket
 from decimal import Decimal
 
 import pytest
@@ -53,3 +54,13 @@ def test_audience_is_exported_as_csv_and_survives_a_server_restart(fresh_databas
     with LocalS3Server(s3_server.data_dir) as restarted:
         again = restarted.client().get_object(Bucket="exports", Key=result.key)["Body"].read().decode()
     assert again == body
+
+
+def test_a_local_s3_port_already_taken_is_a_clear_error(tmp_path):
+    """Another clone's server on the port would answer the readiness probe and take this run's
+    exports; starting must refuse instead."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(RuntimeError, match="port .* is in use"):
+            LocalS3Server(tmp_path / "s3", port=taken.getsockname()[1]).start()

@@ -29,6 +29,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
+
+
 class LocalS3Server:
     def __init__(self, data_dir: Path, port: int = 0, log_file: Path | None = None) -> None:
         self.data_dir = data_dir
@@ -50,6 +59,11 @@ class LocalS3Server:
         )
 
     def start(self, timeout_s: float = 30) -> LocalS3Server:
+        # Checked first: otherwise another clone's server on the port answers the readiness probe
+        # and this run writes its exports there (and fails when that server stops).
+        if port_in_use(self.port):
+            raise RuntimeError(f"port {self.port} is in use (another ./cdp run?): set CDP_LOCAL_S3_PORT "
+                               f"to a free port, or 0 for any")
         command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
         if self.log_file:
             self.log_file.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 Each source contributes what it knows about a person: the CRM a full profile; orders,
 tickets and surveys an email and maybe the CRM id they were placed under; store tickets a
-loyalty card; the enrichment vendor a hashed email; social mentions a handle on a platform
+loyalty card (a purchase without one is anonymous: no person record); the enrichment vendor a hashed email; social mentions a handle on a platform
 and an email when the platform shared one. A vendor record keyed by a postal address alone
 is a household's, not a person's: it is not a person record (households.py attaches it). ``record_id`` is ``<source_table>:<source_record_id>``.
 """
@@ -63,8 +63,10 @@ SOURCES: dict[str, Callable[[DataFrame], DataFrame]] = {
                                           crm_contact_id=F.col("crm_contact_id")),
     "survey_responses": lambda df: _record(df, "survey_responses", "response_id", **_emailed("respondent_email"),
                                            crm_contact_id=F.col("crm_contact_id")),
-    "pos_transactions": lambda df: _record(df, "pos_transactions", "transaction_id",
-                                           loyalty_card_id=F.col("loyalty_card_id")),
+    # A store purchase without a loyalty card is an anonymous transaction, not a person.
+    "pos_transactions": lambda df: _record(
+        df.where(F.length(F.trim(F.col("loyalty_card_id"))) > 0), "pos_transactions", "transaction_id",
+        loyalty_card_id=F.trim(F.col("loyalty_card_id"))),
     "social_mentions": lambda df: _record(
         df, "social_mentions", "mention_id", **_emailed("linked_email"),
         social_handle=F.concat_ws(":", F.lower("platform"), F.lower(F.trim("handle")))),
@@ -119,14 +121,18 @@ def identifiers(records: DataFrame) -> DataFrame:
 VISITOR_SOURCE = "web_visitors"
 
 
-def crm_email_history(changes: DataFrame) -> DataFrame:
-    """``(record_id, kind, value)``: every email a CRM contact has had, from the change data feed
-    of ``bronze.crm_contacts``. An old address still identifies the person (an order placed
-    before they told us about the new one carries it)."""
-    return changes.where(F.col("_change_type").isin("insert", "update_preimage", "update_postimage")) \
-        .select(F.concat(F.lit("crm_contacts:"), F.col("contact_id")).alias("record_id"), F.lit("email").alias("kind"),
-                std.email(F.col("email")).alias("value")) \
-        .where(F.col("value").isNotNull()).distinct()
+def crm_identifier_history(changes: DataFrame) -> DataFrame:
+    """``(record_id, kind, value)``: every email and phone a CRM contact has had, from its change
+    records (``bronze.crm_contacts_history``, or the table's change data feed, whose
+    ``_change_type`` is then used to skip delete images). An old address or number still
+    identifies the person: an order placed before they told us about the new one carries it."""
+    if "_change_type" in changes.columns:
+        changes = changes.where(F.col("_change_type").isin("insert", "update_preimage", "update_postimage"))
+    record_id = F.concat(F.lit("crm_contacts:"), F.col("contact_id")).alias("record_id")
+    emails = changes.select(record_id, F.lit("email").alias("kind"), std.email(F.col("email")).alias("value"))
+    phones = changes.select(record_id, F.lit("phone").alias("kind"),
+                            std.phone(F.col("phone"), F.col("country")).alias("value"))
+    return emails.unionByName(phones).where(F.col("value").isNotNull() & (F.col("value") != "")).distinct()
 
 
 def visitors(web_events: DataFrame | None, email_events: DataFrame | None) -> tuple[DataFrame, DataFrame] | None:

@@ -7,8 +7,8 @@ records that are new, changed or gone since then are re-linked, with the last fu
 Fellegi-Sunter weights (incremental.py). ``--full`` re-links everything and re-estimates the
 weights (``--reuse-model`` keeps them, so a full run can be compared with an incremental one).
 
-Reads every person-bearing bronze table (persons.SOURCES), the CRM's change feed (every
-email a contact ever had) and the web/email events (anonymous visitors that logged in or
+Reads every person-bearing bronze table (persons.SOURCES), the CRM's contact history (every
+email and phone a contact ever had) and the web/email events (anonymous visitors that logged in or
 clicked a tracked link), resolves them (resolution.py), keeps customer ids stable across
 runs (persistent_ids.py) and writes, in this order so that a crash part-way leaves the
 identity map of the previous run in place and the next run completes:
@@ -43,7 +43,7 @@ from pyspark.sql import functions as F
 from spark_jobs.identity.households import household_members, households
 from spark_jobs.identity.incremental import LinkState
 from spark_jobs.identity.persistent_ids import assign_ids
-from spark_jobs.identity.persons import (SOURCES, VISITOR_SOURCE, crm_email_history, identifiers,
+from spark_jobs.identity.persons import (SOURCES, VISITOR_SOURCE, crm_identifier_history, identifiers,
                                          person_records, visitors)
 from spark_jobs.identity.probabilistic import Model
 from spark_jobs.identity.resolution import DEFAULT_SIZE_LIMIT, resolve_records, strongest_rule
@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 IDENTITY_MAP_TABLE = "silver.identity_map"
 EVIDENCE_TABLE = "silver.identity_evidence"
 HISTORY_TABLE = "silver.customer_id_history"
+CRM_HISTORY_TABLE = "bronze.crm_contacts_history"   # written by ingestion for the cdc source
 LINEAGE_TABLE = "silver.customer_id_lineage"
 HOUSEHOLDS_TABLE = "silver.households"
 HOUSEHOLD_MEMBERS_TABLE = "silver.household_members"
@@ -84,13 +85,24 @@ def directives(spark: SparkSession) -> DataFrame:
 
 
 def crm_history_identifiers(spark: SparkSession) -> DataFrame | None:
+    """Every email and phone each CRM contact ever had: from ``bronze.crm_contacts_history``
+    (every change record ingestion applied) and the change data feed of ``bronze.crm_contacts``
+    (for changes applied before the history table existed)."""
+    frames = []
+    if spark.catalog.tableExists(CRM_HISTORY_TABLE):
+        frames.append(crm_identifier_history(spark.table(CRM_HISTORY_TABLE)))
+    else:
+        log.warning("no %s yet: the CRM's earlier emails and phones come from the change data feed only",
+                    CRM_HISTORY_TABLE)
     try:
-        changes = spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", 0) \
-            .table("bronze.crm_contacts")
-    except Exception as error:  # noqa: BLE001 - an older table without the feed: current emails only
-        log.warning("no change feed on bronze.crm_contacts (%s): matching on current emails only", error)
+        frames.append(crm_identifier_history(
+            spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", 0)
+            .table("bronze.crm_contacts")))
+    except Exception as error:  # noqa: BLE001 - a table without the feed: the history table alone
+        log.warning("no change feed on bronze.crm_contacts (%s)", str(error).splitlines()[0])
+    if not frames:
         return None
-    return crm_email_history(changes)
+    return frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1]).distinct()
 
 
 def last_model(spark: SparkSession) -> Model | None:
@@ -127,8 +139,8 @@ def run(spark: SparkSession, size_limit: int = DEFAULT_SIZE_LIMIT, full: bool = 
     records = person_records(tables)
     ids = identifiers(records)
     history_ids = crm_history_identifiers(spark) if "crm_contacts" in tables else None
-    if history_ids is not None:
-        ids = ids.unionByName(history_ids).distinct()
+    if history_ids is not None:   # of the contacts that still exist (a deleted one is no record)
+        ids = ids.unionByName(history_ids.join(records.select("record_id"), "record_id", "left_semi")).distinct()
     stitched = visitors(_table(spark, "bronze.web_events"), _table(spark, "bronze.email_events"))
     if stitched is not None:
         records, ids = records.unionByName(stitched[0]), ids.unionByName(stitched[1])

@@ -1,5 +1,9 @@
 """Apply accepted rows to a bronze Delta table, idempotently, by the contract's kind.
 
+A ``cdc`` source also keeps every change record it delivered in ``<table>_history``
+(append-only): the main table holds each key's newest state, the history every state it had,
+which identity resolution needs (an old email still identifies the person).
+
 Every write is one Delta transaction (a MERGE, or the first write that creates the table), so
 a crash leaves the table at its previous version and the next run applies the batch again;
 because every write is keyed, applying it again changes nothing.
@@ -138,3 +142,25 @@ def apply_to_bronze(spark: SparkSession, df: DataFrame, contract: Contract) -> A
                  .whenNotMatchedInsertAll())
     metrics = merge.withSchemaEvolution().execute().first()  # the commit's row counts
     return ApplyResult(int(metrics["num_inserted_rows"]), int(metrics["num_updated_rows"]))
+
+
+def history_table(contract: Contract) -> str:
+    return f"{contract.table}_history"
+
+
+def record_history(spark: SparkSession, df: DataFrame, contract: Contract) -> int:
+    """Insert every change record of the batch (with metadata) into the contract's history
+    table, once: a change re-delivered or re-applied after a crash (same key, same row hash)
+    is not inserted again. Returns the number of records inserted."""
+    from delta.tables import DeltaTable
+
+    keys = [*contract.primary_key, "_row_hash"]
+    changes = df.dropDuplicates(keys)
+    table = history_table(contract)
+    if not spark.catalog.tableExists(table):
+        changes.write.format("delta").saveAsTable(table)
+        return _last_commit_counts(spark, table).inserted
+    match = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+    metrics = (DeltaTable.forName(spark, table).alias("t").merge(changes.alias("s"), match)
+               .whenNotMatchedInsertAll().withSchemaEvolution().execute().first())
+    return int(metrics["num_inserted_rows"])

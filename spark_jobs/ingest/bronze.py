@@ -8,6 +8,7 @@ For each contract and batch:
    with the error and the other files still load;
 3. rows that break the contract go to ``bronze._quarantine`` with the raw record and every
    reason; the rest are applied to ``bronze.<entity>`` by the contract's kind (see apply.py);
+   a ``cdc`` source also appends every change record to ``bronze.<entity>_history``;
 4. ``bronze._processed_files`` records each file, ``bronze._ingestion_log`` the batch, with
    received = accepted + quarantined.
 
@@ -31,7 +32,7 @@ from pyspark.sql.types import (
     LongType, StringType, StructField, StructType, TimestampType,
 )
 
-from spark_jobs.ingest.apply import add_metadata, apply_to_bronze, latest_per_key
+from spark_jobs.ingest.apply import add_metadata, apply_to_bronze, history_table, latest_per_key, record_history
 from spark_jobs.ingest.contracts import Contract, get_contract, load_contracts
 from spark_jobs.ingest.landing import LandingFile, list_landing_files
 from spark_jobs.ingest.parse import EXTRA_KEYS, REASON, add_new_columns, read_files, short_error, validate
@@ -255,7 +256,11 @@ def ingest_contract(spark: SparkSession, contract: Contract, landing_root: str, 
                 # A first batch with nothing accepted still creates the (empty) table, so that
                 # models over bronze find every source once its files have been read.
                 if any(o.accepted for o in outcomes) or not spark.catalog.tableExists(contract.table):
-                    rows = latest_per_key(add_metadata(accepted, contract, batch_id, started), contract)
+                    changes = add_metadata(accepted, contract, batch_id, started)
+                    if contract.kind == "cdc":
+                        log.info("%s: %d change record(s) added to %s", contract.name,
+                                 record_history(spark, changes, contract), history_table(contract))
+                    rows = latest_per_key(changes, contract)
                     result = apply_to_bronze(spark, rows, contract)
                     inserted, updated = result.inserted, result.updated
             finally:

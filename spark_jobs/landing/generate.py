@@ -5,7 +5,8 @@ Sources (contract in spark_jobs/ingest/contracts/<name>.yml; folder under the la
                store/transactions (CSV), support/tickets (JSON lines), web/events (JSON lines, gzip),
                email/events (CSV), surveys/responses (JSON lines)
   third party  vendor/demographics (CSV, vendor column names)
-  external     social/mentions (JSON lines), reference/postal_codes (CSV)
+  external     social/mentions (JSON lines), reference/postal_codes (CSV),
+               reference/exchange_rates (CSV, euro reference rates on business days)
 
 Files are delivered daily into ``YYYY-MM-DD`` folders over ``--days`` days ending on
 REFERENCE_DATE; the first delivery also carries each system's history. A small share of
@@ -453,6 +454,29 @@ class Generator:
                 for (country, postcode), place in sorted(seen.items())]
         out.write_csv(self.days[0], ["country", "postcode", "city", "region", "latitude", "longitude"], rows)
 
+    # Euro reference rates (1 EUR = rate units), one per business day, as central banks publish.
+    RATES = {"GBP": (0.85, 5), "USD": (1.08, 4)}   # starting rate, decimals published
+    RATE_HISTORY_DAYS = 740                         # the oldest order is 720 days before the first delivery
+
+    def exchange_rates(self) -> None:
+        out = self.deliveries("exchange_rates", "reference/exchange_rates", "eurofxref")
+        rng = self.rng("exchange_rates")
+        level = {currency: start for currency, (start, _) in self.RATES.items()}
+        first = self.days[0] - timedelta(days=self.RATE_HISTORY_DAYS)
+        by_delivery: dict[date, list[list]] = {d: [] for d in self.days}
+        for offset in range((self.days[-1] - first).days + 1):
+            day = first + timedelta(days=offset)
+            if day.weekday() >= 5:
+                continue
+            for currency, (_, decimals) in self.RATES.items():
+                level[currency] *= 1 + rng.gauss(0, 0.004)
+                by_delivery[max(day, self.days[0])].append(
+                    [day.isoformat(), "EUR", currency, f"{level[currency]:.{decimals}f}"])
+        header = ["rate_date", "base_currency", "quote_currency", "rate"]
+        for day in self.days:
+            bad = [[day.isoformat(), "EUR", "JPY", "N/A"]] if day == self.days[0] else []  # no rate that day
+            out.write_csv(day, header, by_delivery[day] + bad, bad_rows=len(bad))
+
     def write_people(self) -> None:
         with (self.truth_dir / "people.csv").open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh, lineterminator="\n")
@@ -469,7 +493,7 @@ class Generator:
                              f"not {withhold_last_days}")
         delivered = self.days[:len(self.days) - withhold_last_days]
         steps = [self.crm, self.shop, self.pos, self.support, self.web, self.email, self.surveys,
-                 self.enrichment, self.social, self.postal_codes, self.write_people]
+                 self.enrichment, self.social, self.postal_codes, self.exchange_rates, self.write_people]
         try:
             for step in steps:
                 started = time.monotonic()

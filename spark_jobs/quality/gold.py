@@ -106,9 +106,11 @@ def fct_orders_expectations(df: DataFrame) -> list:
     return [
         e.ExpectColumnValuesToNotBeNull(column="order_id"),
         e.ExpectColumnValuesToBeUnique(column="order_id"),
+        e.ExpectColumnValuesToNotBeNull(column="total_amount"),   # converted: a rate was found
         e.ExpectColumnValuesToBeBetween(column="total_amount", min_value=0),
+        e.ExpectColumnValuesToNotBeNull(column="reporting_currency"),
         e.ExpectColumnValuesToBeInSet(column="channel", value_set=["web", "app", "store"]),
-        e.ExpectColumnValuesToBeInSet(column="currency", value_set=["GBP", "EUR", "USD"]),
+        e.ExpectColumnValuesToBeInSet(column="original_currency", value_set=["GBP", "EUR", "USD"]),
     ] + no_untagged_pii()
 
 

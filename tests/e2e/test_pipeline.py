@@ -14,8 +14,8 @@ import os
 import subprocess
 import sys
 from collections import Counter, defaultdict
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
@@ -58,18 +58,55 @@ def current_orders(landing: Path) -> list[dict]:
     return [order for _, order in latest.values()]
 
 
+REPORTING_CURRENCY = "EUR"   # the default
+CENT, RATE_DIGITS = Decimal("0.01"), Decimal("0.00000001")
+
+
+def euro_rates(landing: Path) -> dict[tuple[str, date], Decimal]:
+    """(currency, day) -> units of that currency per euro, as published (valid rows only)."""
+    rates = {}
+    for path in sorted((landing / "reference" / "exchange_rates").rglob("*.csv")):
+        for row in csv.DictReader(path.open(encoding="utf-8")):
+            try:
+                rates[(row["quote_currency"], date.fromisoformat(row["rate_date"]))] = Decimal(row["rate"])
+            except ArithmeticError:
+                continue   # 'N/A': quarantined by the contract
+    return rates
+
+
+def to_reporting(amount: str | float, currency: str, day: date, rates: dict[tuple[str, date], Decimal]) -> Decimal:
+    """The documented conversion: the rate published on the day or the last business day within
+    7 days before, crossed through the euro, rounded to 8 decimals; the amount rounded half up."""
+    value = Decimal(str(amount))
+    if currency == REPORTING_CURRENCY:
+        return value.quantize(CENT, ROUND_HALF_UP)
+    published = max(d for (c, d) in rates if c == currency and day - timedelta(days=7) <= d <= day)
+    per_euro = lambda code: Decimal(1) if code == "EUR" else rates[(code, published)]  # noqa: E731
+    rate = (per_euro(REPORTING_CURRENCY) / per_euro(currency)).quantize(RATE_DIGITS, ROUND_HALF_UP)
+    return (value * rate).quantize(CENT, ROUND_HALF_UP)
+
+
 def expected_customers(landing: Path, identity: dict[tuple[str, str], str]) -> dict[str, tuple[int, Decimal]]:
-    """customer_id -> (completed orders, spend): every customer of the identity map, with the
-    orders of the raw files (upsert semantics) attributed by the map."""
-    orders, spend = defaultdict(int), defaultdict(Decimal)
+    """customer_id -> (completed orders, spend in the reporting currency): every customer of the
+    identity map, with the orders of the raw files (upsert semantics) attributed by the map."""
+    orders, spend, rates = defaultdict(int), defaultdict(Decimal), euro_rates(landing)
     for customer in identity.values():
         orders[customer] += 0
     for order in current_orders(landing):
         customer = identity[("shop_orders", order["order_id"])]
         if order["status"] == "completed":
             orders[customer] += 1
-            spend[customer] += Decimal(str(order["total_amount"]))
-    return {c: (orders[c], spend[c].quantize(Decimal("0.01"))) for c in orders}
+            spend[customer] += to_reporting(order["total_amount"], order["currency"],
+                                            _ts(order["order_ts"]).date(), rates)
+    return {c: (orders[c], spend[c].quantize(CENT)) for c in orders}
+
+
+def store_purchases(landing: Path) -> list[dict]:
+    """Every parseable POS transaction of the landing files."""
+    rows = []
+    for path in sorted((landing / "store" / "transactions").rglob("*.csv")):
+        rows += [r for r in csv.DictReader(path.open(encoding="utf-8")) if not r["transaction_id"].startswith("BAD")]
+    return rows
 
 
 def truth_pairs(truth: Path, identity: dict[tuple[str, str], str]) -> tuple[int, int, int, int]:
@@ -141,6 +178,40 @@ def test_main_job_builds_gold_and_exports_the_audience(first_run, home, spark):
     assert {r["customer_id"] for r in rows} == expected_audience
     assert all(Decimal(r["total_spend"]) == expected[r["customer_id"]][1] for r in rows)
     assert [r["customer_id"] for r in rows] == sorted(r["customer_id"] for r in rows)
+
+
+def test_anonymous_store_purchases_stay_anonymous_and_amounts_are_in_one_currency(first_run, home, spark):
+    """A store purchase without a loyalty card is no customer: not in the identity map, null in
+    fct_orders, absent from every customer-level table. Every amount in fct_orders is the paid
+    amount at its day's rate (recomputed here from the landing files)."""
+    lakehouse = home / "lakehouse"
+    table = lambda schema, name: spark.read.format("delta").load(str(lakehouse / f"{schema}.db" / name))  # noqa: E731
+    pos = store_purchases(home / "landing")
+    cardless = {r["transaction_id"] for r in pos if not r["loyalty_card_id"].strip()}
+    assert cardless, "the sample has cardless store purchases"
+    mapped = {r.source_record_id for r in table("silver", "identity_map").where("source_table = 'pos_transactions'").collect()}
+    assert mapped == {r["transaction_id"] for r in pos} - cardless
+
+    orders = {r.order_id: r for r in table("gold", "fct_orders").collect()}
+    assert {o for o in cardless if orders[o].customer_id is not None} == set()
+    customers = {r.customer_id for r in table("gold", "dim_customers").collect()}
+    assert customers == set(table("silver", "identity_map").select("customer_id").distinct().toPandas()["customer_id"])
+    for name in ("customer_traits", "customer_segments", "customer_next_best_action"):
+        assert {r.customer_id for r in table("gold", name).select("customer_id").collect()} <= customers, name
+    traits = table("gold", "customer_traits")
+    assert traits.count() == len(customers)
+
+    rates = euro_rates(home / "landing")
+    paid = {r["transaction_id"]: (r["total_amount"], r["currency"], _ts(r["transaction_ts"]).date()) for r in pos}
+    paid.update({o["order_id"]: (o["total_amount"], o["currency"], _ts(o["order_ts"]).date())
+                 for o in current_orders(home / "landing")})
+    assert {o: (r.original_currency, r.reporting_currency, r.total_amount) for o, r in orders.items()} == {
+        o: (currency, REPORTING_CURRENCY, to_reporting(amount, currency, day, rates))
+        for o, (amount, currency, day) in paid.items()}
+    assert {r.original_currency for r in orders.values()} >= {"GBP", "EUR", "USD"}
+    # The RFM population is every customer with a completed purchase, no more.
+    buyers = {r.customer_id for r in orders.values() if r.status == "completed" and r.customer_id}
+    assert {r.customer_id for r in traits.where("monetary_score is not null").collect()} == buyers
 
 
 def test_every_sync_sends_its_eligible_audience_and_reconciles(first_run, home, spark):

@@ -94,7 +94,7 @@ category_affinity as (
             lines.product_category,
             row_number() over (
                 partition by purchases.customer_id
-                order by sum(lines.line_amount) desc, lines.product_category
+                order by sum(lines.line_amount * purchases.exchange_rate) desc, lines.product_category
             ) as affinity_rank
         from purchases
         inner join {{ ref('stg_shop__order_lines') }} as lines
