@@ -291,6 +291,32 @@ def test_a_household_of_parents_twins_and_a_junior_stays_five_customers(spark):
     assert resolved.model.home_prior < 0.9, "pairs at one address are not all one person here"
 
 
+def test_an_unnamed_record_joins_when_every_named_holder_of_its_email_became_one_customer(spark):
+    """F1 and F2 are one man entered twice (a typo in the first name; one loyalty card), both on
+    f@x.com: O1, with only that email, is his. A and B are a couple on one family mailbox: O2 on
+    it stays alone. O3 carries both emails: it could be either, so it stays alone too."""
+    mapping = {**MAPPING, "identifier_card": "card"}
+    rows = [("F1", "Frederick", "Jensen", "1946-05-15", "f@x.com", None, None, None, "GB", "L1"),
+            ("F2", "Frederck", "Jensen", None, "f@x.com", None, None, None, "GB", "L1"),
+            ("A", "Anna", "Lee", "1980-01-01", "lees@x.com", None, None, None, "GB", None),
+            ("B", "Bob", "Lee", "1979-02-02", "lees@x.com", None, None, None, "GB", None),
+            ("O1", None, None, None, "F@x.com", None, None, None, None, None),
+            ("O2", None, None, None, "lees@x.com", None, None, None, None, None),
+            ("O3", None, None, None, "lees@x.com", None, None, None, None, None)]
+    frame = spark.createDataFrame(rows, PEOPLE + ", card string")
+    records = standard_records(frame, mapping)
+    ids = identifiers(records)
+    # O3's second email: one record with two values of one kind.
+    ids = ids.unionByName(ids.where("record_id = 'O1'").withColumn("record_id", F.lit("O3")))
+    resolved = resolve_records(records, ids)
+    groups: dict[str, set[str]] = {}
+    for row in resolved.clusters.collect():
+        groups.setdefault(row.component, set()).add(row.record_id)
+    assert sorted(map(sorted, groups.values())) == [["A"], ["B"], ["F1", "F2", "O1"], ["O2"], ["O3"]]
+    settled = {(r.record_id, r.linked_to, r.rule) for r in resolved.links.collect()}
+    assert ("O1", "F1", "exact_shared_id_one_customer") in settled
+
+
 def test_a_chain_of_weak_links_is_split_on_its_weakest_bridge(spark):
     from spark_jobs.identity.cluster_check import split_contradictions
 

@@ -13,7 +13,9 @@ the standalone CLI (any CSV of people), so both resolve the same way:
    on its strongest links only (personal ids and directives), so a chain of weak links
    cannot build a giant customer; the flag stays in the run's metrics for review;
 6. the cluster check (cluster_check.py): a component holding two records that contradict
-   each other (clearly different first names or birth dates) is split on its weakest bridge.
+   each other (clearly different first names or birth dates) is split on its weakest bridge;
+7. unnamed records left alone because their email or phone named two first names join the
+   customer when every named holder of it is that one customer (unnamed.py).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from spark_jobs.identity.clusters import connected_components
 from spark_jobs.identity.incremental import LinkState, incremental_links, with_row_hash
 from spark_jobs.identity.links import deterministic_links
 from spark_jobs.identity.probabilistic import DEFAULT_THRESHOLD, FIELDS, Model, comparable, probabilistic_links
+from spark_jobs.identity.unnamed import attach, one_customer_links
 
 log = logging.getLogger(__name__)
 
@@ -152,11 +155,17 @@ def resolve_records(records: DataFrame, identifiers: DataFrame, directives: Data
     clusters, links, dropped = split_contradictions(records, links, clusters, model, STRONG_RULES)
     if dropped:
         log.info("identity: the cluster check dropped %d link(s) that joined contradicting records", dropped)
+    clusters = clusters.localCheckpoint(eager=True)
+    settled = one_customer_links(usable, records, clusters).localCheckpoint(eager=True)
+    if not settled.isEmpty():
+        log.info("identity: %d unnamed record(s) joined the one customer named on their email or phone",
+                 settled.count())
+        clusters, links = attach(clusters, settled), links.unionByName(_uniform(settled))
     return Resolved(clusters, links, flagged, model, LinkState(matchable, usable, rule_links), changed, dropped)
 
 
 RULE_STRENGTH = ["directive_link", "exact_personal_id", "exact_shared_id_same_name_dob", "exact_shared_id_same_name",
-                 "exact_shared_id_unnamed", "fellegi_sunter"]
+                 "exact_shared_id_unnamed", "exact_shared_id_one_customer", "fellegi_sunter"]
 
 
 def strongest_rule(links: DataFrame) -> DataFrame:

@@ -239,7 +239,7 @@ class Generator:
             for person in card_holders:
                 if rng.random() < 0.03:
                     rows.append(self._pos_row(rng, day, len(rows), person))
-            for _ in range(len(self.people) // 200):   # shoppers without a card
+            for _ in range(max(1, len(self.people) // 200)):   # shoppers without a card
                 rows.append(self._pos_row(rng, day, len(rows), None))
             bad = [[f"BAD{day:%Y%m%d}{j}", "S001", "", _ts(_at(day, rng)), "12,50", "GBP", "card", "1"]
                    for j in range(len(rows) // 1000)]
