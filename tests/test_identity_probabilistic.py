@@ -60,6 +60,13 @@ def test_a_pair_that_shares_a_home_is_scored_against_households():
         odds(0.001) + 3 * math.log2(0.8 / 0.01) + math.log2((0.2 / 5) / (0.99 / 5)))
     # At home the address is the context (home_prior), and the person fields count against home_u.
     assert model.pattern_weight(at_home) == pytest.approx(odds(0.4) + 3 * math.log2(0.8 / 0.3))
+    # On a shared email, another address is a move: the location does not count; another phone
+    # still does (family members have their own).
+    moved = exact | {"location": level("location", "different"), "phone": None}
+    assert model.pattern_weight(moved) == pytest.approx(model.pattern_weight(at_home))
+    other_phone = exact | {"location": None, "phone": level("phone", "different")}
+    assert model.pattern_weight(other_phone) == pytest.approx(
+        odds(0.4) + 3 * math.log2(0.8 / 0.3) + math.log2((0.2 / 2) / (0.99 / 2)))
 
 
 def test_term_frequencies_and_their_adjustment_by_hand(spark):

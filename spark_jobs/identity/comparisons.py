@@ -29,10 +29,14 @@ LEVELS: dict[str, tuple[str, ...]] = {
 }
 COMPARISONS = tuple(LEVELS)
 # A pair *shares a home* when it agrees on one of these levels (the same street, a family
-# mailbox or landline). Such pairs are scored on HOME_SCORED alone, against what different
-# people who share a home look like (probabilistic.Model).
+# mailbox or landline). Such pairs are scored on HOME_SCORED against what different people who
+# share a home look like (probabilistic.Model); the level that makes the home counts through
+# the home prior, and the location not at all: a household shares its address, and one person
+# on a shared email or phone at another address has moved. A different email or phone still
+# counts (family members have their own).
 HOME_LEVELS = {"location": ("address", "street"), "email": ("exact",), "phone": ("exact",)}
 HOME_SCORED = ("first_name", "last_name", "birth_date")
+HOME_UNSCORED = ("location",)
 # Levels that are no evidence either way: a surname changed at marriage is told by the first
 # name, birth date and address agreeing, which count on their own.
 NEUTRAL_LEVELS = {"last_name": ("changed",)}

@@ -31,8 +31,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from spark_jobs.identity.comparisons import (COMPARISONS, HOME_LEVELS, HOME_SCORED, LEVELS, NEUTRAL_LEVELS, TF_FIELDS,
-                                             compare, home_column, level, shares_home, with_sides)
+from spark_jobs.identity.comparisons import (COMPARISONS, HOME_LEVELS, HOME_SCORED, HOME_UNSCORED, LEVELS,
+                                             NEUTRAL_LEVELS, TF_FIELDS, compare, home_column, level, shares_home,
+                                             with_sides)
 
 FIELDS = COMPARISONS   # the evidence columns gamma_<field>
 MODEL_VERSION = 2
@@ -175,15 +176,18 @@ class Model:
     def pattern_weight(self, pattern: dict[str, int | None]) -> float:
         """log2 prior odds + the weights of the pattern's levels in its context (no
         term-frequency adjustment: that needs the values, see :func:`score_pairs`). In the
-        home context the comparison that makes it a home (the same street, email or phone)
-        counts through ``home_prior`` instead of its own weight. A neutral level (a surname
-        changed at marriage) counts for nothing: the fields that define it carry the evidence."""
+        home context (the same street, email or phone) the person fields (HOME_SCORED) are
+        scored against ``home_prior`` and how different people of one home look; what makes it
+        a home counts through the prior, the location not at all (an address differing while
+        the email agrees is a move). A neutral level (a surname changed at marriage) counts
+        for nothing: the fields that define it carry the evidence."""
         home = shares_home(pattern)
         total = _log2_odds(self.home_prior if home else self.prior)
         for comparison in COMPARISONS:
             lv = pattern.get(comparison)
             if lv is None or LEVELS[comparison][lv] in NEUTRAL_LEVELS.get(comparison, ()) \
-                    or (home and LEVELS[comparison][lv] in HOME_LEVELS.get(comparison, ())):
+                    or (home and (comparison in HOME_UNSCORED
+                                  or LEVELS[comparison][lv] in HOME_LEVELS.get(comparison, ()))):
                 continue
             total += self.weight(comparison, lv, home and comparison in HOME_SCORED)
         return total
