@@ -224,3 +224,73 @@ def test_a_first_batch_with_every_row_quarantined_still_creates_the_empty_table(
     write_lines(landing / "web" / "events" / "2026-01-03" / "part-1.jsonl", [web_event("E2", "2026-01-03T01:00:00Z")])
     assert counts(ingest(spark, "web_events", landing, "b2")) == (1, 0, 1, 1, 0, 1, 0)
     assert [r.event_id for r in spark.table("bronze.web_events").collect()] == ["E2"]
+
+
+def test_odd_file_names_are_read_literally_and_counted(fresh_database, tmp_path):
+    """Spaces, %, #, ? and glob characters in file names: each file read once, as itself, its
+    rows counted against it (Spark reports paths URL-encoded; a * is no wildcard)."""
+    spark, landing = fresh_database, tmp_path / "landing"
+    events = landing / "web" / "events" / "2026-01-02"
+    names = {"a b%25#?.jsonl": "E1", "br[1]{x}.jsonl": "E2", "star*.jsonl": "E3", "plus+sign.jsonl": "E4"}
+    for name, event_id in names.items():
+        write_lines(events / name, [web_event(event_id), "{oops"])
+    stats = ingest(spark, "web_events", landing, "b1")
+    assert counts(stats) == (4, 0, 8, 4, 4, 4, 0)
+    files = {Path(r.file_path).name: (r.status, r.received, r.accepted) for r in spark.table(PROCESSED_FILES_TABLE).collect()}
+    assert files == {name: ("loaded", 2, 1) for name in names}
+    by_file = {Path(r._source_file).name: r.event_id for r in spark.table("bronze.web_events").collect()}
+    assert by_file == names
+    assert {Path(r.source_file).name for r in spark.table(QUARANTINE_TABLE).collect()} == set(names)
+    assert counts(ingest(spark, "web_events", landing, "b2")) == (0, 0, 0, 0, 0, 0, 0)
+
+
+def test_symlinks_are_not_followed_and_an_impossible_date_folder_is_no_crash(fresh_database, tmp_path):
+    spark, landing = fresh_database, tmp_path / "landing"
+    events = landing / "web" / "events"
+    outside = tmp_path / "outside"
+    write_lines(outside / "secret.jsonl", [web_event("X1")])
+    write_lines(events / "2026-01-02" / "real.jsonl", [web_event("E1")])
+    (events / "2026-01-02" / "link.jsonl").symlink_to(outside / "secret.jsonl")
+    (events / "linked-folder").symlink_to(outside)
+    (events / "2026-01-02" / "loop").symlink_to(events)
+    write_lines(events / "2026-02-30" / "late.jsonl", [web_event("E2")])
+    stats = ingest(spark, "web_events", landing, "b1")
+    assert counts(stats) == (2, 0, 2, 2, 2, 0, 0)[:2] + (2, 2, 0, 2, 0)
+    assert sorted(r.event_id for r in spark.table("bronze.web_events").collect()) == ["E1", "E2"]
+    assert sorted(Path(r.file_path).name for r in spark.table(PROCESSED_FILES_TABLE).collect()) == ["late.jsonl", "real.jsonl"]
+
+
+def test_a_repeated_csv_header_name_fails_its_file_alone(fresh_database, tmp_path):
+    spark, landing = fresh_database, tmp_path / "landing"
+    contacts = landing / "crm" / "contacts" / "2026-01-02"
+    write_lines(contacts / "good.csv", [CRM_HEADER, crm("I", "2026-01-01T01:00:00Z", "C1")])
+    write_lines(contacts / "twice.csv", [CRM_HEADER + ",city", crm("I", "2026-01-01T01:00:00Z", "C2") + ",Leeds"])
+    stats = ingest(spark, "crm_contacts", landing, "b1")
+    assert (stats.files, stats.failed_files, stats.accepted) == (1, 1, 1)
+    failed = {Path(r.file_path).name: r.error for r in spark.table(PROCESSED_FILES_TABLE).where("status = 'failed'").collect()}
+    assert failed == {"twice.csv": "repeated column name(s) ['city'] in the CSV header: which one holds the value is unknown"}
+    assert counts(ingest(spark, "crm_contacts", landing, "b2"))[:2] == (0, 0)
+
+
+def test_a_new_column_delta_cannot_name_is_renamed_by_the_documented_rule(fresh_database, tmp_path):
+    spark, landing = fresh_database, tmp_path / "landing"
+    events = landing / "web" / "events" / "2026-01-02"
+    write_lines(events / "good.jsonl", [web_event("E1")])
+    # and a key that repeats a declared one in other case (Spark resolves names case-insensitively)
+    write_lines(events / "odd_key.jsonl", [web_event("E2", **{"unit price (EUR)": "3", "a=b;c": "x", "EVENT_ID": "e2"})])
+    stats = ingest(spark, "web_events", landing, "b1")
+    assert (stats.files, stats.failed_files, stats.accepted) == (2, 0, 2)
+    assert sorted(stats.new_columns.split(",")) == ["EVENT_ID_2", "a_b_c", "unit_price_eur"]
+    rows = {r.event_id: (r.unit_price_eur, r.a_b_c, r.EVENT_ID_2) for r in spark.table("bronze.web_events").collect()}
+    assert rows == {"E1": (None, None, None), "E2": ("3", "x", "e2")}
+
+
+def test_a_truncated_gzip_is_reported_by_its_cause(fresh_database, tmp_path):
+    spark, landing = fresh_database, tmp_path / "landing"
+    events = landing / "web" / "events" / "2026-01-02"
+    events.mkdir(parents=True)
+    whole = gzip.compress(("\n".join(web_event(f"E{i}") for i in range(2000)) + "\n").encode())
+    (events / "cut.jsonl.gz").write_bytes(whole[: len(whole) // 2])
+    ingest(spark, "web_events", landing, "b1")
+    error = spark.table(PROCESSED_FILES_TABLE).first().error
+    assert "An error occurred while calling" not in error and "EOF" in error, error

@@ -32,10 +32,12 @@ from pyspark.sql.types import (
     LongType, StringType, StructField, StructType, TimestampType,
 )
 
-from spark_jobs.ingest.apply import add_metadata, apply_to_bronze, history_table, latest_per_key, record_history
-from spark_jobs.ingest.contracts import Contract, get_contract, load_contracts
-from spark_jobs.ingest.landing import LandingFile, list_landing_files
-from spark_jobs.ingest.parse import EXTRA_KEYS, REASON, add_new_columns, read_files, short_error, validate
+from spark_jobs.ingest.apply import (ApplyResult, add_metadata, apply_to_bronze, history_table, latest_per_key,
+                                     record_history)
+from spark_jobs.ingest.contracts import EVENT_DATE_COLUMN, Contract, get_contract, load_contracts
+from spark_jobs.ingest.landing import LandingFile, list_landing_files, spark_literal
+from spark_jobs.ingest.parse import (EXTRA_KEYS, REASON, add_new_columns, is_infrastructure_error, read_files,
+                                     short_error, storable_names, validate)
 from spark_jobs.reporting import spark_job
 
 log = logging.getLogger(__name__)
@@ -114,9 +116,9 @@ def unreadable_files(spark: SparkSession, contract: Contract, files: list[Landin
     for f in files:
         try:
             if contract.format == "jsonl":
-                spark.read.text(f.path).count()
+                spark.read.text(spark_literal(f.path)).count()
             else:
-                spark.read.option("header", True).csv(f.path).count()
+                spark.read.option("header", True).csv(spark_literal(f.path)).count()
         except Exception as exc:  # noqa: BLE001 - any read error makes the file unreadable
             failed[f.path] = f"unreadable file: {short_error(exc)}"
     return failed
@@ -134,11 +136,29 @@ class ParsedBatch:
             self.cached.unpersist()
 
 
+def failing_files(spark: SparkSession, contract: Contract, files: list[LandingFile]) -> dict[str, str]:
+    """Read and check each file on its own, as the batch does, to find the ones that fail
+    (only after the batch failed and the plain read probe found no culprit)."""
+    failed = {}
+    for f in files:
+        try:
+            raw = read_files(spark, contract, [f])
+            failed.update(raw.failed)
+            if raw.frame is not None:
+                validate(raw.frame, contract, raw.new_columns).groupBy("_source_file").count().collect()
+        except Exception as exc:  # noqa: BLE001 - classified below
+            if is_infrastructure_error(exc):
+                raise
+            failed[f.path] = f"file could not be read or checked: {short_error(exc)}"
+    return failed
+
+
 def parse_batch(spark: SparkSession, contract: Contract, files: list[LandingFile]) -> ParsedBatch:
-    """Read and check the files. Unreadable files are isolated and reported as failed; the
-    rows of the readable files are all in ``rows``, cached."""
+    """Read and check the files. A file that fails (unreadable, or an error that only reading
+    or checking it triggers) is isolated and reported as failed; the rows of the other files
+    are all in ``rows``, cached."""
     failed: dict[str, str] = {}
-    for attempt in (1, 2):
+    for attempt in (1, 2, 3):
         readable = [f for f in files if f.path not in failed]
         flagged = None
         try:
@@ -156,10 +176,14 @@ def parse_batch(spark: SparkSession, contract: Contract, files: list[LandingFile
                 extra_keys.alias("extra_keys"),
             ).collect()
             break
-        except Exception:
+        except Exception as exc:
             if flagged is not None:
                 flagged.unpersist()
+            if is_infrastructure_error(exc) or attempt == 3:
+                raise
+            log.warning("%s: the batch failed (%s); finding the file(s) that cause it", contract.name, short_error(exc))
             isolated = unreadable_files(spark, contract, readable) if attempt == 1 else {}
+            isolated = isolated or failing_files(spark, contract, readable)
             if not isolated:
                 raise
             failed.update(isolated)
@@ -177,12 +201,15 @@ def parse_batch(spark: SparkSession, contract: Contract, files: list[LandingFile
         else:
             received, accepted = counts.get(f.path, (0, 0))
             outcomes.append(FileOutcome(f, "loaded", None, received, accepted))
-    new_columns = raw.new_columns or sorted({k for r in per_file if r["_source_file"] not in corrupt_only
-                                             for k in r["extra_keys"]})
+    json_keys = sorted({k for r in per_file if r["_source_file"] not in corrupt_only for k in r["extra_keys"]})
+    renamed = storable_names(json_keys, [*contract.column_names, EVENT_DATE_COLUMN])
+    if renamed:
+        log.warning("%s: new key(s) renamed so that Delta can store them: %s", contract.name, renamed)
+    new_columns = raw.new_columns or [renamed.get(k, k) for k in json_keys]
     rows = flagged
-    if corrupt_only or (new_columns and EXTRA_KEYS in flagged.columns):
+    if corrupt_only or (json_keys and EXTRA_KEYS in flagged.columns):
         # Rare (wrong-format files, undeclared JSON keys): one more pass to re-cache the batch.
-        rows = add_new_columns(flagged.where(~F.col("_source_file").isin(list(corrupt_only))), new_columns)
+        rows = add_new_columns(flagged.where(~F.col("_source_file").isin(list(corrupt_only))), json_keys, renamed)
         rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
         rows.count()
         flagged.unpersist()
@@ -226,6 +253,56 @@ def record_batch(spark: SparkSession, stats: BatchStats) -> None:
         .option("mergeSchema", "true").saveAsTable(INGESTION_LOG_TABLE)
 
 
+def _apply(spark: SparkSession, contract: Contract, accepted: DataFrame, batch_id: str,
+           started: datetime) -> ApplyResult:
+    changes = add_metadata(accepted, contract, batch_id, started)
+    if contract.kind == "cdc":
+        log.info("%s: %d change record(s) added to %s", contract.name,
+                 record_history(spark, changes, contract), history_table(contract))
+    return apply_to_bronze(spark, latest_per_key(changes, contract), contract)
+
+
+def apply_batch(spark: SparkSession, contract: Contract, rows: DataFrame, outcomes: list[FileOutcome],
+                batch_id: str, started: datetime) -> tuple[list[FileOutcome], int, int]:
+    """Apply the accepted rows of the loaded files in one MERGE. If that fails on the data
+    (not the infrastructure), apply them file by file: a file whose rows cannot be applied
+    fails with the reason, the others load. Returns (outcomes, inserted, updated)."""
+    accepted = rows.where(F.col(REASON).isNull()).drop(REASON, "_raw")
+    # A first batch with nothing accepted still creates the (empty) table, so that models over
+    # bronze find every source once its files have been read.
+    if not any(o.accepted for o in outcomes if o.status == "loaded") and spark.catalog.tableExists(contract.table):
+        return outcomes, 0, 0
+    try:
+        result = _apply(spark, contract, accepted, batch_id, started)
+        return outcomes, result.inserted, result.updated
+    except Exception as exc:
+        if is_infrastructure_error(exc):
+            raise
+        log.warning("%s: applying the batch failed (%s); applying it file by file", contract.name, short_error(exc))
+    inserted = updated = 0
+    retried = []
+    for o in outcomes:
+        if o.status != "loaded" or not o.accepted:
+            retried.append(o)
+            continue
+        try:
+            rows_of_file = accepted.where(F.col("_source_file") == o.file.path)
+            undeclared = [c for c in rows_of_file.columns if not c.startswith("_") and c not in contract.column_names
+                          and c != EVENT_DATE_COLUMN]
+            if undeclared:   # a new column only another file has is no part of this file's rows
+                filled = rows_of_file.agg(*[F.count(F.col(f"`{c}`")).alias(c) for c in undeclared]).first()
+                rows_of_file = rows_of_file.drop(*[c for c in undeclared if filled[c] == 0])
+            result = _apply(spark, contract, rows_of_file, batch_id, started)
+            inserted, updated = inserted + result.inserted, updated + result.updated
+            retried.append(o)
+        except Exception as exc:
+            if is_infrastructure_error(exc):
+                raise
+            retried.append(FileOutcome(o.file, "failed", f"rows could not be applied to {contract.table}: "
+                                                         f"{short_error(exc)}"))
+    return retried, inserted, updated
+
+
 def ingest_contract(spark: SparkSession, contract: Contract, landing_root: str, batch_id: str,
                     dates: tuple[date, date] | None = None,
                     processed: dict[str, set[FileKey]] | None = None) -> BatchStats:
@@ -250,19 +327,11 @@ def ingest_contract(spark: SparkSession, contract: Contract, landing_root: str, 
                         contract.name, new_columns, contract.table)
         if batch.rows is not None:
             try:
-                if any(o.quarantined for o in outcomes):
-                    record_quarantine(spark, batch.rows.where(F.col(REASON).isNotNull()), contract, batch_id, started)
-                accepted = batch.rows.where(F.col(REASON).isNull()).drop(REASON, "_raw")
-                # A first batch with nothing accepted still creates the (empty) table, so that
-                # models over bronze find every source once its files have been read.
-                if any(o.accepted for o in outcomes) or not spark.catalog.tableExists(contract.table):
-                    changes = add_metadata(accepted, contract, batch_id, started)
-                    if contract.kind == "cdc":
-                        log.info("%s: %d change record(s) added to %s", contract.name,
-                                 record_history(spark, changes, contract), history_table(contract))
-                    rows = latest_per_key(changes, contract)
-                    result = apply_to_bronze(spark, rows, contract)
-                    inserted, updated = result.inserted, result.updated
+                outcomes, inserted, updated = apply_batch(spark, contract, batch.rows, outcomes, batch_id, started)
+                loaded = [o.file.path for o in outcomes if o.status == "loaded" and o.quarantined]
+                if loaded:
+                    rejected = batch.rows.where(F.col(REASON).isNotNull() & F.col("_source_file").isin(loaded))
+                    record_quarantine(spark, rejected, contract, batch_id, started)
             finally:
                 batch.release()
         record_files(spark, contract, outcomes, batch_id, started)
@@ -323,14 +392,31 @@ def main(argv: list[str] | None = None) -> int:
     with spark_job("cdp-ingest-bronze") as (spark, settings, reporter):
         spark.sql("CREATE DATABASE IF NOT EXISTS bronze")
         processed = processed_index(spark)
+        failed_sources = {}
         for name in args.entities:
             contract = get_contract(name)
-            stats = ingest_contract(spark, contract, settings.landing_uri, batch_id, dates, processed)
+            try:
+                stats = ingest_contract(spark, contract, settings.landing_uri, batch_id, dates, processed)
+            except Exception as exc:
+                if is_infrastructure_error(exc):
+                    log.error("%s: infrastructure error, stopping: %s", name, short_error(exc))
+                    raise
+                # A data error no file could be blamed for: this source fails, the next ones run.
+                log.exception("%s: ingestion failed on a data error; the other sources go on", name)
+                failed_sources[name] = short_error(exc)
+                reporter.materialized(f"bronze/{name}", {"status": "failed", "error": failed_sources[name]})
+                reporter.checked(f"bronze/{name}", "reconciliation", False,
+                                 {"error": failed_sources[name], "error_kind": "data"})
+                reporter.checked(f"bronze/{name}", "freshness", False, {"error": failed_sources[name]},
+                                 severity="WARN")
+                continue
             reporter.materialized(f"bronze/{name}", stats.metadata())
             passed, metadata = reconciliation(spark, stats)
             reporter.checked(f"bronze/{name}", "reconciliation", passed, metadata)
             passed, metadata = freshness(spark, contract, datetime.now(timezone.utc))
             reporter.checked(f"bronze/{name}", "freshness", passed, metadata, severity="WARN")
+        if failed_sources:
+            log.error("sources that failed on data errors (their checks say why): %s", failed_sources)
     return 0
 
 

@@ -1,27 +1,36 @@
 """The landing zone as the ingestion job sees it: files under ``<landing root>/<contract.landing>/``.
 
-Listing goes through Hadoop's FileSystem API, so the same code lists a local folder
-(``file:///...``) and an object-store prefix (``s3a://bucket/landing``). A file is identified
-by its path, size and modification time: a file re-delivered under the same name with new
-content is new again.
+A local folder is walked by the file system (regular files only: a symlink is skipped and
+reported, never followed, so nothing outside the landing zone is read); an object-store
+prefix (``s3a://bucket/landing``) is listed through Hadoop's FileSystem API. A file is
+identified by its path, size and modification time: a file re-delivered under the same name
+with new content is new again. Paths are Hadoop's form (``file:/landing/a b.csv``, not
+URL-encoded); :func:`spark_literal` makes one safe to hand to Spark's readers, which would
+otherwise expand ``*``, ``?``, ``[`` and ``{`` as glob patterns.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from urllib.parse import unquote, urlparse
 
 from pyspark.sql import SparkSession
 
 from spark_jobs.ingest.contracts import Contract
 
+log = logging.getLogger(__name__)
+
 DELIVERY_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})$")
+GLOB_CHARACTERS = re.compile(r"([\\*?\[\]{}])")
 
 
 @dataclass(frozen=True, order=True)
 class LandingFile:
-    path: str          # fully qualified URI, as Spark reports it in _metadata.file_path
+    path: str          # Hadoop's form of the path (file:/..., s3a://...), not URL-encoded
     size: int
     modified_ms: int
 
@@ -32,11 +41,32 @@ class LandingFile:
 
 def delivery_date(path: str, modified_ms: int) -> date:
     """The date of the innermost ``YYYY-MM-DD`` folder the file was delivered in or, for a
-    file outside such a folder, the (UTC) date it was last modified."""
+    file outside such a folder, the (UTC) date it was last modified. A folder named like an
+    impossible date (``2026-02-30``) is not a delivery date: see :func:`bad_date_folders`."""
     for part in reversed(path.split("/")[:-1]):
         if DELIVERY_DATE.match(part):
-            return date.fromisoformat(part)
+            try:
+                return date.fromisoformat(part)
+            except ValueError:
+                continue
     return datetime.fromtimestamp(modified_ms / 1000, tz=timezone.utc).date()
+
+
+def bad_date_folders(path: str) -> list[str]:
+    """Folders of ``path`` named ``YYYY-MM-DD`` that are no date."""
+    bad = []
+    for part in path.split("/")[:-1]:
+        if DELIVERY_DATE.match(part):
+            try:
+                date.fromisoformat(part)
+            except ValueError:
+                bad.append(part)
+    return bad
+
+
+def spark_literal(path: str) -> str:
+    """``path`` with glob characters escaped, so a Spark reader reads that one file."""
+    return GLOB_CHARACTERS.sub(r"\\\1", path)
 
 
 def is_hidden(relative_path: str) -> bool:
@@ -49,12 +79,51 @@ def entity_uri(landing_root: str, contract: Contract) -> str:
     return f"{landing_root.rstrip('/')}/{contract.landing}"
 
 
-def list_landing_files(spark: SparkSession, landing_root: str, contract: Contract,
-                       dates: tuple[date, date] | None = None) -> list[LandingFile]:
-    """Every data file under the entity's folder (recursively), optionally only those whose
-    delivery date is between ``dates`` (inclusive). Hidden files and folders are skipped."""
+@dataclass(frozen=True)
+class LocalEntry:
+    path: str           # absolute local path
+    size: int
+    modified_ms: int
+
+
+def walk_local(root: str) -> tuple[list[LocalEntry], dict[str, str]]:
+    """Regular, visible files under the local folder ``root`` (recursively) and the entries
+    skipped with the reason: symlinks (to a file, a folder or nowhere) are never followed,
+    and nothing whose real path leaves ``root`` is returned."""
+    files: list[LocalEntry] = []
+    skipped: dict[str, str] = {}
+    if not os.path.isdir(root) or os.path.islink(root):
+        return files, skipped
+    real_root = os.path.realpath(root)
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as error:
+            skipped[folder] = f"folder not readable: {error.strerror or error}"
+            continue
+        for entry in entries:
+            if is_hidden(entry.name):
+                continue
+            if entry.is_symlink():
+                skipped[entry.path] = "symlink: not followed (deliver regular files into the landing zone)"
+            elif entry.is_dir(follow_symlinks=False):
+                pending.append(entry.path)
+            elif entry.is_file(follow_symlinks=False):
+                if not os.path.realpath(entry.path).startswith(real_root + os.sep):
+                    skipped[entry.path] = "outside the landing zone"
+                    continue
+                stat = entry.stat(follow_symlinks=False)
+                files.append(LocalEntry(entry.path, stat.st_size, stat.st_mtime_ns // 1_000_000))
+            else:
+                skipped[entry.path] = "not a regular file (device, socket or pipe)"
+    return files, skipped
+
+
+def _list_hadoop(spark: SparkSession, uri: str) -> list[LandingFile]:
     jvm = spark.sparkContext._jvm
-    root = jvm.org.apache.hadoop.fs.Path(entity_uri(landing_root, contract))
+    root = jvm.org.apache.hadoop.fs.Path(uri)
     fs = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     if not fs.exists(root):
         return []
@@ -67,6 +136,26 @@ def list_landing_files(spark: SparkSession, landing_root: str, contract: Contrac
         if is_hidden(path[len(prefix):] if path.startswith(prefix) else status.getPath().getName()):
             continue
         files.append(LandingFile(path, status.getLen(), status.getModificationTime()))
+    return files
+
+
+def list_landing_files(spark: SparkSession, landing_root: str, contract: Contract,
+                       dates: tuple[date, date] | None = None) -> list[LandingFile]:
+    """Every data file under the entity's folder (recursively), optionally only those whose
+    delivery date is between ``dates`` (inclusive). Hidden files and folders are skipped;
+    symlinks and folders named like impossible dates are skipped or reported in the log."""
+    uri = entity_uri(landing_root, contract)
+    if urlparse(uri).scheme in ("", "file"):
+        local, skipped = walk_local(unquote(urlparse(uri).path) or uri)
+        for path, reason in sorted(skipped.items()):
+            log.warning("%s: skipped %s: %s", contract.name, path, reason)
+        files = [LandingFile(f"file:{f.path}", f.size, f.modified_ms) for f in local]
+    else:
+        files = _list_hadoop(spark, uri)
+    for f in files:
+        if bad := bad_date_folders(f.path):
+            log.warning("%s: folder %s of %s is not a date: the file's delivery day is its modification day",
+                        contract.name, bad, f.path)
     if dates is not None:
         first, last = dates
         files = [f for f in files if first <= f.delivery_date <= last]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 from dataclasses import dataclass, field
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -22,7 +23,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from spark_jobs.ingest.contracts import EVENT_DATE_COLUMN, Contract
-from spark_jobs.ingest.landing import LandingFile
+from spark_jobs.ingest.landing import LandingFile, spark_literal
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,12 @@ CORRUPT_FIELD = "_corrupt_record"
 TEXT_PREFIX = "_text__"  # the text a typed column was parsed from
 REASON = "_reason"
 EXTRA_KEYS = "_extra_keys"  # JSON keys a row has that the contract does not declare
+
+
+def source_file() -> Column:
+    """The row's file in the listing's (Hadoop's) form: Spark reports it URL-encoded
+    (``a%20b.csv``); a ``+`` is protected first, since URL decoding would read it as a space."""
+    return F.url_decode(F.regexp_replace(F.col("_metadata.file_path"), "\\+", "%2B"))
 
 
 @dataclass
@@ -48,8 +55,8 @@ def _read_jsonl(spark: SparkSession, contract: Contract, files: list[LandingFile
     """Declared fields are parsed as text; keys the contract does not declare are listed per row
     in ``EXTRA_KEYS`` (schema drift) and extracted by :func:`add_new_columns` once known, so the
     files are read only once."""
-    lines = spark.read.text([f.path for f in files]).select(
-        F.col("value").alias("_raw"), F.col("_metadata.file_path").alias("_source_file"))
+    lines = spark.read.text([spark_literal(f.path) for f in files]).select(
+        F.col("value").alias("_raw"), source_file().alias("_source_file"))
     declared = [c.file_name for c in contract.columns]
     lines = lines.where(F.trim("_raw") != "")  # blank lines are not records
     parsed = lines.select("_raw", "_source_file", F.from_json(
@@ -65,17 +72,19 @@ def _read_jsonl(spark: SparkSession, contract: Contract, files: list[LandingFile
     return RawRead(frame)
 
 
-def add_new_columns(flagged: DataFrame, new_columns: list[str]) -> DataFrame:
+def add_new_columns(flagged: DataFrame, new_keys: list[str], renamed: dict[str, str] | None = None) -> DataFrame:
     """Replace ``EXTRA_KEYS`` by one text column per undeclared JSON key found in the batch
-    (parsed again only on the rows that have such keys, whose ``_raw`` validate() keeps)."""
+    (parsed again only on the rows that have such keys, whose ``_raw`` validate() keeps),
+    named as ``renamed`` says (storable_names) or as the key."""
     if EXTRA_KEYS not in flagged.columns:
         return flagged
-    if not new_columns:
+    if not new_keys:
         return flagged.drop(EXTRA_KEYS)
-    extra = F.from_json("_raw", _string_schema(new_columns, corrupt=False))
+    renamed = renamed or {}
+    extra = F.from_json("_raw", _string_schema(new_keys, corrupt=False))
     has_extra = F.coalesce(F.size(EXTRA_KEYS) > 0, F.lit(False))
     return flagged.select(*[c for c in flagged.columns if c != EXTRA_KEYS],
-                          *[F.when(has_extra, extra[n]).alias(n) for n in new_columns])
+                          *[F.when(has_extra, extra.getField(n)).alias(renamed.get(n, n)) for n in new_keys])
 
 
 def first_line(spark: SparkSession, path: str) -> str:
@@ -111,6 +120,10 @@ def _read_csv(spark: SparkSession, contract: Contract, files: list[LandingFile])
         except Exception as exc:  # unreadable: truncated gzip, binary, permissions
             failed[f.path] = f"cannot read the CSV header: {short_error(exc)}"
             continue
+        repeated = sorted({h for h in header if header.count(h) > 1})
+        if repeated:
+            failed[f.path] = f"repeated column name(s) {repeated} in the CSV header: which one holds the value is unknown"
+            continue
         missing = [c.file_name for c in contract.columns if c.required and c.file_name not in header]
         if missing:
             failed[f.path] = (f"contract violation: required column(s) {missing} missing from the header "
@@ -119,22 +132,26 @@ def _read_csv(spark: SparkSession, contract: Contract, files: list[LandingFile])
         by_header.setdefault(header, []).append(f)
 
     declared = {c.file_name for c in contract.columns}
-    new_columns = sorted({h for header in by_header for h in header if h not in declared})
+    new_raw = sorted({h for header in by_header for h in header if h not in declared})
+    renamed = storable_names(new_raw, [*contract.column_names, EVENT_DATE_COLUMN])
+    if renamed:
+        log.warning("%s: new column(s) renamed so that Delta can store them: %s", contract.name, renamed)
+    new_columns = [renamed.get(n, n) for n in new_raw]
     frames = []
     for header, group in by_header.items():
         df = (spark.read.schema(_string_schema(list(header)))
               .option("header", True).option("mode", "PERMISSIVE")
               .option("columnNameOfCorruptRecord", CORRUPT_FIELD)
               .option("enforceSchema", True)  # the schema *is* the header, position by position
-              .csv([f.path for f in group]))
+              .csv([spark_literal(f.path) for f in group]))
         text = {h: F.col(f"`{h}`") for h in header}
         frames.append(df.select(
             *[text.get(c.file_name, F.lit(None).cast("string")).alias(c.name) for c in contract.columns],
-            *[text.get(n, F.lit(None).cast("string")).alias(n) for n in new_columns],
+            *[text.get(n, F.lit(None).cast("string")).alias(renamed.get(n, n)) for n in new_raw],
             F.coalesce(F.col(CORRUPT_FIELD), F.to_json(F.struct(*[text[h].alias(h) for h in header])))
             .alias("_raw"),
             F.col(CORRUPT_FIELD).isNotNull().alias("_corrupt"),
-            F.col("_metadata.file_path").alias("_source_file"),
+            source_file().alias("_source_file"),
         ))
     frame = None
     for df in frames:
@@ -148,9 +165,72 @@ def read_files(spark: SparkSession, contract: Contract, files: list[LandingFile]
 
 
 def short_error(exc: Exception) -> str:
-    """The first line of an error (Spark's are pages long), for logs and failed-file records."""
-    text = str(exc).strip().splitlines()
+    """The first line of an error's innermost cause (Spark's are pages long, and a Py4J error's
+    own first line, 'An error occurred while calling o3192.count.', says nothing), for logs and
+    failed-file records."""
+    java = getattr(exc, "java_exception", None)
+    if java is not None:
+        try:
+            cause = java
+            while cause.getCause() is not None:
+                cause = cause.getCause()
+            text = str(cause.toString()).strip().splitlines()
+        except Exception:  # noqa: BLE001 - the gateway is gone: fall back to the Python text
+            text = str(exc).strip().splitlines()
+    else:
+        text = str(exc).strip().splitlines()
     return text[0][:500] if text else type(exc).__name__
+
+
+# Delta cannot store these characters in a column name.
+DELTA_INVALID_NAME = re.compile(r"[ ,;{}()\n\t=]")
+
+
+def storable_name(name: str) -> str:
+    """A new column's name as bronze stores it: unchanged when Delta accepts it, else lower case
+    with every run of other characters than letters and digits turned into one ``_``
+    (``unit price (EUR)`` -> ``unit_price_eur``)."""
+    if not DELTA_INVALID_NAME.search(name):
+        return name
+    return re.sub(r"[^0-9A-Za-z]+", "_", name).strip("_").lower() or "unnamed_column"
+
+
+def storable_names(new_columns: list[str], taken: list[str]) -> dict[str, str]:
+    """New column -> the name bronze stores it under, for those whose name changes: a storable
+    name (:func:`storable_name`) that differs, case aside, from every ``taken`` name and from
+    the others (Spark resolves names case-insensitively): ``EVENT_ID`` beside a declared
+    ``event_id`` becomes ``EVENT_ID_2``."""
+    used = {t.lower() for t in taken}
+    renamed = {}
+    for column in new_columns:
+        base = candidate = storable_name(column)
+        n = 1
+        while candidate.lower() in used:
+            n += 1
+            candidate = f"{base}_{n}"
+        used.add(candidate.lower())
+        if candidate != column:
+            renamed[column] = candidate
+    return renamed
+
+
+# Errors that say the platform, not a delivery, is broken: the job stops on them instead of
+# failing one file after another (matched on the innermost cause's text).
+INFRASTRUCTURE_ERRORS = ("No space left on device", "MetaException", "metastore", "Failed to start database",
+                         "Connection refused", "OutOfMemoryError", "SparkContext was shut down",
+                         "stopped SparkContext", "Py4JNetworkError", "Answer from Java side is empty")
+
+
+def is_infrastructure_error(exc: Exception) -> bool:
+    """True for an error of the platform (metastore down, disk full, Spark gone) or of our own
+    code (any error that is not Spark's); False for a Spark error a delivery can cause."""
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    if not isinstance(exc, (PySparkException, Py4JError)):
+        return True
+    text = f"{exc} {short_error(exc)}"
+    return any(marker.lower() in text.lower() for marker in INFRASTRUCTURE_ERRORS)
 
 
 # --- typing and rules -------------------------------------------------------------------

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -27,7 +26,7 @@ import dagster as dg
 from dagster_project.defs.ingest.partitions import first_partition_day, partition_range_tags
 from dagster_project.resources import CdpSettingsResource
 from spark_jobs.ingest.contracts import Contract, load_contracts
-from spark_jobs.ingest.landing import delivery_date, is_hidden
+from spark_jobs.ingest.landing import delivery_date, is_hidden, walk_local
 from spark_jobs.settings import Settings
 
 
@@ -43,14 +42,10 @@ class SeenFile:
 
 
 def _list_local(root: Path) -> Iterator[SeenFile]:
-    if not root.is_dir():
-        return
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if not is_hidden(d)]
-        for name in files:
-            if not is_hidden(name):
-                stat = (Path(folder) / name).stat()
-                yield SeenFile(str(Path(folder) / name), stat.st_size, int(stat.st_mtime * 1000))
+    """Regular files only (symlinks are never followed; the job reports them)."""
+    files, _ = walk_local(str(root))
+    for f in files:
+        yield SeenFile(f.path, f.size, f.modified_ms)
 
 
 def _list_s3(uri: str, endpoint_url: str | None) -> Iterator[SeenFile]:
