@@ -294,3 +294,30 @@ def test_a_truncated_gzip_is_reported_by_its_cause(fresh_database, tmp_path):
     ingest(spark, "web_events", landing, "b1")
     error = spark.table(PROCESSED_FILES_TABLE).first().error
     assert "An error occurred while calling" not in error and "EOF" in error, error
+
+
+def test_values_that_only_look_valid_are_quarantined_with_their_reason(fresh_database, tmp_path):
+    """Non-finite amounts (NaN passes 'total_amount >= 0'), a padded enum value and a
+    timestamp far outside any real event."""
+    spark, landing = fresh_database, tmp_path / "landing"
+
+    def order(order_id, amount, status="completed", ts="2026-01-01T10:00:00Z"):
+        return (f'{{"order_id": "{order_id}", "customer_email": "a@x.com", "order_ts": "{ts}", "currency": "EUR", '
+                f'"total_amount": {amount}, "status": "{status}", "updated_at": "{ts}"}}')
+
+    write_lines(landing / "shop" / "orders" / "2026-01-02" / "orders.jsonl", [
+        order("O1", "12.5"), order("O2", '"NaN"'), order("O3", '"Infinity"'), order("O4", "1e309"),
+        order("O5", "3", status=" completed"), order("O6", "4", ts="9999-12-31T00:00:00Z")])
+    stats = ingest(spark, "shop_orders", landing, "b1")
+    assert (stats.received, stats.accepted, stats.quarantined) == (6, 1, 5)
+    reasons = {json.loads(r.raw_record)["order_id"]: r.reason for r in spark.table(QUARANTINE_TABLE).collect()}
+    # 1e309 overflows while the JSON is parsed: its text arrives as an infinity, not a number
+    assert reasons.pop("O4").startswith("column total_amount: ")
+    assert reasons == {
+        "O2": "column total_amount: 'NaN' is not a finite number",
+        "O3": "column total_amount: 'Infinity' is not a finite number",
+        "O5": "column status: ' completed' is not one of ['pending', 'completed', 'cancelled', 'refunded']",
+        "O6": "column order_ts: '9999-12-31T00:00:00Z' is outside 1900-01-01 to 2100-12-31; "
+              "column updated_at: '9999-12-31T00:00:00Z' is outside 1900-01-01 to 2100-12-31",
+    }
+    assert [r.order_id for r in spark.table("bronze.shop_orders").collect()] == ["O1"]

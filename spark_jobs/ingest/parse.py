@@ -17,6 +17,7 @@ import csv
 import logging
 import re
 from dataclasses import dataclass, field
+from datetime import date
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -235,6 +236,10 @@ def is_infrastructure_error(exc: Exception) -> bool:
 
 # --- typing and rules -------------------------------------------------------------------
 
+# Dates and timestamps outside this range are typos or sentinels (9999-12-31 overflows other
+# Delta readers' timestamps), never real events.
+VALID_DATES = (date(1900, 1, 1), date(2100, 12, 31))
+
 def _typed(contract: Contract, name: str) -> Column:
     column = contract.column(name)
     text = F.col(f"{TEXT_PREFIX}{name}")
@@ -261,8 +266,18 @@ def _column_reasons(contract: Contract) -> list[Column]:
             expected = f"{column.type} ({column.format})" if column.format else column.type
             reasons.append(F.when(~blank & typed.isNull(), F.concat(
                 F.lit(f"column {column.file_name}: "), _quoted(text), F.lit(f" is not a valid {expected}"))))
+        if column.type in ("double",):
+            # 'NaN', 'Infinity' and '1e309' cast to a double that is no amount (NaN passes >= 0).
+            reasons.append(F.when(~blank & (F.isnan(typed) | (F.abs(typed) == float("inf"))), F.concat(
+                F.lit(f"column {column.file_name}: "), _quoted(text), F.lit(" is not a finite number"))))
+        if column.type in ("date", "timestamp"):
+            low, high = VALID_DATES
+            reasons.append(F.when(~blank & ((typed < F.lit(low)) | (typed > F.lit(high))), F.concat(
+                F.lit(f"column {column.file_name}: "), _quoted(text),
+                F.lit(f" is outside {low.isoformat()} to {high.isoformat()}"))))
         if column.allowed:
-            reasons.append(F.when(~blank & ~F.trim(text).isin(*column.allowed), F.concat(
+            # Compared as delivered: ' D' is no delete, and applying it as one would need the trim.
+            reasons.append(F.when(~blank & ~text.isin(*column.allowed), F.concat(
                 F.lit(f"column {column.file_name}: "), _quoted(text),
                 F.lit(f" is not one of {list(column.allowed)}"))))
     return reasons
