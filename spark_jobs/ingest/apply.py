@@ -18,6 +18,8 @@ from pyspark.sql import functions as F
 
 from spark_jobs.ingest.contracts import EVENT_DATE_COLUMN, Contract
 
+EXTRA_FIELDS = "_extra_fields"  # new keys beyond the contract's max_new_columns (see parse.py)
+
 DELETED = "_is_deleted"
 
 
@@ -84,7 +86,8 @@ def row_hash(columns: list[str]) -> Column:
 
 
 def add_metadata(df: DataFrame, contract: Contract, batch_id: str, ingested_at) -> DataFrame:
-    data_columns = [c for c in df.columns if not c.startswith("_") and c != EVENT_DATE_COLUMN]
+    data_columns = [c for c in df.columns
+                    if (c == EXTRA_FIELDS or not c.startswith("_")) and c != EVENT_DATE_COLUMN]
     out = (
         df.withColumn("_batch_id", F.lit(batch_id))
         .withColumn("_ingested_at", F.lit(ingested_at).cast("timestamp"))
@@ -123,11 +126,11 @@ def apply_to_bronze(spark: SparkSession, df: DataFrame, contract: Contract) -> A
     target = DeltaTable.forName(spark, contract.table)
 
     if contract.kind == "event":
-        dates = sorted({r[0] for r in df.select(EVENT_DATE_COLUMN).distinct().collect()})
-        # Events never move between dates: match within the batch's partitions only.
-        in_dates = ", ".join(f"DATE'{d.isoformat()}'" for d in dates if d is not None) or "NULL"
-        condition = f"t.{EVENT_DATE_COLUMN} IN ({in_dates}) AND t.{EVENT_DATE_COLUMN} <=> s.{EVENT_DATE_COLUMN} AND {key_match}"
-        merge = target.alias("t").merge(df.alias("s"), condition).whenNotMatchedInsertAll()
+        # Matched on the key alone, across every event date: an event re-delivered with another
+        # timestamp (even another day) replaces the stored row, it is never a second one.
+        merge = (target.alias("t").merge(df.alias("s"), key_match)
+                 .whenMatchedUpdateAll(condition="s._row_hash <> t._row_hash")
+                 .whenNotMatchedInsertAll())
     else:
         order = contract.order_column
         if contract.kind == "cdc":

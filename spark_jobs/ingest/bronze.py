@@ -24,6 +24,7 @@ import logging
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
+from urllib.parse import unquote, urlparse
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Row, SparkSession, Window
@@ -36,8 +37,8 @@ from spark_jobs.ingest.apply import (ApplyResult, add_metadata, apply_to_bronze,
                                      record_history)
 from spark_jobs.ingest.contracts import EVENT_DATE_COLUMN, Contract, get_contract, load_contracts
 from spark_jobs.ingest.landing import LandingFile, list_landing_files, spark_literal
-from spark_jobs.ingest.parse import (EXTRA_KEYS, REASON, add_new_columns, is_infrastructure_error, read_files,
-                                     short_error, storable_names, validate)
+from spark_jobs.ingest.parse import (EXTRA_FIELDS, EXTRA_KEYS, REASON, add_new_columns, cap_new_columns,
+                                     is_infrastructure_error, read_files, short_error, storable_names, validate)
 from spark_jobs.reporting import spark_job
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,12 @@ PROCESSED_FILES_SCHEMA = StructType([
     StructField("status", StringType()), StructField("error", StringType()),
     StructField("received", LongType()), StructField("accepted", LongType()),
     StructField("quarantined", LongType()), StructField("batch_id", StringType()),
-    StructField("processed_at", TimestampType()),
+    StructField("processed_at", TimestampType()), StructField("landing_path", StringType()),
 ])
+
+# A quarantined record keeps this much of its raw text (a runaway line can be megabytes);
+# raw_record_chars says how long it was.
+MAX_RAW_RECORD_CHARS = 32_768
 
 
 @dataclass(frozen=True)
@@ -88,40 +93,67 @@ class FileOutcome:
         return self.received - self.accepted
 
 
-FileKey = tuple[str, int, int]  # path, size, modification time: the identity of a delivered file
+def _processed_keys(spark: SparkSession, landing_root: str) -> DataFrame:
+    """(entity, landing_path, size, modification time) of every file processed (loaded or
+    failed). Rows written before landing_path was recorded get it from their path."""
+    processed = spark.table(PROCESSED_FILES_TABLE)
+    if "landing_path" not in processed.columns:
+        processed = processed.withColumn("landing_path", F.lit(None).cast("string"))
+    root = unquote(urlparse(landing_root).path).rstrip("/") + "/"
+    local = F.regexp_replace("file_path", r"^[A-Za-z][A-Za-z0-9+.-]*:(//[^/]*)?", "")
+    derived = F.when(local.startswith(root), local.substr(F.lit(len(root) + 1), F.lit(1 << 30)))
+    return processed.select("entity", "file_size", "file_modified_ms",
+                            F.coalesce("landing_path", derived).alias("landing_path"))
 
 
-def processed_index(spark: SparkSession) -> dict[str, set[FileKey]]:
-    """Every file already processed (loaded or failed), per entity: read once per job."""
-    if not spark.catalog.tableExists(PROCESSED_FILES_TABLE):
-        return {}
-    index: dict[str, set[FileKey]] = {}
-    for r in spark.table(PROCESSED_FILES_TABLE).select("entity", "file_path", "file_size", "file_modified_ms").collect():
-        index.setdefault(r.entity, set()).add((r.file_path, r.file_size, r.file_modified_ms))
-    return index
+def pending_files(spark: SparkSession, landing_root: str, contracts: list[Contract],
+                  dates: tuple[date, date] | None = None) -> dict[str, list[LandingFile]]:
+    """Each contract's landing files not yet processed (a file is the same file while its path
+    under the landing root, size and modification time are): one anti-join against
+    ``bronze._processed_files`` for every contract, so the bookkeeping table is never
+    collected to the driver, only the pending files are."""
+    listed = {c.name: list_landing_files(spark, landing_root, c, dates) for c in contracts}
+    if not any(listed.values()) or not spark.catalog.tableExists(PROCESSED_FILES_TABLE):
+        return listed
+    rows = [(name, i, f.landing_path, f.size, f.modified_ms) for name, files in listed.items()
+            for i, f in enumerate(files)]
+    listing = spark.createDataFrame(rows, "entity string, i long, landing_path string, file_size long, "
+                                          "file_modified_ms long")
+    keys = ["entity", "landing_path", "file_size", "file_modified_ms"]
+    pending = listing.join(_processed_keys(spark, landing_root), keys, "left_anti").select("entity", "i").collect()
+    keep = {(r.entity, r.i) for r in pending}
+    return {name: [f for i, f in enumerate(files) if (name, i) in keep] for name, files in listed.items()}
 
 
-def pending_files(spark: SparkSession, contract: Contract, files: list[LandingFile],
-                  processed: dict[str, set[FileKey]] | None = None) -> list[LandingFile]:
-    """Files not yet processed (a file is the same file while path, size and mtime are)."""
+def _bisect_failures(files: list[LandingFile], probe, known_to_fail: bool = True) -> dict[str, str]:
+    """The files that make ``probe`` raise, found by halving: k bad files among n cost about
+    2k*log2(n) probes, not n (a source delivers hundreds of files a day)."""
     if not files:
-        return files
-    done = (processed_index(spark) if processed is None else processed).get(contract.name, set())
-    return [f for f in files if (f.path, f.size, f.modified_ms) not in done]
+        return {}
+    if not known_to_fail or len(files) == 1:
+        try:
+            probe(files)
+            return {}
+        except Exception as exc:  # noqa: BLE001 - any error of a delivery; the platform's are re-raised
+            if is_infrastructure_error(exc):
+                raise
+            if len(files) == 1:
+                return {files[0].path: short_error(exc)}
+    middle = len(files) // 2
+    return {**_bisect_failures(files[:middle], probe, False), **_bisect_failures(files[middle:], probe, False)}
 
 
 def unreadable_files(spark: SparkSession, contract: Contract, files: list[LandingFile]) -> dict[str, str]:
-    """Read each file on its own to find the ones that fail (only after a batch read failed)."""
-    failed = {}
-    for f in files:
-        try:
-            if contract.format == "jsonl":
-                spark.read.text(spark_literal(f.path)).count()
-            else:
-                spark.read.option("header", True).csv(spark_literal(f.path)).count()
-        except Exception as exc:  # noqa: BLE001 - any read error makes the file unreadable
-            failed[f.path] = f"unreadable file: {short_error(exc)}"
-    return failed
+    """The files that cannot even be read as text or CSV (only after a batch read failed)."""
+    def read(group: list[LandingFile]) -> None:
+        paths = [spark_literal(f.path) for f in group]
+        if contract.format == "jsonl":
+            spark.read.text(paths).count()
+        else:
+            spark.read.option("header", True).option("multiLine", True).option("escape", '"') \
+                .option("encoding", contract.encoding).csv(paths).count()
+
+    return {path: f"unreadable file: {error}" for path, error in _bisect_failures(files, read).items()}
 
 
 @dataclass
@@ -137,20 +169,19 @@ class ParsedBatch:
 
 
 def failing_files(spark: SparkSession, contract: Contract, files: list[LandingFile]) -> dict[str, str]:
-    """Read and check each file on its own, as the batch does, to find the ones that fail
-    (only after the batch failed and the plain read probe found no culprit)."""
-    failed = {}
-    for f in files:
-        try:
-            raw = read_files(spark, contract, [f])
-            failed.update(raw.failed)
-            if raw.frame is not None:
-                validate(raw.frame, contract, raw.new_columns).groupBy("_source_file").count().collect()
-        except Exception as exc:  # noqa: BLE001 - classified below
-            if is_infrastructure_error(exc):
-                raise
-            failed[f.path] = f"file could not be read or checked: {short_error(exc)}"
-    return failed
+    """The files that fail when read and checked as the batch does (only after the batch failed
+    and the plain read found no culprit)."""
+    def read_and_check(group: list[LandingFile]) -> None:
+        raw = read_files(spark, contract, group)
+        if raw.frame is not None:
+            validate(raw.frame, contract, raw.new_columns).groupBy("_source_file").count().collect()
+
+    return {path: f"file could not be read or checked: {error}"
+            for path, error in _bisect_failures(files, read_and_check).items()}
+
+
+def _table_columns(spark: SparkSession, contract: Contract) -> set[str]:
+    return {c.lower() for c in spark.table(contract.table).columns} if spark.catalog.tableExists(contract.table) else set()
 
 
 def parse_batch(spark: SparkSession, contract: Contract, files: list[LandingFile]) -> ParsedBatch:
@@ -158,11 +189,12 @@ def parse_batch(spark: SparkSession, contract: Contract, files: list[LandingFile
     or checking it triggers) is isolated and reported as failed; the rows of the other files
     are all in ``rows``, cached."""
     failed: dict[str, str] = {}
+    existing = _table_columns(spark, contract)
     for attempt in (1, 2, 3):
         readable = [f for f in files if f.path not in failed]
         flagged = None
         try:
-            raw = read_files(spark, contract, readable)
+            raw = read_files(spark, contract, readable, existing)
             failed.update(raw.failed)
             if raw.frame is None:
                 return ParsedBatch(None, None, [FileOutcome(f, "failed", failed[f.path]) for f in files], [])
@@ -203,13 +235,15 @@ def parse_batch(spark: SparkSession, contract: Contract, files: list[LandingFile
             outcomes.append(FileOutcome(f, "loaded", None, received, accepted))
     json_keys = sorted({k for r in per_file if r["_source_file"] not in corrupt_only for k in r["extra_keys"]})
     renamed = storable_names(json_keys, [*contract.column_names, EVENT_DATE_COLUMN])
+    columns, overflow = cap_new_columns(contract, json_keys, renamed, existing)
     if renamed:
         log.warning("%s: new key(s) renamed so that Delta can store them: %s", contract.name, renamed)
-    new_columns = raw.new_columns or [renamed.get(k, k) for k in json_keys]
+    new_columns = raw.new_columns or [renamed.get(k, k) for k in columns] + ([EXTRA_FIELDS] if overflow else [])
     rows = flagged
     if corrupt_only or (json_keys and EXTRA_KEYS in flagged.columns):
         # Rare (wrong-format files, undeclared JSON keys): one more pass to re-cache the batch.
-        rows = add_new_columns(flagged.where(~F.col("_source_file").isin(list(corrupt_only))), json_keys, renamed)
+        rows = add_new_columns(flagged.where(~F.col("_source_file").isin(list(corrupt_only))), columns, renamed,
+                               overflow)
         rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
         rows.count()
         flagged.unpersist()
@@ -219,33 +253,40 @@ def parse_batch(spark: SparkSession, contract: Contract, files: list[LandingFile
     return ParsedBatch(rows, flagged, outcomes, new_columns)
 
 
-def record_quarantine(spark: SparkSession, rejected: DataFrame, contract: Contract, batch_id: str,
-                      at: datetime) -> None:
-    """Insert-only MERGE: the same bad record from the same file is kept once across re-runs."""
+def record_quarantine(spark: SparkSession, rejected: DataFrame, contract: Contract, outcomes: list[FileOutcome],
+                      batch_id: str, at: datetime) -> None:
+    """Insert-only MERGE: the same bad record from the same file is kept once across re-runs,
+    wherever the landing zone is mounted (the id uses the file's path under the landing root)."""
     from delta.tables import DeltaTable
 
+    files = spark.createDataFrame([(o.file.path, o.file.landing_path) for o in outcomes],
+                                  "_source_file string, landing_path string")
     # The n-th copy of an identical bad line in a file is its own record (nothing is lost), and
     # the same n-th copy on a re-run is the same record (nothing is doubled).
     occurrence = F.row_number().over(Window.partitionBy("_source_file", "_raw").orderBy("_raw"))
-    rows = rejected.select(
-        F.lit(contract.name).alias("entity"), F.col("_source_file").alias("source_file"),
-        F.col("_raw").alias("raw_record"), F.col(REASON).alias("reason"), occurrence.alias("occurrence"),
-    ).withColumn("quarantine_id", F.sha2(F.concat_ws("\u0001", "entity", "source_file", "raw_record",
-                                                      F.col("occurrence").cast("string")), 256)) \
-        .withColumn("batch_id", F.lit(batch_id)).withColumn("quarantined_at", F.lit(at).cast("timestamp"))
+    rows = rejected.join(F.broadcast(files), "_source_file").select(
+        F.lit(contract.name).alias("entity"), F.col("_source_file").alias("source_file"), "landing_path",
+        # bytes that are not UTF-8 are stored as U+FFFD: other readers of the table expect valid text
+        F.substring(F.make_valid_utf8("_raw"), 1, MAX_RAW_RECORD_CHARS).alias("raw_record"),
+        F.length("_raw").alias("raw_record_chars"),
+        F.col(REASON).alias("reason"),
+        F.sha2(F.concat_ws("\u0001", F.lit(contract.name), "landing_path", "_raw", occurrence.cast("string")), 256)
+        .alias("quarantine_id"),
+    ).withColumn("batch_id", F.lit(batch_id)).withColumn("quarantined_at", F.lit(at).cast("timestamp"))
     if not spark.catalog.tableExists(QUARANTINE_TABLE):
         rows.write.format("delta").saveAsTable(QUARANTINE_TABLE)
         return
     (DeltaTable.forName(spark, QUARANTINE_TABLE).alias("t")
-     .merge(rows.alias("s"), "t.quarantine_id = s.quarantine_id").whenNotMatchedInsertAll().execute())
+     .merge(rows.alias("s"), "t.quarantine_id = s.quarantine_id").whenNotMatchedInsertAll()
+     .withSchemaEvolution().execute())
 
 
 def record_files(spark: SparkSession, contract: Contract, outcomes: list[FileOutcome], batch_id: str,
                  at: datetime) -> None:
     rows = [(contract.name, o.file.path, o.file.size, o.file.modified_ms, o.status, o.error,
-             o.received, o.accepted, o.quarantined, batch_id, at) for o in outcomes]
+             o.received, o.accepted, o.quarantined, batch_id, at, o.file.landing_path) for o in outcomes]
     spark.createDataFrame(rows, PROCESSED_FILES_SCHEMA).write.format("delta").mode("append") \
-        .saveAsTable(PROCESSED_FILES_TABLE)
+        .option("mergeSchema", "true").saveAsTable(PROCESSED_FILES_TABLE)
 
 
 def record_batch(spark: SparkSession, stats: BatchStats) -> None:
@@ -304,12 +345,17 @@ def apply_batch(spark: SparkSession, contract: Contract, rows: DataFrame, outcom
 
 
 def ingest_contract(spark: SparkSession, contract: Contract, landing_root: str, batch_id: str,
-                    dates: tuple[date, date] | None = None,
-                    processed: dict[str, set[FileKey]] | None = None) -> BatchStats:
-    """Ingest the contract's new files as one batch. ``processed`` is the processed-files index
-    (read from the table when not given; a job ingesting many entities reads it once)."""
+                    dates: tuple[date, date] | None = None, pending: list[LandingFile] | None = None) -> BatchStats:
+    """Ingest the contract's new files as one batch. ``pending``: its files not yet processed
+    (listed here when not given; a job ingesting many sources lists them all at once).
+
+    Commit order, each step one Delta transaction: history and bronze MERGE, quarantine MERGE,
+    ``_processed_files`` (the batch is done), ``_ingestion_log``. A crash before the processed
+    files commit leaves the files pending, and the re-run applies them again, which changes
+    nothing already applied (every write is keyed); a crash after it leaves a batch without a
+    log row, which :func:`recover_batch_log` writes from the processed files."""
     started = datetime.now(timezone.utc)
-    files = pending_files(spark, contract, list_landing_files(spark, landing_root, contract, dates), processed)
+    files = pending if pending is not None else pending_files(spark, landing_root, [contract], dates)[contract.name]
     inserted = updated = 0
     new_columns: list[str] = []
     outcomes: list[FileOutcome] = []
@@ -331,7 +377,7 @@ def ingest_contract(spark: SparkSession, contract: Contract, landing_root: str, 
                 loaded = [o.file.path for o in outcomes if o.status == "loaded" and o.quarantined]
                 if loaded:
                     rejected = batch.rows.where(F.col(REASON).isNotNull() & F.col("_source_file").isin(loaded))
-                    record_quarantine(spark, rejected, contract, batch_id, started)
+                    record_quarantine(spark, rejected, contract, outcomes, batch_id, started)
             finally:
                 batch.release()
         record_files(spark, contract, outcomes, batch_id, started)
@@ -359,10 +405,34 @@ def reconciliation(spark: SparkSession, stats: BatchStats) -> tuple[bool, dict]:
         files = spark.table(PROCESSED_FILES_TABLE).where(
             (F.col("entity") == stats.entity) & (F.col("batch_id") == stats.batch_id) & (F.col("status") == "loaded"))
         stored = spark.table(QUARANTINE_TABLE).where(F.col("entity") == stats.entity) \
-            .join(files.select(F.col("file_path").alias("source_file")), "source_file", "left_semi").count()
+            .join(files.select("landing_path"), "landing_path", "left_semi").count()
     passed = stats.received == stats.accepted + stats.quarantined and stored == stats.quarantined
     return passed, {"received": stats.received, "accepted": stats.accepted, "quarantined": stats.quarantined,
                     "quarantine_rows_stored": stored, "failed_files": stats.failed_files}
+
+
+def recover_batch_log(spark: SparkSession) -> int:
+    """Write the ingestion-log row of every batch whose files were recorded but whose log row
+    was not (the job died between the two commits), from its processed files; inserted and
+    updated are unknown there (null). Returns the number of batches recovered."""
+    if not (spark.catalog.tableExists(PROCESSED_FILES_TABLE) and spark.catalog.tableExists(INGESTION_LOG_TABLE)):
+        return 0
+    loaded = F.col("status") == "loaded"
+    missing = (spark.table(PROCESSED_FILES_TABLE)
+               .join(spark.table(INGESTION_LOG_TABLE).select("entity", "batch_id"), ["entity", "batch_id"], "left_anti")
+               .groupBy("batch_id", "entity").agg(
+                   F.count(F.when(loaded, 1)).alias("files"), F.count(F.when(~loaded, 1)).alias("failed_files"),
+                   *[F.coalesce(F.sum(F.when(loaded, F.col(c))), F.lit(0)).alias(c)
+                     for c in ("received", "accepted", "quarantined")],
+                   F.lit(None).cast("long").alias("inserted"), F.lit(None).cast("long").alias("updated"),
+                   F.lit("").alias("new_columns"), F.min("processed_at").alias("started_at"),
+                   F.max("processed_at").alias("finished_at"))).collect()
+    if missing:
+        log.warning("recovering the ingestion log of %d batch(es) whose job stopped after recording their files: %s",
+                    len(missing), sorted({(r.entity, r.batch_id) for r in missing}))
+        spark.createDataFrame(missing, spark.table(INGESTION_LOG_TABLE).select(*missing[0].asDict()).schema) \
+            .write.format("delta").mode("append").saveAsTable(INGESTION_LOG_TABLE)
+    return len(missing)
 
 
 def freshness(spark: SparkSession, contract: Contract, now: datetime) -> tuple[bool, dict]:
@@ -375,6 +445,44 @@ def freshness(spark: SparkSession, contract: Contract, now: datetime) -> tuple[b
     age_hours = (now.timestamp() * 1000 - newest) / 3_600_000
     limit = contract.freshness_hours
     return limit is None or age_hours <= limit, {"newest_file_age_hours": round(age_hours, 2), "limit_hours": limit}
+
+
+def ingest_sources(spark: SparkSession, contracts: list[Contract], landing_root: str, batch_id: str,
+                   dates: tuple[date, date] | None = None, reporter=None) -> dict[str, BatchStats | str]:
+    """Ingest each source in turn; a source that fails on a data error no file could be blamed
+    for is reported and the next one runs. Returns each source's stats or error."""
+    spark.sql("CREATE DATABASE IF NOT EXISTS bronze")
+    recover_batch_log(spark)
+    pending = pending_files(spark, landing_root, contracts, dates)
+    results: dict[str, BatchStats | str] = {}
+    for contract in contracts:
+        name = contract.name
+        try:
+            stats = ingest_contract(spark, contract, landing_root, batch_id, dates, pending[name])
+        except Exception as exc:
+            if is_infrastructure_error(exc):
+                log.error("%s: infrastructure error, stopping: %s", name, short_error(exc))
+                raise
+            # A data error no file could be blamed for: this source fails, the next ones run.
+            log.exception("%s: ingestion failed on a data error; the other sources go on", name)
+            results[name] = short_error(exc)
+            if reporter is not None:
+                reporter.materialized(f"bronze/{name}", {"status": "failed", "error": results[name]})
+                reporter.checked(f"bronze/{name}", "reconciliation", False,
+                                 {"error": results[name], "error_kind": "data"})
+                reporter.checked(f"bronze/{name}", "freshness", False, {"error": results[name]}, severity="WARN")
+            continue
+        results[name] = stats
+        if reporter is not None:
+            reporter.materialized(f"bronze/{name}", stats.metadata())
+            passed, metadata = reconciliation(spark, stats)
+            reporter.checked(f"bronze/{name}", "reconciliation", passed, metadata)
+            passed, metadata = freshness(spark, contract, datetime.now(timezone.utc))
+            reporter.checked(f"bronze/{name}", "freshness", passed, metadata, severity="WARN")
+    failed = {name: r for name, r in results.items() if isinstance(r, str)}
+    if failed:
+        log.error("sources that failed on data errors (their checks say why): %s", failed)
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -390,33 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     dates = (args.from_date, args.to_date) if args.from_date else None
     batch_id = args.batch_id or uuid.uuid4().hex
     with spark_job("cdp-ingest-bronze") as (spark, settings, reporter):
-        spark.sql("CREATE DATABASE IF NOT EXISTS bronze")
-        processed = processed_index(spark)
-        failed_sources = {}
-        for name in args.entities:
-            contract = get_contract(name)
-            try:
-                stats = ingest_contract(spark, contract, settings.landing_uri, batch_id, dates, processed)
-            except Exception as exc:
-                if is_infrastructure_error(exc):
-                    log.error("%s: infrastructure error, stopping: %s", name, short_error(exc))
-                    raise
-                # A data error no file could be blamed for: this source fails, the next ones run.
-                log.exception("%s: ingestion failed on a data error; the other sources go on", name)
-                failed_sources[name] = short_error(exc)
-                reporter.materialized(f"bronze/{name}", {"status": "failed", "error": failed_sources[name]})
-                reporter.checked(f"bronze/{name}", "reconciliation", False,
-                                 {"error": failed_sources[name], "error_kind": "data"})
-                reporter.checked(f"bronze/{name}", "freshness", False, {"error": failed_sources[name]},
-                                 severity="WARN")
-                continue
-            reporter.materialized(f"bronze/{name}", stats.metadata())
-            passed, metadata = reconciliation(spark, stats)
-            reporter.checked(f"bronze/{name}", "reconciliation", passed, metadata)
-            passed, metadata = freshness(spark, contract, datetime.now(timezone.utc))
-            reporter.checked(f"bronze/{name}", "freshness", passed, metadata, severity="WARN")
-        if failed_sources:
-            log.error("sources that failed on data errors (their checks say why): %s", failed_sources)
+        ingest_sources(spark, [get_contract(n) for n in args.entities], settings.landing_uri, batch_id, dates, reporter)
     return 0
 
 

@@ -16,7 +16,9 @@ is documented in ``spark_jobs/ingest/contracts/README.md``.
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass, field
+from datetime import date
 from functools import cache
 from pathlib import Path
 
@@ -31,6 +33,11 @@ TYPES = {  # contract type -> Spark SQL type
 KINDS = ("upsert", "cdc", "event")
 FORMATS = ("csv", "jsonl")
 EVENT_DATE_COLUMN = "event_date"
+# Dates and timestamps outside this range are typos or sentinels (9999-12-31 overflows other
+# Delta readers' timestamps), never real events; a column may declare its own ``range``.
+DEFAULT_DATE_RANGE = (date(1900, 1, 1), date(2100, 12, 31))
+# Above this many new columns in a batch, the other new keys go to one map column.
+DEFAULT_MAX_NEW_COLUMNS = 50
 
 
 class ContractError(ValueError):
@@ -46,6 +53,7 @@ class Column:
     allowed: tuple[str, ...] = ()   # accepted values (compared as text)
     format: str | None = None       # date/timestamp pattern; default ISO 8601
     pii: bool = False
+    range: tuple[date, date] = DEFAULT_DATE_RANGE  # date/timestamp: valid from, to (inclusive)
 
     @property
     def file_name(self) -> str:
@@ -89,6 +97,8 @@ class Contract:
     checks: tuple[RowCheck, ...] = ()
     freshness_hours: float | None = None
     origin: str = "internal"         # internal | third_party | external
+    encoding: str = "utf-8"          # csv only: the files' character set (JSON is UTF-8)
+    max_new_columns: int = DEFAULT_MAX_NEW_COLUMNS
     path: Path | None = field(default=None, compare=False)
 
     @property
@@ -122,14 +132,34 @@ def _parse_column(path: Path, spec: dict) -> Column:
         raise _fail(path, f"every column needs a name and a type, got {spec!r}")
     if spec["type"] not in TYPES:
         raise _fail(path, f"column {spec['name']}: unknown type {spec['type']!r}; known: {sorted(TYPES)}")
-    unknown = set(spec) - {"name", "type", "required", "source_name", "allowed", "format", "pii", "description"}
+    unknown = set(spec) - {"name", "type", "required", "source_name", "allowed", "format", "pii", "description",
+                           "range"}
     if unknown:
         raise _fail(path, f"column {spec['name']}: unknown keys {sorted(unknown)}")
     return Column(
         name=spec["name"], type=spec["type"], required=bool(spec.get("required", False)),
         source_name=spec.get("source_name"), allowed=tuple(str(v) for v in spec.get("allowed", ())),
         format=spec.get("format"), pii=bool(spec.get("pii", False)),
+        range=_parse_range(path, spec) if "range" in spec else DEFAULT_DATE_RANGE,
     )
+
+
+def _parse_range(path: Path, spec: dict) -> tuple[date, date]:
+    """``range: [1900-01-01, 2100-12-31]`` of a date or timestamp column (YAML may already
+    have read the values as dates)."""
+    where = f"column {spec['name']}: range"
+    if spec["type"] not in ("date", "timestamp"):
+        raise _fail(path, f"{where} applies to date and timestamp columns only")
+    bounds = spec["range"]
+    if not isinstance(bounds, (list, tuple)) or len(bounds) != 2:
+        raise _fail(path, f"{where} must be [first day, last day], got {bounds!r}")
+    try:
+        low, high = (b if isinstance(b, date) else date.fromisoformat(str(b)) for b in bounds)
+    except ValueError:
+        raise _fail(path, f"{where} must hold two YYYY-MM-DD dates, got {bounds!r}") from None
+    if low > high:
+        raise _fail(path, f"{where} starts after it ends: {bounds!r}")
+    return low, high
 
 
 def parse_contract(path: Path) -> Contract:
@@ -153,7 +183,9 @@ def parse_contract(path: Path) -> Contract:
         format=raw["format"], kind=raw["kind"], primary_key=tuple(raw["primary_key"]), columns=columns,
         version_column=raw.get("version_column"), event_time=raw.get("event_time"), cdc=cdc,
         checks=tuple(RowCheck(**c) for c in raw.get("checks", ())),
-        freshness_hours=raw.get("freshness_hours"), origin=raw.get("origin", "internal"), path=path,
+        freshness_hours=raw.get("freshness_hours"), origin=raw.get("origin", "internal"),
+        encoding=str(raw.get("encoding", "utf-8")), max_new_columns=raw.get("max_new_columns", DEFAULT_MAX_NEW_COLUMNS),
+        path=path,
     )
     _validate(path, contract)
     return contract
@@ -179,6 +211,14 @@ def _validate(path: Path, contract: Contract) -> None:
             raise _fail(path, f"{EVENT_DATE_COLUMN!r} is reserved for the partition column")
     if contract.version_column and contract.version_column not in names:
         raise _fail(path, f"version_column {contract.version_column!r} is not a declared column")
+    try:
+        codec = codecs.lookup(contract.encoding).name
+    except LookupError:
+        raise _fail(path, f"unknown encoding {contract.encoding!r}") from None
+    if contract.format == "jsonl" and codec != "utf-8":
+        raise _fail(path, "JSON lines are UTF-8 (RFC 8259 section 8.1): encoding applies to csv contracts only")
+    if not isinstance(contract.max_new_columns, int) or contract.max_new_columns < 0:
+        raise _fail(path, f"max_new_columns must be a whole number >= 0, got {contract.max_new_columns!r}")
     if any(n.startswith("_") for n in names):
         raise _fail(path, "column names starting with '_' are reserved for ingestion metadata")
 

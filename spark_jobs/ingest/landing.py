@@ -33,6 +33,7 @@ class LandingFile:
     path: str          # Hadoop's form of the path (file:/..., s3a://...), not URL-encoded
     size: int
     modified_ms: int
+    landing_path: str = ""  # the path under the landing root: the same wherever the zone is mounted
 
     @property
     def delivery_date(self) -> date:
@@ -73,6 +74,14 @@ def is_hidden(relative_path: str) -> bool:
     """A file inside, or named, ``.something`` or ``_something`` is not a delivery (yet): a
     temporary file being written, a marker such as ``_SUCCESS``."""
     return any(part.startswith((".", "_")) for part in relative_path.split("/") if part)
+
+
+def landing_path(landing_root: str, path: str) -> str:
+    """``path`` relative to the landing root, by path alone (scheme and bucket or host aside),
+    so that a landing zone moved to another folder or bucket keeps its files' identities."""
+    root = unquote(urlparse(landing_root).path).rstrip("/") + "/"
+    local = urlparse(path).path if "://" in path else path.split(":", 1)[-1]
+    return local[len(root):] if local.startswith(root) else local.lstrip("/")
 
 
 def entity_uri(landing_root: str, contract: Contract) -> str:
@@ -159,4 +168,4 @@ def list_landing_files(spark: SparkSession, landing_root: str, contract: Contrac
     if dates is not None:
         first, last = dates
         files = [f for f in files if first <= f.delivery_date <= last]
-    return sorted(files)
+    return sorted(LandingFile(f.path, f.size, f.modified_ms, landing_path(landing_root, f.path)) for f in files)

@@ -13,16 +13,17 @@ contract does not declare, for JSON lines ``_extra_keys``, the undeclared keys o
 
 from __future__ import annotations
 
+import codecs
 import csv
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import date
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import StringType, StructField, StructType
+from pyspark.sql.types import MapType, StringType, StructField, StructType
 
+from spark_jobs.ingest.apply import EXTRA_FIELDS  # new keys beyond max_new_columns, as text by name
 from spark_jobs.ingest.contracts import EVENT_DATE_COLUMN, Contract
 from spark_jobs.ingest.landing import LandingFile, spark_literal
 
@@ -32,6 +33,14 @@ CORRUPT_FIELD = "_corrupt_record"
 TEXT_PREFIX = "_text__"  # the text a typed column was parsed from
 REASON = "_reason"
 EXTRA_KEYS = "_extra_keys"  # JSON keys a row has that the contract does not declare
+PROBLEM = "_problem"  # what makes a parsed record unusable as a whole (bad bytes, repeated keys)
+NOT_UTF8 = "not valid UTF-8: bytes the decoder replaced by U+FFFD"
+
+
+def _has_replacement_character(text: Column) -> Column:
+    """Text that is not what was sent: bytes that are not UTF-8, kept as they are (the text
+    reader) or already replaced by U+FFFD (the CSV reader decodes)."""
+    return F.coalesce(~F.is_valid_utf8(text) | text.contains("\ufffd"), F.lit(False))
 
 
 def source_file() -> Column:
@@ -62,33 +71,69 @@ def _read_jsonl(spark: SparkSession, contract: Contract, files: list[LandingFile
     lines = lines.where(F.trim("_raw") != "")  # blank lines are not records
     parsed = lines.select("_raw", "_source_file", F.from_json(
         "_raw", _string_schema(declared), {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_FIELD},
-    ).alias("_json"))
+    ).alias("_json"), F.json_object_keys("_raw").alias("_keys"))
+    keys = F.col("_keys")
+    repeated = F.array_distinct(F.filter(keys, lambda k: F.size(F.filter(keys, lambda other: other == k)) > 1))
     frame = parsed.select(
         *[F.col(f"_json.{c.file_name}").alias(c.name) for c in contract.columns],
         "_raw",
         (F.col("_json").isNull() | F.col(f"_json.{CORRUPT_FIELD}").isNotNull()).alias("_corrupt"),
+        F.when(_has_replacement_character(F.col("_raw")), F.lit(NOT_UTF8 + " (JSON lines are UTF-8)"))
+        .when(F.size(keys) != F.size(F.array_distinct(keys)), F.concat(
+            F.lit("repeated key(s) "), F.to_json(repeated), F.lit(" in the JSON record: which value holds is unknown")))
+        .alias(PROBLEM),
         "_source_file",
-        F.array_except(F.json_object_keys("_raw"), F.array(*[F.lit(n) for n in declared])).alias(EXTRA_KEYS),
+        F.array_except(keys, F.array(*[F.lit(n) for n in declared])).alias(EXTRA_KEYS),
     )
     return RawRead(frame)
 
 
-def add_new_columns(flagged: DataFrame, new_keys: list[str], renamed: dict[str, str] | None = None) -> DataFrame:
+def cap_new_columns(contract: Contract, new: list[str], renamed: dict[str, str],
+                    existing: set[str]) -> tuple[list[str], list[str]]:
+    """Split new keys or columns into those that become columns and those kept in the map
+    column ``EXTRA_FIELDS``: a key the table already has a column for always gets it; of the
+    others, the first ``max_new_columns`` (by name) do, so a file with thousands of keys
+    cannot make a table of thousands of columns."""
+    room = contract.max_new_columns
+    columns, overflow = [], []
+    for key in new:
+        if renamed.get(key, key).lower() in existing:
+            columns.append(key)
+        elif room > 0:
+            columns.append(key)
+            room -= 1
+        else:
+            overflow.append(key)
+    if overflow:
+        log.warning("%s: %d new column(s) beyond max_new_columns=%d kept as text in %s: %s", contract.name,
+                    len(overflow), contract.max_new_columns, EXTRA_FIELDS, overflow[:20])
+    return columns, overflow
+
+
+def add_new_columns(flagged: DataFrame, new_keys: list[str], renamed: dict[str, str] | None = None,
+                    overflow: list[str] | None = None) -> DataFrame:
     """Replace ``EXTRA_KEYS`` by one text column per undeclared JSON key found in the batch
     (parsed again only on the rows that have such keys, whose ``_raw`` validate() keeps),
-    named as ``renamed`` says (storable_names) or as the key."""
+    named as ``renamed`` says (storable_names) or as the key, and the ``overflow`` keys by one
+    map column ``EXTRA_FIELDS`` (key -> value as text)."""
     if EXTRA_KEYS not in flagged.columns:
         return flagged
-    if not new_keys:
+    if not new_keys and not overflow:
         return flagged.drop(EXTRA_KEYS)
     renamed = renamed or {}
     extra = F.from_json("_raw", _string_schema(new_keys, corrupt=False))
     has_extra = F.coalesce(F.size(EXTRA_KEYS) > 0, F.lit(False))
-    return flagged.select(*[c for c in flagged.columns if c != EXTRA_KEYS],
-                          *[F.when(has_extra, extra.getField(n)).alias(renamed.get(n, n)) for n in new_keys])
+    columns = [F.when(has_extra, extra.getField(n)).alias(renamed.get(n, n)) for n in new_keys]
+    if overflow:
+        # Only on accepted rows: a rejected one may repeat a key, which a map cannot hold.
+        entries = F.from_json("_raw", MapType(StringType(), StringType()))
+        wanted = F.array(*[F.lit(k) for k in overflow])
+        columns.append(F.when(has_extra & F.col(REASON).isNull(), F.map_filter(
+            entries, lambda k, v: F.array_contains(wanted, k))).alias(EXTRA_FIELDS))
+    return flagged.select(*[c for c in flagged.columns if c != EXTRA_KEYS], *columns)
 
 
-def first_line(spark: SparkSession, path: str) -> str:
+def first_line(spark: SparkSession, path: str, encoding: str = "UTF-8") -> str:
     """The first line of a (possibly gzip-compressed) file, read through Hadoop's FileSystem
     API: no Spark job, and the same code for a local folder and an object store."""
     jvm = spark.sparkContext._jvm
@@ -98,26 +143,26 @@ def first_line(spark: SparkSession, path: str) -> str:
     codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(conf).getCodec(hadoop_path)
     if codec is not None:
         stream = codec.createInputStream(stream)
-    reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
+    reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, encoding))
     try:
         return reader.readLine() or ""
     finally:
         reader.close()
 
 
-def csv_header(spark: SparkSession, path: str) -> list[str]:
-    """The column names in the header row of one CSV file."""
-    line = first_line(spark, path).lstrip("\ufeff")
+def csv_header(spark: SparkSession, path: str, encoding: str = "UTF-8") -> list[str]:
+    """The column names in the header row of one CSV file (a header is one line)."""
+    line = first_line(spark, path, encoding).lstrip("\ufeff")
     return next(csv.reader([line]), [])
 
 
-def _read_csv(spark: SparkSession, contract: Contract, files: list[LandingFile]) -> RawRead:
+def _read_csv(spark: SparkSession, contract: Contract, files: list[LandingFile], existing: set[str]) -> RawRead:
     """Files are grouped by header, so files with an extra or missing column still line up."""
     by_header: dict[tuple[str, ...], list[LandingFile]] = {}
     failed: dict[str, str] = {}
     for f in files:
         try:
-            header = tuple(csv_header(spark, f.path))
+            header = tuple(csv_header(spark, f.path, contract.encoding))
         except Exception as exc:  # unreadable: truncated gzip, binary, permissions
             failed[f.path] = f"cannot read the CSV header: {short_error(exc)}"
             continue
@@ -137,21 +182,30 @@ def _read_csv(spark: SparkSession, contract: Contract, files: list[LandingFile])
     renamed = storable_names(new_raw, [*contract.column_names, EVENT_DATE_COLUMN])
     if renamed:
         log.warning("%s: new column(s) renamed so that Delta can store them: %s", contract.name, renamed)
-    new_columns = [renamed.get(n, n) for n in new_raw]
+    new_raw, overflow = cap_new_columns(contract, new_raw, renamed, existing)
+    new_columns = [renamed.get(n, n) for n in new_raw] + ([EXTRA_FIELDS] if overflow else [])
     frames = []
     for header, group in by_header.items():
         df = (spark.read.schema(_string_schema(list(header)))
               .option("header", True).option("mode", "PERMISSIVE")
+              # RFC 4180: a quoted field may hold newlines, and a quote inside one is doubled
+              .option("multiLine", True).option("escape", '"').option("encoding", contract.encoding)
               .option("columnNameOfCorruptRecord", CORRUPT_FIELD)
               .option("enforceSchema", True)  # the schema *is* the header, position by position
               .csv([spark_literal(f.path) for f in group]))
         text = {h: F.col(f"`{h}`") for h in header}
+        bad_bytes = F.lit(None).cast("string")
+        if codecs.lookup(contract.encoding).name == "utf-8":
+            bad_bytes = F.when(_has_replacement_character(F.concat_ws("", *text.values())), F.lit(
+                NOT_UTF8 + " (declare the file's encoding in the contract)"))
         frames.append(df.select(
             *[text.get(c.file_name, F.lit(None).cast("string")).alias(c.name) for c in contract.columns],
             *[text.get(n, F.lit(None).cast("string")).alias(renamed.get(n, n)) for n in new_raw],
+            *([_text_map({n: text[n] for n in overflow if n in text}).alias(EXTRA_FIELDS)] if overflow else []),
             F.coalesce(F.col(CORRUPT_FIELD), F.to_json(F.struct(*[text[h].alias(h) for h in header])))
             .alias("_raw"),
             F.col(CORRUPT_FIELD).isNotNull().alias("_corrupt"),
+            bad_bytes.alias(PROBLEM),
             source_file().alias("_source_file"),
         ))
     frame = None
@@ -160,9 +214,22 @@ def _read_csv(spark: SparkSession, contract: Contract, files: list[LandingFile])
     return RawRead(frame, failed, new_columns)
 
 
-def read_files(spark: SparkSession, contract: Contract, files: list[LandingFile]) -> RawRead:
-    reader = _read_jsonl if contract.format == "jsonl" else _read_csv
-    return reader(spark, contract, files)
+def _text_map(columns: dict[str, Column]) -> Column:
+    """Name -> text of the non-null ones (null when none is set)."""
+    if not columns:
+        return F.lit(None).cast("map<string,string>")
+    entries = F.map_filter(F.map_from_arrays(F.array(*[F.lit(n) for n in columns]), F.array(*columns.values())),
+                           lambda k, v: v.isNotNull())
+    return F.when(F.size(entries) > 0, entries)
+
+
+def read_files(spark: SparkSession, contract: Contract, files: list[LandingFile],
+               existing_columns: set[str] = frozenset()) -> RawRead:
+    """``existing_columns``: the bronze table's columns (lower case), which new columns that
+    are already there keep without counting against ``max_new_columns``."""
+    if contract.format == "jsonl":
+        return _read_jsonl(spark, contract, files)
+    return _read_csv(spark, contract, files, set(existing_columns))
 
 
 def short_error(exc: Exception) -> str:
@@ -236,10 +303,6 @@ def is_infrastructure_error(exc: Exception) -> bool:
 
 # --- typing and rules -------------------------------------------------------------------
 
-# Dates and timestamps outside this range are typos or sentinels (9999-12-31 overflows other
-# Delta readers' timestamps), never real events.
-VALID_DATES = (date(1900, 1, 1), date(2100, 12, 31))
-
 def _typed(contract: Contract, name: str) -> Column:
     column = contract.column(name)
     text = F.col(f"{TEXT_PREFIX}{name}")
@@ -271,7 +334,7 @@ def _column_reasons(contract: Contract) -> list[Column]:
             reasons.append(F.when(~blank & (F.isnan(typed) | (F.abs(typed) == float("inf"))), F.concat(
                 F.lit(f"column {column.file_name}: "), _quoted(text), F.lit(" is not a finite number"))))
         if column.type in ("date", "timestamp"):
-            low, high = VALID_DATES
+            low, high = column.range
             reasons.append(F.when(~blank & ((typed < F.lit(low)) | (typed > F.lit(high))), F.concat(
                 F.lit(f"column {column.file_name}: "), _quoted(text),
                 F.lit(f" is outside {low.isoformat()} to {high.isoformat()}"))))
@@ -287,9 +350,11 @@ def validate(raw: DataFrame, contract: Contract, new_columns: list[str]) -> Data
     """Typed contract columns, new columns as text, ``_raw``, ``_source_file`` and ``_reason``
     (null when the row is accepted, else every broken rule, separated by '; ')."""
     extra = [EXTRA_KEYS] if EXTRA_KEYS in raw.columns else []
+    if PROBLEM not in raw.columns:
+        raw = raw.withColumn(PROBLEM, F.lit(None).cast("string"))
     texts = raw.select(
         *[F.col(c.name).alias(f"{TEXT_PREFIX}{c.name}") for c in contract.columns],
-        *new_columns, "_raw", "_corrupt", "_source_file", *extra,
+        *new_columns, "_raw", "_corrupt", PROBLEM, "_source_file", *extra,
     )
     typed = texts.select("*", *[_typed(contract, c.name).alias(c.name) for c in contract.columns])
     # concat_ws skips nulls: each list of reasons is '' when no rule in it is broken.
@@ -298,6 +363,7 @@ def validate(raw: DataFrame, contract: Contract, new_columns: list[str]) -> Data
                                         for check in contract.checks])
     # Column rules only make sense on a parsed row; row checks only on a row whose columns passed.
     reason = (F.when(F.col("_corrupt"), F.lit(f"unparseable {contract.format} record"))
+              .when(F.col(PROBLEM).isNotNull(), F.col(PROBLEM))
               .when(column_reasons != "", column_reasons)
               .when(check_reasons != "", check_reasons))
     flagged = typed.withColumn(REASON, reason)
