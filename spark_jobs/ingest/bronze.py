@@ -289,9 +289,22 @@ def record_files(spark: SparkSession, contract: Contract, outcomes: list[FileOut
         .option("mergeSchema", "true").saveAsTable(PROCESSED_FILES_TABLE)
 
 
+INGESTION_LOG_SCHEMA = StructType([
+    StructField("batch_id", StringType()), StructField("entity", StringType()),
+    *[StructField(name, LongType()) for name in ("files", "failed_files", "received", "accepted", "quarantined",
+                                                 "inserted", "updated")],
+    StructField("new_columns", StringType()), StructField("started_at", TimestampType()),
+    StructField("finished_at", TimestampType()),
+])
+
+
 def record_batch(spark: SparkSession, stats: BatchStats) -> None:
-    spark.createDataFrame([Row(**asdict(stats))]).write.format("delta").mode("append") \
-        .option("mergeSchema", "true").saveAsTable(INGESTION_LOG_TABLE)
+    _append_log(spark, [Row(**asdict(stats))])
+
+
+def _append_log(spark: SparkSession, rows: list[Row]) -> None:
+    spark.createDataFrame([tuple(r[f.name] for f in INGESTION_LOG_SCHEMA) for r in rows], INGESTION_LOG_SCHEMA) \
+        .write.format("delta").mode("append").option("mergeSchema", "true").saveAsTable(INGESTION_LOG_TABLE)
 
 
 def _apply(spark: SparkSession, contract: Contract, accepted: DataFrame, batch_id: str,
@@ -415,11 +428,14 @@ def recover_batch_log(spark: SparkSession) -> int:
     """Write the ingestion-log row of every batch whose files were recorded but whose log row
     was not (the job died between the two commits), from its processed files; inserted and
     updated are unknown there (null). Returns the number of batches recovered."""
-    if not (spark.catalog.tableExists(PROCESSED_FILES_TABLE) and spark.catalog.tableExists(INGESTION_LOG_TABLE)):
+    if not spark.catalog.tableExists(PROCESSED_FILES_TABLE):
         return 0
     loaded = F.col("status") == "loaded"
-    missing = (spark.table(PROCESSED_FILES_TABLE)
-               .join(spark.table(INGESTION_LOG_TABLE).select("entity", "batch_id"), ["entity", "batch_id"], "left_anti")
+    files = spark.table(PROCESSED_FILES_TABLE)
+    if spark.catalog.tableExists(INGESTION_LOG_TABLE):
+        files = files.join(spark.table(INGESTION_LOG_TABLE).select("entity", "batch_id"), ["entity", "batch_id"],
+                           "left_anti")
+    missing = (files
                .groupBy("batch_id", "entity").agg(
                    F.count(F.when(loaded, 1)).alias("files"), F.count(F.when(~loaded, 1)).alias("failed_files"),
                    *[F.coalesce(F.sum(F.when(loaded, F.col(c))), F.lit(0)).alias(c)
@@ -430,8 +446,7 @@ def recover_batch_log(spark: SparkSession) -> int:
     if missing:
         log.warning("recovering the ingestion log of %d batch(es) whose job stopped after recording their files: %s",
                     len(missing), sorted({(r.entity, r.batch_id) for r in missing}))
-        spark.createDataFrame(missing, spark.table(INGESTION_LOG_TABLE).select(*missing[0].asDict()).schema) \
-            .write.format("delta").mode("append").saveAsTable(INGESTION_LOG_TABLE)
+        _append_log(spark, missing)
     return len(missing)
 
 
