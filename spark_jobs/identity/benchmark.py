@@ -38,7 +38,7 @@ from spark_jobs.identity.datasets import FEBRL, truth_frame, write_febrl
 from spark_jobs.identity.persons import SOURCES, person_records
 from spark_jobs.identity.probabilistic import comparable, pairs_by_rule
 from spark_jobs.identity.scoring import Scores, score
-from spark_jobs.ingest.bronze import ingest_contract, processed_index
+from spark_jobs.ingest.bronze import ingest_contract, pending_files
 from spark_jobs.ingest.contracts import get_contract
 from spark_jobs.landing.generate import generate
 from spark_jobs.settings import Settings
@@ -130,9 +130,10 @@ def run(customers: int, seed: int, days: int, home: Path) -> int:
         spark.sparkContext.setLogLevel("ERROR")
         spark.sql("CREATE DATABASE IF NOT EXISTS bronze")
         t0 = time.monotonic()
-        processed = processed_index(spark)
-        for name in (*SOURCES, *EVENT_SOURCES):
-            ingest_contract(spark, get_contract(name), landing.as_uri(), "bench", processed=processed)
+        contracts = [get_contract(name) for name in (*SOURCES, *EVENT_SOURCES)]
+        pending = pending_files(spark, landing.as_uri(), contracts)
+        for contract in contracts:
+            ingest_contract(spark, contract, landing.as_uri(), "bench", pending=pending[contract.name])
         timings["ingest sources"] = time.monotonic() - t0
 
         t0 = time.monotonic()

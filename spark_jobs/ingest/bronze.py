@@ -2,7 +2,8 @@
 
 For each contract and batch:
 1. list the entity's landing files and keep those not yet in ``bronze._processed_files``
-   (same path, size and modification time), so re-running over the same landing zone reads nothing;
+   (same path under the landing root, size and modification time), so re-running over the
+   same landing zone reads nothing;
 2. read them as text and check every row against the contract; a file that cannot be read at
    all (truncated gzip, wrong format, a required CSV column missing) is recorded as failed
    with the error and the other files still load;
@@ -11,6 +12,10 @@ For each contract and batch:
    a ``cdc`` source also appends every change record to ``bronze.<entity>_history``;
 4. ``bronze._processed_files`` records each file, ``bronze._ingestion_log`` the batch, with
    received = accepted + quarantined.
+
+A file is the unit of failure; a source that fails on data no file can be blamed for is
+reported and the next source runs; only an error of the platform stops the job. The commit
+order and what a re-run after a crash does are described at :func:`ingest_contract`.
 
 New columns in the files are added to the table (schema evolution) and reported.
 
@@ -24,7 +29,7 @@ import logging
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote, unquote, urlparse
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Row, SparkSession, Window
@@ -156,6 +161,18 @@ def unreadable_files(spark: SparkSession, contract: Contract, files: list[Landin
     return {path: f"unreadable file: {error}" for path, error in _bisect_failures(files, read).items()}
 
 
+def _named_file_fails(spark: SparkSession, contract: Contract, exc: Exception,
+                      files: list[LandingFile]) -> dict[str, str]:
+    """Spark names the file a read error came from (``Encountered error while reading file
+    ...``): when that one file fails on its own, it is the culprit, found in one probe."""
+    text = str(exc)
+    named = [f for f in files if f.path in text or quote(f.path, safe="/:") in text]
+    named = [f for f in named if not any(g.path != f.path and g.path.startswith(f.path) for g in named)]
+    if len(named) != 1:
+        return {}
+    return unreadable_files(spark, contract, named)
+
+
 @dataclass
 class ParsedBatch:
     rows: DataFrame | None          # every row of the readable files, with its _reason (None: no file read)
@@ -214,7 +231,8 @@ def parse_batch(spark: SparkSession, contract: Contract, files: list[LandingFile
             if is_infrastructure_error(exc) or attempt == 3:
                 raise
             log.warning("%s: the batch failed (%s); finding the file(s) that cause it", contract.name, short_error(exc))
-            isolated = unreadable_files(spark, contract, readable) if attempt == 1 else {}
+            isolated = _named_file_fails(spark, contract, exc, readable) if attempt == 1 else {}
+            isolated = isolated or (unreadable_files(spark, contract, readable) if attempt == 1 else {})
             isolated = isolated or failing_files(spark, contract, readable)
             if not isolated:
                 raise
