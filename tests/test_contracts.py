@@ -90,6 +90,20 @@ def test_corrupt_records_get_one_reason_not_a_cascade(spark, contract):
     assert validate(raw, contract, []).first()._reason == "unparseable jsonl record"
 
 
+def test_a_column_range_replaces_the_default_one(spark, tmp_path):
+    path = tmp_path / "things.yml"
+    path.write_text(CONTRACT.replace("{name: made_on, type: date, format: yyyyMMdd}",
+                                     "{name: made_on, type: date, format: yyyyMMdd, range: [2020-01-01, 2026-12-31]}"))
+    ts = "2026-01-01T10:00:00Z"
+    raw = _raw(spark, [("T1", "red", "20", "9.5", "20251231", ts), ("T2", "red", "20", "9.5", "19991231", ts),
+                       ("T3", "red", "20", "9.5", "20251231", "1899-12-31T23:59:59Z")])
+    assertDataFrameEqual(validate(raw, parse_contract(path), []).select("thing_id", "_reason"), [
+        Row(thing_id="T1", _reason=None),
+        Row(thing_id="T2", _reason="column made_on: '19991231' is outside 2020-01-01 to 2026-12-31"),
+        Row(thing_id="T3", _reason="column seen_at: '1899-12-31T23:59:59Z' is outside 1900-01-01 to 2100-12-31"),
+    ])
+
+
 def test_every_shipped_contract_loads():
     contracts = load_contracts()
     assert {"crm_contacts", "shop_orders", "shop_order_lines", "pos_transactions", "support_tickets",
@@ -105,6 +119,13 @@ def test_every_shipped_contract_loads():
     (("primary_key: [thing_id]", "primary_key: [nope]"), "primary key column 'nope' is not a declared column"),
     (("event_time: seen_at", "event_time: colour_x"), "kind event needs event_time"),
     (("thing_id, type: string, required: true", "thing_id, type: string"), "must be required"),
+    (("kind: event", "kind: event\nencoding: ISO-8859-1"), "JSON lines are UTF-8"),
+    (("kind: event", "kind: event\nencoding: klingon-8"), "unknown encoding 'klingon-8'"),
+    (("kind: event", "kind: event\nmax_new_columns: -1"), "max_new_columns must be a whole number"),
+    (("type: string, allowed", "type: string, range: [2020-01-01, 2021-01-01], allowed"),
+     "range applies to date and timestamp columns only"),
+    (("format: yyyyMMdd}", "format: yyyyMMdd, range: [2026-01-01, 2020-01-01]}"), "starts after it ends"),
+    (("format: yyyyMMdd}", "format: yyyyMMdd, range: [someday, 2020-01-01]}"), "two YYYY-MM-DD dates"),
 ])
 def test_an_invalid_contract_is_refused_with_a_clear_error(tmp_path: Path, edit, message):
     path = tmp_path / "things.yml"
