@@ -13,7 +13,7 @@ from pathlib import Path
 from conftest import write_lines
 from spark_jobs.ingest.bronze import PROCESSED_FILES_TABLE, QUARANTINE_TABLE, ingest_contract, ingest_sources
 from spark_jobs.ingest.contracts import get_contract
-from spark_jobs.ingest.parse import NOT_UTF8
+from spark_jobs.ingest.parse import NOT_UTF8_CSV, NOT_UTF8_JSON, REPEATED_KEYS
 
 POSTAL_HEADER = "country,postcode,city,region,latitude,longitude"
 
@@ -42,7 +42,7 @@ def test_text_that_is_not_utf8_is_quarantined_unless_the_contract_declares_its_e
     undeclared = ingest_contract(spark, get_contract("postal_codes"), landing.as_uri(), "b1")
     assert (undeclared.received, undeclared.accepted, undeclared.quarantined) == (2, 1, 1)
     reasons = [r for raw, r in quarantine(spark).items() if "75001" in raw]
-    assert reasons == [f"{NOT_UTF8} (declare the file's encoding in the contract)"]
+    assert reasons == [NOT_UTF8_CSV]
     assert [r.city for r in spark.table("bronze.postal_codes").collect()] == ["Marseille"]
 
     declared = replace(get_contract("postal_codes"), name="postal_codes_latin1", landing="reference/latin1",
@@ -53,7 +53,7 @@ def test_text_that_is_not_utf8_is_quarantined_unless_the_contract_declares_its_e
 
     ingest_contract(spark, get_contract("web_events"), landing.as_uri(), "b1")
     assert [r.event_id for r in spark.table("bronze.web_events").collect()] == ["E1"]
-    assert [r for raw, r in quarantine(spark).items() if "E2" in raw] == [f"{NOT_UTF8} (JSON lines are UTF-8)"]
+    assert [r for raw, r in quarantine(spark).items() if "E2" in raw] == [NOT_UTF8_JSON]
     assert not [raw for raw in quarantine(spark) if "\ufffd" not in raw and "E2" in raw]
 
 
@@ -81,8 +81,8 @@ def test_a_repeated_json_key_is_quarantined_not_resolved_silently(fresh_database
     write_lines(landing / "web" / "events" / "2026-01-02" / "e.jsonl", [web_event("E1"), twice])
     stats = ingest_contract(spark, get_contract("web_events"), landing.as_uri(), "b1")
     assert (stats.received, stats.accepted, stats.quarantined) == (2, 1, 1)
-    assert quarantine(spark) == {
-        twice: 'repeated key(s) ["platform","event_ts"] in the JSON record: which value holds is unknown'}
+    assert quarantine(spark) == {twice: REPEATED_KEYS}
+    assert REPEATED_KEYS == "repeated key(s) in the JSON record: which value holds is unknown"
 
 
 def test_an_event_redelivered_on_another_day_replaces_the_stored_one(fresh_database, tmp_path):
