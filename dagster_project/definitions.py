@@ -1,4 +1,9 @@
-"""The one Dagster entry point: merges every domain's definitions under dagster_project/defs/."""
+"""The Dagster code location: merges every domain's definitions under dagster_project/defs/.
+
+``defs`` is the platform as deployed: deliveries arrive in the landing zone from outside. The
+embedded default (``./cdp run``, ``./cdp dev``) loads ``dagster_project.local.definitions``,
+the same graph with the sample generator in front of bronze.
+"""
 
 import dagster as dg
 
@@ -8,7 +13,6 @@ from dagster_project.defs.dbt.assets import dbt_nodes_new_data_leaves_unchanged
 from dagster_project.defs.identity import assets as identity
 from dagster_project.defs.ingest import assets as ingest
 from dagster_project.defs.ingest.partitions import recent_days_tags
-from dagster_project.defs.landing import assets as landing
 from dagster_project.defs.ml import assets as ml
 from dagster_project.defs.quality import checks as quality
 from dagster_project.resources import CdpSettingsResource
@@ -71,6 +75,13 @@ def _platform() -> dg.Definitions:
     )
 
 
-defs = dg.Definitions.merge(
-    landing.defs, ingest.defs, identity.defs, ml.defs, dbt.defs, quality.defs, activation.defs, _platform(),
-)
+def build_definitions(*extra: dg.Definitions, bronze_deps: list[dg.AssetKey] | None = None) -> dg.Definitions:
+    """Every domain's definitions, with ``extra`` ones (the local sample) merged in and
+    ``bronze_deps`` as the bronze assets' upstream."""
+    return dg.Definitions.merge(
+        *extra, ingest.build_defs(bronze_deps or ()), identity.defs, ml.defs, dbt.defs, quality.defs,
+        activation.defs, _platform(),
+    )
+
+
+defs = build_definitions()

@@ -15,10 +15,30 @@ def manifest(defs) -> dict:
 
 @pytest.fixture(scope="module")
 def defs():
+    """The local code location (the sample in front of bronze), which ./cdp run executes."""
     prepare_manifest()  # dbt parse: fails the test if the dbt project does not parse
-    from dagster_project.definitions import defs
+    from dagster_project.local.definitions import defs
 
     return defs
+
+
+def test_production_has_no_sample_generator_and_bronze_starts_the_graph(defs):
+    from dagster_project.definitions import defs as production
+
+    graph = production.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert not any(key.startswith("landing/") for key in keys)
+    bronze = [key for key in graph.get_all_asset_keys() if key.path[0] == "bronze"]
+    assert len(bronze) == 12 and all(not graph.get(key).parent_keys for key in bronze)
+    for job in ("cdp_main", "cdp_daily"):
+        selected = production.resolve_job_def(job).asset_layer.selected_asset_keys
+        assert dg.AssetKey(["bronze", "crm_contacts"]) in selected
+        assert dg.AssetKey(["landing", "sample_sources"]) not in selected
+    # the local code location: the same graph, with the sample in front of every bronze asset
+    local_graph = defs.resolve_asset_graph()
+    assert all(local_graph.get(key).parent_keys == {dg.AssetKey(["landing", "sample_sources"])} for key in bronze)
+    assert set(local_graph.get_all_asset_keys()) - set(graph.get_all_asset_keys()) == {
+        dg.AssetKey(["landing", "sample_sources"])}
 
 
 def test_dbt_project_parses_into_the_expected_models(manifest):
@@ -142,7 +162,8 @@ def test_a_failing_blocking_check_stops_the_syncs_downstream():
     assert (started, failed) == ({"gold__dim_customers"}, {"gold__dim_customers"})   # activation never started
 
 
-def test_code_location_loads_the_way_dagster_dev_loads_it(tmp_path):
+@pytest.mark.parametrize("module", ["dagster_project.definitions", "dagster_project.local.definitions"])
+def test_code_location_loads_the_way_dagster_dev_loads_it(tmp_path, module):
     """`dagster dev` refuses a module with more than one Definitions object at module scope."""
     import subprocess
     import sys
@@ -151,7 +172,7 @@ def test_code_location_loads_the_way_dagster_dev_loads_it(tmp_path):
     prepare_manifest()
     dagster = Path(sys.executable).with_name("dagster")
     result = subprocess.run(
-        [str(dagster), "definitions", "validate", "-m", "dagster_project.definitions"],
+        [str(dagster), "definitions", "validate", "-m", module],
         capture_output=True, text=True, env={**__import__("os").environ, "DAGSTER_HOME": str(tmp_path)},
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]

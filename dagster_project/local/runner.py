@@ -93,7 +93,8 @@ def run_main_job(customers: int, seed: int, asset_selection=None, days: int = SA
     import dagster as dg
 
     prepare_manifest()
-    from dagster_project.definitions import DAILY_JOB_NAME, MAIN_JOB_NAME, defs
+    from dagster_project.definitions import DAILY_JOB_NAME, MAIN_JOB_NAME
+    from dagster_project.local.definitions import defs
 
     from dagster_project.defs.ingest.partitions import partition_range_tags
     from spark_jobs.landing.generate import delivery_days
@@ -233,7 +234,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
 def cmd_dev(args: argparse.Namespace) -> int:
     with local_stack():
         prepare_manifest()
-        return subprocess.call(["dagster", "dev", "-m", "dagster_project.definitions", "-p", str(args.port)],
+        return subprocess.call(["dagster", "dev", "-m", "dagster_project.local.definitions", "-p", str(args.port)],
                                cwd=REPO_ROOT)
 
 

@@ -360,7 +360,8 @@ def daily_run_selections(home: Path) -> tuple[list[AssetKey], list[AssetKey]]:
     their landing folders and find nothing new), the ML scores and the dbt tests (they all ran
     in the first run; this run is about the incremental path and the blocking check). Two runs,
     so that the ingestion's own assertions come before gold's."""
-    from dagster_project.definitions import DAILY_JOB_NAME, defs
+    from dagster_project.definitions import DAILY_JOB_NAME
+    from dagster_project.local.definitions import defs
 
     daily = defs.resolve_job_def(DAILY_JOB_NAME).asset_layer.selected_asset_keys
     changed_sources = {AssetKey(["bronze", "crm_contacts"]), AssetKey(["bronze", "shop_orders"])}

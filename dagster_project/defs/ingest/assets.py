@@ -11,14 +11,13 @@ Every asset carries two checks that the ingestion job reports through Pipes:
 and ``freshness`` (the newest loaded file is within the contract's freshness_hours; a warning).
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
 import dagster as dg
 
 from dagster_project.defs.ingest.partitions import delivery_days
 from dagster_project.defs.ingest.sensors import build_landing_sensor
-from dagster_project.defs.landing.assets import SAMPLE_SOURCES_KEY
 from dagster_project.resources import CdpSettingsResource, run_spark_job
 from spark_jobs.ingest.contracts import Contract, load_contracts
 
@@ -27,9 +26,9 @@ def bronze_key(name: str) -> dg.AssetKey:
     return dg.AssetKey(["bronze", name])
 
 
-def _spec(contract: Contract) -> dg.AssetSpec:
+def _spec(contract: Contract, deps: Sequence[dg.AssetKey]) -> dg.AssetSpec:
     return dg.AssetSpec(
-        key=bronze_key(contract.name), deps=[SAMPLE_SOURCES_KEY], group_name="bronze",
+        key=bronze_key(contract.name), deps=list(deps), group_name="bronze",
         kinds={"spark", "delta"},
         description=f"{contract.description} {contract.format} files under landing/{contract.landing}, "
                     f"applied as {contract.kind} on {', '.join(contract.primary_key)}.",
@@ -57,19 +56,21 @@ def _ingest(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient,
     ).get_results()
 
 
-def build_bronze_assets() -> list[dg.AssetsDefinition]:
+def build_bronze_assets(deps: Sequence[dg.AssetKey] = ()) -> list[dg.AssetsDefinition]:
+    """``deps``: assets that write the landing zone, when the deployment has one (the local
+    sample generator); in production, deliveries arrive from outside and the sensor notices."""
     contracts = load_contracts().values()
     tables = [c for c in contracts if c.kind != "event"]
     events = [c for c in contracts if c.kind == "event"]
 
-    @dg.multi_asset(specs=[_spec(c) for c in tables], check_specs=[s for c in tables for s in _checks(c)],
+    @dg.multi_asset(specs=[_spec(c, deps) for c in tables], check_specs=[s for c in tables for s in _checks(c)],
                     can_subset=True, name="bronze_ingest")
     def bronze_ingest(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient,
                       cdp_settings: CdpSettingsResource):
         """All selected entities in one Spark process (one JVM start, one metastore lock)."""
         yield from _ingest(context, pipes, cdp_settings)
 
-    @dg.multi_asset(specs=[_spec(c) for c in events], check_specs=[s for c in events for s in _checks(c)],
+    @dg.multi_asset(specs=[_spec(c, deps) for c in events], check_specs=[s for c in events for s in _checks(c)],
                     can_subset=True, name="bronze_events", partitions_def=delivery_days,
                     backfill_policy=dg.BackfillPolicy.single_run())
     def bronze_events(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient,
@@ -84,5 +85,6 @@ def build_bronze_assets() -> list[dg.AssetsDefinition]:
     return [bronze_ingest, bronze_events]
 
 
-bronze_assets = build_bronze_assets()
-defs = dg.Definitions(assets=bronze_assets, sensors=[build_landing_sensor(bronze_assets)])
+def build_defs(deps: Sequence[dg.AssetKey] = ()) -> dg.Definitions:
+    bronze_assets = build_bronze_assets(deps)
+    return dg.Definitions(assets=bronze_assets, sensors=[build_landing_sensor(bronze_assets)])
