@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from collections.abc import Callable
 from pathlib import Path
 
 from spark_jobs.settings import Settings
+from spark_jobs.reporting import configure_logging
 
 
 def bench_main(run: Callable[[int, int, int, Path], int], description: str, default_customers: int,
@@ -18,5 +18,5 @@ def bench_main(run: Callable[[int, int, int, Path], int], description: str, defa
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--days", type=int, default=7)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     return run(args.customers, args.seed, args.days, Settings.from_env().home)

@@ -73,8 +73,12 @@ def open_reporter() -> Iterator[Reporter]:
         yield LogReporter()
 
 
-def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """The one log format of every job, CLI and benchmark."""
+    logging.basicConfig(level=level, format=LOG_FORMAT)
 
 
 @contextmanager

@@ -23,6 +23,7 @@ from dagster_project.local.mock_apis import MockApis
 from dagster_project.local.s3_server import LOCAL_CREDENTIALS, LocalS3Server
 from spark_jobs.settings import REPO_ROOT, Settings
 from spark_jobs.spark import ensure_local_dirs, write_spark_defaults
+from spark_jobs.reporting import configure_logging
 
 log = logging.getLogger("cdp")
 
@@ -259,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument("--port", type=int, default=3000)
     dev.set_defaults(func=cmd_dev)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     return args.func(args)
 
 

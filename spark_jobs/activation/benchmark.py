@@ -28,6 +28,7 @@ from spark_jobs.activation.definitions import parse_sync
 from spark_jobs.activation.destinations import open_destination
 from spark_jobs.activation.engine import SyncRun
 from spark_jobs.settings import Settings
+from spark_jobs.reporting import configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--change-percent", type=float, default=1.0)
     parser.add_argument("--destination", choices=("crm", "webhook"), default="crm")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
 
     settings = Settings.from_env()
     scratch = settings.home / "bench-activation"

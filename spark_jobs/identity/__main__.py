@@ -32,6 +32,7 @@ from spark_jobs.identity.persons import identifiers
 from spark_jobs.identity.records import MappingError, load_mapping, standard_records
 from spark_jobs.identity.probabilistic import DEFAULT_THRESHOLD
 from spark_jobs.identity.resolution import DEFAULT_SIZE_LIMIT, resolve_records
+from spark_jobs.reporting import configure_logging
 
 log = logging.getLogger("spark_jobs.identity")
 
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     resolve.add_argument("--evidence", type=Path,
                          help="CSV to write every accepted link to: records, rule, weight, probability, levels")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
 
     try:   # the cheap checks first, before a JVM starts
         check_threshold(args.threshold)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import shutil
 import subprocess
@@ -42,6 +41,7 @@ from spark_jobs.ingest.bronze import ingest_contract, pending_files
 from spark_jobs.ingest.contracts import get_contract
 from spark_jobs.landing.generate import generate
 from spark_jobs.settings import Settings
+from spark_jobs.reporting import configure_logging
 
 EVENT_SOURCES = ("web_events", "email_events")
 
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=7, help="sample only")
     parser.add_argument("--no-splink", action="store_true", help="skip the Splink comparison")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     home = Settings.from_env().home
     if args.dataset == "sample":
         code = run(args.customers, args.seed, args.days, home)

@@ -30,6 +30,7 @@ from spark_jobs.identity.persons import SOURCES, person_records
 from spark_jobs.identity.probabilistic import DEFAULT_THRESHOLD
 from spark_jobs.identity.scoring import score
 from spark_jobs.settings import Settings
+from spark_jobs.reporting import configure_logging
 
 COLUMNS = ("first_name", "last_name", "birth_date", "email", "phone", "address_line", "city", "postcode")
 IDENTIFIERS = ("email_hash", "crm_contact_id", "loyalty_card_id")
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", choices=FEBRL)
     parser.add_argument("--customers", type=int, default=10_000, help="the sample the identity benchmark made")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.WARNING)
     from splink import Linker, SparkAPI, block_on
     from splink.backends.spark import similarity_jar_location
 

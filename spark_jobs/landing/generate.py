@@ -38,6 +38,7 @@ from spark_jobs.landing.people import (
     PLACES, Person, address_variant, email_variant, first_name_variant,
     last_name_variant, make_population, phone_variant,
 )
+from spark_jobs.reporting import configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -529,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="generate all days but deliver only the earlier ones (an incremental run's test)")
     parser.add_argument("--truth-dir", type=Path, help="where the hidden truth goes; default <out>/../truth")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     generate(args.out, args.truth_dir or args.out.parent / "truth", args.customers, args.seed, args.days,
              args.withhold_last_days)
     return 0
