@@ -9,14 +9,17 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from dagster_project.defs.ingest.assets import bronze_assets
-from dagster_project.defs.ingest.sensors import SeenFile, build_landing_sensor, list_landing, new_files_request
+from dagster_project.defs.ingest.assets import build_bronze_assets
+from dagster_project.defs.ingest.sensors import build_landing_sensor, list_landing, new_files_request
 from dagster_project.local.s3_server import LOCAL_CREDENTIALS, LocalS3Server
 from dagster_project.resources import CdpSettingsResource
 from spark_jobs.ingest.contracts import get_contract
+from spark_jobs.ingest.landing import LandingFile
 from spark_jobs.settings import Settings
 
 from tests.conftest import write_lines
+
+bronze_assets = build_bronze_assets()
 
 sensor = build_landing_sensor(bronze_assets)
 
@@ -81,7 +84,7 @@ def test_event_files_before_the_first_partition_are_reported_not_requested():
     from datetime import date
 
     web_events = get_contract("web_events")
-    old = SeenFile("file:/landing/web/events/2019-05-01/old.jsonl", 10, 1_700_000_000_000)
+    old = LandingFile("file:/landing/web/events/2019-05-01/old.jsonl", 10, 1_700_000_000_000)
     request, cursor, warnings = new_files_request([web_events], {"web_events": [old]}, {}, date(2026, 1, 1))
     assert request is None
     assert cursor == {"web_events": 1_700_000_000_000}  # reported once, not on every tick

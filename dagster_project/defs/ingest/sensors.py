@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 from urllib.parse import urlparse
@@ -26,29 +25,18 @@ import dagster as dg
 from dagster_project.defs.ingest.partitions import first_partition_day, partition_range_tags
 from dagster_project.resources import CdpSettingsResource
 from spark_jobs.ingest.contracts import Contract, load_contracts
-from spark_jobs.ingest.landing import delivery_date, is_hidden, walk_local
+from spark_jobs.ingest.landing import LandingFile, is_hidden, walk_local
 from spark_jobs.settings import Settings
 
 
-@dataclass(frozen=True)
-class SeenFile:
-    path: str
-    size: int
-    modified_ms: int
-
-    @property
-    def delivery_date(self) -> date:
-        return delivery_date(self.path, self.modified_ms)
-
-
-def _list_local(root: Path) -> Iterator[SeenFile]:
+def _list_local(root: Path) -> Iterator[LandingFile]:
     """Regular files only (symlinks are never followed; the job reports them)."""
     files, _ = walk_local(str(root))
     for f in files:
-        yield SeenFile(f.path, f.size, f.modified_ms)
+        yield LandingFile(f.path, f.size, f.modified_ms)
 
 
-def _list_s3(uri: str, endpoint_url: str | None) -> Iterator[SeenFile]:
+def _list_s3(uri: str, endpoint_url: str | None) -> Iterator[LandingFile]:
     import boto3
 
     parsed = urlparse(uri)
@@ -57,11 +45,11 @@ def _list_s3(uri: str, endpoint_url: str | None) -> Iterator[SeenFile]:
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=parsed.netloc, Prefix=prefix):
         for obj in page.get("Contents", []):
             if not is_hidden(obj["Key"][len(prefix):]):
-                yield SeenFile(f"{parsed.scheme}://{parsed.netloc}/{obj['Key']}", obj["Size"],
+                yield LandingFile(f"{parsed.scheme}://{parsed.netloc}/{obj['Key']}", obj["Size"],
                                int(obj["LastModified"].timestamp() * 1000))
 
 
-def list_landing(settings: Settings, contract: Contract) -> list[SeenFile]:
+def list_landing(settings: Settings, contract: Contract) -> list[LandingFile]:
     """The contract's landing files, wherever the landing zone is."""
     if settings.landing_url and urlparse(settings.landing_url).scheme in ("s3", "s3a"):
         return list(_list_s3(f"{settings.landing_url.rstrip('/')}/{contract.landing}", settings.s3_endpoint_url))
@@ -69,7 +57,7 @@ def list_landing(settings: Settings, contract: Contract) -> list[SeenFile]:
     return list(_list_local(root / contract.landing))
 
 
-def new_files_request(contracts: Sequence[Contract], listings: dict[str, list[SeenFile]],
+def new_files_request(contracts: Sequence[Contract], listings: dict[str, list[LandingFile]],
                       cursor: dict[str, int], today: date) -> tuple[dg.RunRequest | None, dict[str, int], list[str]]:
     """(the run to request or None, the new cursor, warnings) for files newer than the cursor."""
     new_cursor, warnings = dict(cursor), []
