@@ -107,6 +107,15 @@ class HttpApi:
         self._backoff = wait_exponential_jitter(initial=0.5, max=max_wait_s)
         self.retries = 0
 
+    @classmethod
+    def for_destination(cls, base_url: str, destination, **auth) -> HttpApi:
+        """The client of a destination: its sync's request rate, and the ``timeout_seconds`` and
+        ``max_attempts`` of its config (30 s, 6 attempts by default); ``auth``: ``headers`` or
+        ``auth`` as for the constructor."""
+        return cls(base_url, rate_per_second=destination.sync.rate_limit_per_second,
+                   timeout_s=float(destination.config.get("timeout_seconds", 30)),
+                   max_attempts=int(destination.config.get("max_attempts", 6)), **auth)
+
     def _wait(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, RetryableHttpError) and error.retry_after is not None:

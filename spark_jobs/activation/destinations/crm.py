@@ -23,11 +23,9 @@ class CrmDestination(Destination):
         super().__init__(sync, run_id, settings)
         self.object = self.config.get("object", "Contact")
         self.root = f"/services/data/{self.config.get('api_version', 'v61.0')}/composite/sobjects"
-        self.api = HttpApi(credential(self.config.get("base_url_env", "CDP_CRM_BASE_URL")),
-                           rate_per_second=sync.rate_limit_per_second,
-                           headers={"Authorization": f"Bearer {credential(self.config.get('token_env', 'CDP_CRM_TOKEN'))}"},
-                           timeout_s=float(self.config.get("timeout_seconds", 30)),
-                           max_attempts=int(self.config.get("max_attempts", 6)))
+        token = credential(self.config.get("token_env", "CDP_CRM_TOKEN"))
+        self.api = HttpApi.for_destination(credential(self.config.get("base_url_env", "CDP_CRM_BASE_URL")), self,
+                                           headers={"Authorization": f"Bearer {token}"})
 
     def upsert(self, changes: list[Change]) -> list[Outcome]:
         records = [{"attributes": {"type": self.object}, **c.fields, self.sync.destination_key: c.key}

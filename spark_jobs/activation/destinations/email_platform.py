@@ -31,11 +31,8 @@ class EmailPlatformDestination(Destination):
     def __init__(self, sync, run_id, settings) -> None:
         super().__init__(sync, run_id, settings)
         self.list_id = self.config.get("list_id", "audience")
-        self.api = HttpApi(credential(self.config.get("base_url_env", "CDP_ESP_BASE_URL")),
-                           rate_per_second=sync.rate_limit_per_second,
-                           auth=("cdp", credential(self.config.get("api_key_env", "CDP_ESP_API_KEY"))),
-                           timeout_s=float(self.config.get("timeout_seconds", 30)),
-                           max_attempts=int(self.config.get("max_attempts", 6)))
+        self.api = HttpApi.for_destination(credential(self.config.get("base_url_env", "CDP_ESP_BASE_URL")), self,
+                                           auth=("cdp", credential(self.config.get("api_key_env", "CDP_ESP_API_KEY"))))
 
     def _member(self, change: Change) -> dict:
         fields = dict(change.fields)

@@ -35,9 +35,7 @@ class WebhookDestination(Destination):
         super().__init__(sync, run_id, settings)
         self.url = credential(self.config.get("url_env", "CDP_WEBHOOK_URL"))
         self._secret = credential(self.config.get("secret_env", "CDP_WEBHOOK_SECRET"))
-        self.api = HttpApi(self.url, rate_per_second=sync.rate_limit_per_second,
-                           timeout_s=float(self.config.get("timeout_seconds", 30)),
-                           max_attempts=int(self.config.get("max_attempts", 6)))
+        self.api = HttpApi.for_destination(self.url, self)
 
     def _post(self, op: str, changes: list[Change]) -> list[Outcome]:
         events = [{"event_id": c.event_id, "op": op, "key": c.key, "data": c.fields if op == "upsert" else None}
