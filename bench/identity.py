@@ -196,7 +196,7 @@ def splink_path(home: Path) -> Path:
 
 def run_splink(home: Path, argv: list[str]) -> int:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(splink_path(home)), os.environ.get("PYTHONPATH", "")]))
-    return subprocess.run([sys.executable, "-m", "spark_jobs.identity.splink_comparison", *argv], env=env).returncode
+    return subprocess.run([sys.executable, "-m", "bench.splink_comparison", *argv], env=env).returncode
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ import time
 
 from pyspark.sql import functions as F
 
-from spark_jobs.identity.benchmark import truth_of
+from bench.identity import truth_of
 from spark_jobs.identity.datasets import FEBRL, truth_frame, write_febrl
 from spark_jobs.identity.persons import SOURCES, person_records
 from spark_jobs.identity.probabilistic import DEFAULT_THRESHOLD

@@ -11,7 +11,7 @@ at least one of each kind: a truncated gzip, random bytes, rows cut in half, tex
 UTF-8) into an empty bronze: the clean files' throughput there against the all-clean run is
 the cost of bad deliveries to everyone else.
 
-    ./cdp bench-ingest --customers 100000          (or python -m spark_jobs.ingest.benchmark)
+    ./cdp bench-ingest --customers 100000          (or python -m bench.ingest)
 
 It runs in its own folder (``$CDP_HOME/bench/ingest-<N>``) with its own in-memory catalog, so
 it neither touches nor locks the main lakehouse.
@@ -26,7 +26,7 @@ import shutil
 import time
 from pathlib import Path
 
-from spark_jobs.benchmarking import bench_main
+from bench.common import bench_main
 from spark_jobs.ingest.bronze import ingest_contract, pending_files
 from spark_jobs.ingest.contracts import Contract, load_contracts
 from spark_jobs.landing.generate import generate
