@@ -4,7 +4,7 @@
 
 The audience is generated with Spark (gold.sync_bench__audience in a scratch warehouse under
 CDP_HOME/bench-activation); the destination is the local stand-in of the API
-(dagster_project/local/mock_apis.py) in its own process, so its memory is not counted. The change
+(devstack/mock_apis.py) in its own process, so its memory is not counted. The change
 is half updates, a quarter departures and a quarter arrivals (mirror mode sends all three).
 Printed: rows planned and sent, seconds, rows/s, and the peak memory of this process and its
 Spark JVM. Figures, not a test.
@@ -21,9 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-from dagster_project.local.memory import tree_rss_bytes
-from dagster_project.local.mock_apis import LOCAL_API_CREDENTIALS
-from dagster_project.local.s3_server import free_port
+from devstack.memory import tree_rss_bytes
+from devstack.mock_apis import LOCAL_API_CREDENTIALS
+from devstack.s3_server import free_port
 from spark_jobs.activation.definitions import parse_sync
 from spark_jobs.activation.destinations import open_destination
 from spark_jobs.activation.engine import SyncRun
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 def start_apis(port: int) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-m", "dagster_project.local.mock_apis", "--port", str(port)],
+    process = subprocess.Popen([sys.executable, "-m", "devstack.mock_apis", "--port", str(port)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     process.stdout.readline()   # "mock APIs on ..." once it listens
     return process

@@ -39,7 +39,7 @@ from spark_jobs.identity.probabilistic import comparable, pairs_by_rule
 from spark_jobs.identity.scoring import Scores, score
 from spark_jobs.ingest.bronze import ingest_contract, pending_files
 from spark_jobs.ingest.contracts import get_contract
-from spark_jobs.landing.generate import generate
+from devstack.sample.generate import generate
 from spark_jobs.settings import Settings
 from spark_jobs.reporting import configure_logging
 
@@ -86,7 +86,7 @@ def print_report(title: str, blocking, scores: Scores, timings: dict[str, float]
 
 def run_public(name: str, home: Path) -> int:
     """Resolve a public data set the way a user of the CLI would, and score it."""
-    from dagster_project.local.memory import PeakMemorySampler
+    from devstack.memory import PeakMemorySampler
     from spark_jobs.identity.__main__ import read_people, resolve_file
     from spark_jobs.identity.records import load_mapping, standard_records
     from spark_jobs.spark import build_session
@@ -111,7 +111,7 @@ def run_public(name: str, home: Path) -> int:
 
 
 def run(customers: int, seed: int, days: int, home: Path) -> int:
-    from dagster_project.local.memory import PeakMemorySampler
+    from devstack.memory import PeakMemorySampler
     from spark_jobs.spark import build_session
 
     folder = home / "bench" / f"identity-{customers}"

@@ -29,7 +29,7 @@ from pathlib import Path
 from bench.common import bench_main
 from spark_jobs.ingest.bronze import ingest_contract, pending_files
 from spark_jobs.ingest.contracts import Contract, load_contracts
-from spark_jobs.landing.generate import generate
+from devstack.sample.generate import generate
 from spark_jobs.settings import Settings
 
 
@@ -114,7 +114,7 @@ def warm_up(spark, folder: Path) -> None:
 
 
 def run(customers: int, seed: int, days: int, home: Path) -> int:
-    from dagster_project.local.memory import PeakMemorySampler
+    from devstack.memory import PeakMemorySampler
     from spark_jobs.spark import build_session
 
     folder = home / "bench" / f"ingest-{customers}"

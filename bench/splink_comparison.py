@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     from splink import Linker, SparkAPI, block_on
     from splink.backends.spark import similarity_jar_location
 
-    from dagster_project.local.memory import PeakMemorySampler
+    from devstack.memory import PeakMemorySampler
     from spark_jobs.spark import build_session, spark_conf
 
     settings = Settings.from_env()

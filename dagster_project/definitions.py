@@ -1,7 +1,7 @@
 """The Dagster code location: merges every domain's definitions under dagster_project/defs/.
 
 ``defs`` is the platform as deployed: deliveries arrive in the landing zone from outside. The
-embedded default (``./cdp run``, ``./cdp dev``) loads ``dagster_project.local.definitions``,
+embedded default (``./cdp run``, ``./cdp dev``) loads ``devstack.definitions``,
 the same graph with the sample generator in front of bronze.
 """
 

@@ -1,4 +1,4 @@
-"""Activation syncs against local stand-ins of the destination APIs (dagster_project/local/mock_apis.py)
+"""Activation syncs against local stand-ins of the destination APIs (devstack/mock_apis.py)
 and the local S3-compatible server: what is sent, what is not, and that failures lose and
 duplicate nothing (the servers' contents are compared with the audience)."""
 
@@ -12,8 +12,8 @@ import json
 import pytest
 import yaml
 
-from dagster_project.local.mock_apis import Fault, MockApis
-from dagster_project.local.s3_server import LOCAL_CREDENTIALS, LocalS3Server
+from devstack.mock_apis import Fault, MockApis
+from devstack.s3_server import LOCAL_CREDENTIALS, LocalS3Server
 from spark_jobs.activation.credentials import MissingCredential, credential
 from spark_jobs.activation.definitions import SYNCS_DIR, SyncDefinitionError, load_syncs, parse_sync
 from spark_jobs.activation.destinations import open_destination

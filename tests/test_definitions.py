@@ -17,7 +17,7 @@ def manifest(defs) -> dict:
 def defs():
     """The local code location (the sample in front of bronze), which ./cdp run executes."""
     prepare_manifest()  # dbt parse: fails the test if the dbt project does not parse
-    from dagster_project.local.definitions import defs
+    from devstack.definitions import defs
 
     return defs
 
@@ -162,7 +162,7 @@ def test_a_failing_blocking_check_stops_the_syncs_downstream():
     assert (started, failed) == ({"gold__dim_customers"}, {"gold__dim_customers"})   # activation never started
 
 
-@pytest.mark.parametrize("module", ["dagster_project.definitions", "dagster_project.local.definitions"])
+@pytest.mark.parametrize("module", ["dagster_project.definitions", "devstack.definitions"])
 def test_code_location_loads_the_way_dagster_dev_loads_it(tmp_path, module):
     """`dagster dev` refuses a module with more than one Definitions object at module scope."""
     import subprocess

@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import pytest
 
-from spark_jobs.landing.generate import generate
+from devstack.sample.generate import generate
 
 SOURCES = {"crm_contacts", "shop_orders", "shop_order_lines", "pos_transactions", "support_tickets",
            "web_events", "email_events", "survey_responses", "enrichment_demographics", "social_mentions",

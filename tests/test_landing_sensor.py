@@ -11,7 +11,7 @@ import pytest
 
 from dagster_project.defs.ingest.assets import build_bronze_assets
 from dagster_project.defs.ingest.sensors import build_landing_sensor, list_landing, new_files_request
-from dagster_project.local.s3_server import LOCAL_CREDENTIALS, LocalS3Server
+from devstack.s3_server import LOCAL_CREDENTIALS, LocalS3Server
 from dagster_project.resources import CdpSettingsResource
 from spark_jobs.ingest.contracts import get_contract
 from spark_jobs.ingest.landing import LandingFile

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from dagster_project.local.s3_server import LocalS3Server
+from devstack.s3_server import LocalS3Server
 from spark_jobs.activation.s3_export import export_audience, neutralise_formula
 from spark_jobs.settings import Settings
 

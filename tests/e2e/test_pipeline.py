@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from dagster import AssetCheckKey, AssetKey, AssetSelection
 
-from dagster_project.local.runner import SAMPLE_DAYS, local_stack, run_main_job
+from devstack.runner import SAMPLE_DAYS, local_stack, run_main_job
 from spark_jobs.activation.s3_export import audience_key
-from spark_jobs.landing.generate import delivery_days
+from devstack.sample.generate import delivery_days
 
 pytestmark = pytest.mark.e2e
 
@@ -361,7 +361,7 @@ def daily_run_selections(home: Path) -> tuple[list[AssetKey], list[AssetKey]]:
     in the first run; this run is about the incremental path and the blocking check). Two runs,
     so that the ingestion's own assertions come before gold's."""
     from dagster_project.definitions import DAILY_JOB_NAME
-    from dagster_project.local.definitions import defs
+    from devstack.definitions import defs
 
     daily = defs.resolve_job_def(DAILY_JOB_NAME).asset_layer.selected_asset_keys
     changed_sources = {AssetKey(["bronze", "crm_contacts"]), AssetKey(["bronze", "shop_orders"])}

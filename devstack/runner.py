@@ -19,8 +19,8 @@ from contextlib import ExitStack, contextmanager
 from collections.abc import Iterator
 
 from dagster_project.defs.dbt.project import prepare_manifest
-from dagster_project.local.mock_apis import MockApis
-from dagster_project.local.s3_server import LOCAL_CREDENTIALS, LocalS3Server
+from devstack.mock_apis import MockApis
+from devstack.s3_server import LOCAL_CREDENTIALS, LocalS3Server
 from spark_jobs.settings import REPO_ROOT, Settings
 from spark_jobs.spark import ensure_local_dirs, write_spark_defaults
 from spark_jobs.reporting import configure_logging
@@ -95,10 +95,10 @@ def run_main_job(customers: int, seed: int, asset_selection=None, days: int = SA
 
     prepare_manifest()
     from dagster_project.definitions import DAILY_JOB_NAME, MAIN_JOB_NAME
-    from dagster_project.local.definitions import defs
+    from devstack.definitions import defs
 
     from dagster_project.defs.ingest.partitions import partition_range_tags
-    from spark_jobs.landing.generate import delivery_days
+    from devstack.sample.generate import delivery_days
 
     delivered = delivery_days(days)[:days - withhold_last_days]
     ingested = delivered[-ingest_days:] if ingest_days else delivered
@@ -191,7 +191,7 @@ def dbt_node_durations() -> dict[str, float]:
 def cmd_bench(args: argparse.Namespace) -> int:
     """The main job with timings per step and the peak memory of every process it starts; with
     --one-more-day, then the daily run that follows when one more day of data arrives."""
-    from dagster_project.local.memory import PeakMemorySampler
+    from devstack.memory import PeakMemorySampler
 
     runs = [("full", dict(days=SAMPLE_DAYS + 1, withhold_last_days=1)),
             ("one more day", dict(days=SAMPLE_DAYS + 1, ingest_days=2, daily=True))] if args.one_more_day else [("full", {})]
@@ -235,7 +235,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
 def cmd_dev(args: argparse.Namespace) -> int:
     with local_stack():
         prepare_manifest()
-        return subprocess.call(["dagster", "dev", "-m", "dagster_project.local.definitions", "-p", str(args.port)],
+        return subprocess.call(["dagster", "dev", "-m", "devstack.definitions", "-p", str(args.port)],
                                cwd=REPO_ROOT)
 
 

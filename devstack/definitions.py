@@ -3,6 +3,6 @@ the sample generator (``landing/sample_sources``) writing the landing zone in fr
 Production loads ``dagster_project.definitions``, where deliveries arrive from outside."""
 
 from dagster_project.definitions import build_definitions
-from dagster_project.defs.landing import assets as landing
+from devstack import sample_asset as landing
 
 defs = build_definitions(landing.defs, bronze_deps=[landing.SAMPLE_SOURCES_KEY])

@@ -17,7 +17,7 @@ every record belongs to) goes to ``truth/`` for scoring identity resolution.
 Pure Python and streaming (one day of one source in memory at a time): it stands in for the
 source systems and is not part of the platform.
 
-    python -m spark_jobs.landing.generate --customers 100000 --seed 7 --out .cdp/landing
+    python -m devstack.sample.generate --customers 100000 --seed 7 --out .cdp/landing
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-from spark_jobs.landing.deliveries import Deliveries
-from spark_jobs.landing.people import (
+from devstack.sample.deliveries import Deliveries
+from devstack.sample.people import (
     PLACES, Person, address_variant, email_variant, first_name_variant,
     last_name_variant, make_population, phone_variant,
 )

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from dagster_project.resources import CdpSettingsResource
-from spark_jobs.landing.generate import generate
+from devstack.sample.generate import generate
 
 SAMPLE_SOURCES_KEY = dg.AssetKey(["landing", "sample_sources"])
 

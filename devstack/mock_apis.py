@@ -15,7 +15,7 @@ It records what it receives and can be told to fail: :meth:`MockApis.inject` que
 records are applied, then the connection drops). The embedded default (``./cdp run``) runs it as a
 process and keeps its state in a JSON file, like the local S3 server; tests run it in a thread.
 
-    python -m dagster_project.local.mock_apis --port 4570 --state .cdp/mock-apis/state.json
+    python -m devstack.mock_apis --port 4570 --state .cdp/mock-apis/state.json
 """
 
 from __future__ import annotations
