@@ -3,7 +3,8 @@ from decimal import Decimal
 
 from spark_jobs.quality.gold import (ATTRIBUTED_CONSISTENTLY, IN_IDENTITY_MAP, UNTAGGED_PII,
                                      customer_traits_expectations, dim_customers_expectations,
-                                     fct_customer_touchpoints_expectations, pii_columns, validate,
+                                     fct_customer_touchpoints_expectations, pii_arguments, pii_by_table, pii_columns,
+                                     validate,
                                      with_attribution_flag, with_untagged_pii)
 
 SCHEMA = f"customer_id string, email string, order_count bigint, total_spend decimal(14,2), {IN_IDENTITY_MAP} boolean"
@@ -125,3 +126,7 @@ def test_pii_columns_come_from_the_dbt_docs(tmp_path):
         "columns": {"email": {"meta": {"pii": True}}, "city": {"meta": {}},
                     "phone": {"config": {"meta": {"pii": True}}}}}}}))
     assert pii_columns("dim_customers", manifest) == {"email", "phone"}
+    # what Dagster hands the job, which then needs no manifest
+    assert pii_arguments(["dim_customers"], manifest) == ["--pii", "dim_customers=email,phone"]
+    assert pii_by_table(["dim_customers=email,phone", "fct_orders="]) == {"dim_customers": {"email", "phone"},
+                                                                          "fct_orders": set()}

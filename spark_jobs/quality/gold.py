@@ -220,21 +220,42 @@ SUITES: dict[str, Callable[[SparkSession], tuple[DataFrame, list]]] = {
 }
 
 
-def suite_batch(spark: SparkSession, name: str) -> tuple[DataFrame, list]:
-    """The table to validate, with the PII finding column, and its expectations."""
+def suite_batch(spark: SparkSession, name: str, pii: set[str] | None = None) -> tuple[DataFrame, list]:
+    """The table to validate, with the PII finding column, and its expectations. ``pii``: the
+    table's PII columns (default: from the local dbt manifest)."""
     df, expectations = SUITES[name](spark)
-    return with_untagged_pii(df, pii_columns(name)), expectations
+    return with_untagged_pii(df, pii_columns(name) if pii is None else pii), expectations
+
+
+def pii_arguments(tables: list[str], manifest_path=MANIFEST) -> list[str]:
+    """``--pii TABLE=COL,COL`` for each table, from the dbt manifest: what the orchestrator (which
+    has the manifest) hands the job, since a cluster's driver has no dbt project."""
+    return [arg for t in tables for arg in ("--pii", f"{t}={','.join(sorted(pii_columns(t, manifest_path)))}")]
+
+
+def pii_by_table(values: list[str]) -> dict[str, set[str]]:
+    by_table = {}
+    for value in values:
+        table, sep, columns = value.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"--pii {value!r}: expected TABLE=COL,COL")
+        by_table[table] = {c for c in columns.split(",") if c}
+    return by_table
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Validate the gold tables with Great Expectations.")
     tables = sorted(SUITES)
     parser.add_argument("--tables", nargs="+", choices=tables, default=tables)
+    parser.add_argument("--pii", action="append", default=[], metavar="TABLE=COL,COL",
+                        help="a table's PII columns (the dbt docs' meta.pii; Dagster passes them); "
+                             "a table without it reads them from dbt/target/manifest.json")
     args = parser.parse_args(argv)
+    pii = pii_by_table(args.pii)
     all_passed = True
     with spark_job("cdp-quality-gold") as (spark, _, reporter):
         for name in args.tables:
-            df, expectations = suite_batch(spark, name)
+            df, expectations = suite_batch(spark, name, pii.get(name))
             passed, summary = validate(df, expectations, name)
             reporter.checked(f"gold/{name}", CHECK_NAME, passed, {"table": f"gold.{name}", **summary})
             all_passed &= passed

@@ -7,8 +7,9 @@ from collections.abc import Iterable
 
 import dagster as dg
 
+from dagster_project.defs.dbt.project import dbt_project
 from dagster_project.resources import CdpSettingsResource, run_spark_job
-from spark_jobs.quality.gold import CHECK_NAME
+from spark_jobs.quality.gold import CHECK_NAME, pii_arguments
 
 DIM_CUSTOMERS_KEY = dg.AssetKey(["gold", "dim_customers"])
 SUITES = {
@@ -30,8 +31,9 @@ SUITES = {
 def gold_great_expectations(context: dg.AssetCheckExecutionContext, pipes: dg.PipesSubprocessClient,
                             cdp_settings: CdpSettingsResource) -> Iterable[dg.AssetCheckResult]:
     tables = [key.asset_key.path[-1] for key in context.selected_asset_check_keys]
+    # The PII tags come from the dbt manifest here: the job may run where no dbt project is.
     yield from run_spark_job(context, pipes, cdp_settings, "spark_jobs.quality.gold",
-                             ["--tables", *tables]).get_results()
+                             ["--tables", *tables, *pii_arguments(tables, dbt_project.manifest_path)]).get_results()
 
 
 defs = dg.Definitions(asset_checks=[gold_great_expectations])
