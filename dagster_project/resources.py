@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from spark_jobs.jobspec import JobSpec
 from spark_jobs.settings import ENV_VARS, REPO_ROOT, Settings
 
 
@@ -65,3 +66,14 @@ def run_spark_job(
         env=cdp_settings.job_env(),
         cwd=str(REPO_ROOT),
     )
+
+
+def asset_key(path: str) -> dg.AssetKey:
+    """``silver/identity_map`` -> the asset key the job reports under."""
+    return dg.AssetKey(path.split("/"))
+
+
+def asset_check_specs(spec: JobSpec) -> list[dg.AssetCheckSpec]:
+    """The asset checks a job declares in its spec."""
+    return [dg.AssetCheckSpec(c.name, asset=asset_key(c.asset), blocking=c.blocking, description=c.description)
+            for c in spec.checks]

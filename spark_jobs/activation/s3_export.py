@@ -69,12 +69,22 @@ def upload_atomically(client, local_file: Path, bucket: str, key: str) -> None:
         client.delete_object(Bucket=bucket, Key=temp_key)
 
 
+def export_model(audience: str) -> str:
+    """The gold table an audience export reads (its dbt model)."""
+    return f"gold.sync_s3__{audience}"
+
+
+def export_asset(audience: str) -> str:
+    """The asset an audience export reports under."""
+    return f"activation/s3_{audience}"
+
+
 def audience_key(settings: Settings, audience: str) -> str:
     return f"{settings.export_prefix.strip('/')}/{audience}/{audience}.csv"
 
 
 def export_audience(spark, settings: Settings, audience: str) -> ExportResult:
-    table = f"gold.sync_s3__{audience}"
+    table = export_model(audience)
     df = spark.table(table).orderBy("customer_id")  # stable order: same data, same bytes
     bucket, key = settings.export_bucket, audience_key(settings, audience)
     settings.scratch_dir.mkdir(parents=True, exist_ok=True)
@@ -89,7 +99,7 @@ def export_audience(spark, settings: Settings, audience: str) -> ExportResult:
 
 
 def report_export(reporter, audience: str, result: ExportResult) -> None:
-    reporter.materialized(f"activation/s3_{audience}", {
+    reporter.materialized(export_asset(audience), {
         "uri": f"s3://{result.bucket}/{result.key}", "rows": result.rows, "bytes": result.bytes,
     })
 

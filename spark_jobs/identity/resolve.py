@@ -47,6 +47,7 @@ from spark_jobs.identity.persons import (SOURCES, VISITOR_SOURCE, crm_identifier
                                          person_records, visitors)
 from spark_jobs.identity.probabilistic import Model
 from spark_jobs.identity.resolution import DEFAULT_SIZE_LIMIT, resolve_records, strongest_rule
+from spark_jobs.jobspec import Check, JobSpec, Output
 from spark_jobs.reporting import spark_job
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,27 @@ OUTPUT_TABLES = (EVIDENCE_TABLE, HOUSEHOLDS_TABLE, HOUSEHOLD_MEMBERS_TABLE, HIST
                  ANONYMOUS_IDS_TABLE, RUNS_TABLE)
 DIRECTIVES_SCHEMA = ("directive_id string, action string, record_id string, other_record_id string, "
                      "reason string, created_by string, created_at timestamp")
+MAPPED_EXACTLY_ONCE = Check("mapped_exactly_once", "silver/identity_map",
+                            "every bronze person record appears once in the identity map", blocking=True)
+NO_OVERSIZED_CUSTOMER = Check("no_oversized_customer", "silver/identity_map",
+                              "no customer holds more records than the size limit", blocking=True)
+SPEC = JobSpec(
+    module="spark_jobs.identity.resolve",
+    outputs=(
+        Output(IDENTITY_MAP_TABLE, "Every bronze person record -> its persistent customer id and the strongest rule "
+                                   "that linked it."),
+        Output(EVIDENCE_TABLE, "Every accepted link: rule, identifier kind, match weight and per-field comparison "
+                               "levels."),
+        Output(HOUSEHOLDS_TABLE, "Addresses shared by customers: one row per household."),
+        Output(HOUSEHOLD_MEMBERS_TABLE, "Customer -> household, with the relationship the data shows (family, "
+                                        "co_resident)."),
+        Output(HISTORY_TABLE, "Customer-id changes: old id -> new id, merged / split / removed, when and in which run."),
+        Output(LINEAGE_TABLE, "Every customer id ever issued -> the id that carries its records now."),
+        Output(ANONYMOUS_IDS_TABLE, "Anonymous web/app ids stitched to a customer by a login or a tracked email click."),
+        Output(RUNS_TABLE, "Resolution metrics per run: records, links by rule, cluster sizes, flagged clusters."),
+    ),
+    checks=(MAPPED_EXACTLY_ONCE, NO_OVERSIZED_CUSTOMER),
+)
 SIZE_BUCKETS = [(1, "1"), (2, "2"), (5, "3-5"), (10, "6-10"), (50, "11-50"), (None, ">50")]
 
 
@@ -251,13 +273,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with spark_job("cdp-identity-resolve") as (spark, _, reporter):
         metrics = run(spark, args.size_limit, args.full, args.reuse_model)
-        reporter.materialized("silver/identity_map", metrics)
-        for table in OUTPUT_TABLES:
-            reporter.materialized(table.replace(".", "/"), {"run_id": metrics["run_id"]})
+        for output in SPEC.outputs:
+            reporter.materialized(output.asset, metrics if output.table == IDENTITY_MAP_TABLE
+                                  else {"run_id": metrics["run_id"]})
         once = {k: metrics[k] for k in ("duplicated_records", "missing_records")}
-        reporter.checked("silver/identity_map", "mapped_exactly_once",
+        reporter.checked(MAPPED_EXACTLY_ONCE.asset, MAPPED_EXACTLY_ONCE.name,
                          once["duplicated_records"] == 0 and once["missing_records"] == 0, once)
-        reporter.checked("silver/identity_map", "no_oversized_customer", metrics["largest_cluster"] <= args.size_limit,
+        reporter.checked(NO_OVERSIZED_CUSTOMER.asset, NO_OVERSIZED_CUSTOMER.name,
+                         metrics["largest_cluster"] <= args.size_limit,
                          {"largest_cluster": metrics["largest_cluster"], "size_limit": args.size_limit,
                           "flagged_clusters": metrics["flagged_clusters"]})
     return 0

@@ -44,9 +44,15 @@ from spark_jobs.ingest.contracts import EVENT_DATE_COLUMN, Contract, get_contrac
 from spark_jobs.ingest.landing import LandingFile, list_landing_files, spark_literal
 from spark_jobs.ingest.parse import (EXTRA_FIELDS, EXTRA_KEYS, REASON, add_new_columns, cap_new_columns,
                                      is_infrastructure_error, read_files, short_error, storable_names, validate)
+from spark_jobs.jobspec import Check
 from spark_jobs.reporting import spark_job
 
 log = logging.getLogger(__name__)
+
+# The checks every bronze table gets (one per contract; Dagster declares them from these).
+RECONCILIATION = Check("reconciliation", "bronze/<source>",
+                       "received = accepted + quarantined, and the quarantine holds them", blocking=True)
+FRESHNESS = Check("freshness", "bronze/<source>", "the newest file arrived within the contract's freshness_hours")
 
 QUARANTINE_TABLE = "bronze._quarantine"
 INGESTION_LOG_TABLE = "bronze._ingestion_log"
@@ -501,17 +507,17 @@ def ingest_sources(spark: SparkSession, contracts: list[Contract], landing_root:
             results[name] = short_error(exc)
             if reporter is not None:
                 reporter.materialized(f"bronze/{name}", {"status": "failed", "error": results[name]})
-                reporter.checked(f"bronze/{name}", "reconciliation", False,
+                reporter.checked(f"bronze/{name}", RECONCILIATION.name, False,
                                  {"error": results[name], "error_kind": "data"})
-                reporter.checked(f"bronze/{name}", "freshness", False, {"error": results[name]}, severity="WARN")
+                reporter.checked(f"bronze/{name}", FRESHNESS.name, False, {"error": results[name]}, severity="WARN")
             continue
         results[name] = stats
         if reporter is not None:
             reporter.materialized(f"bronze/{name}", stats.metadata())
             passed, metadata = reconciliation(spark, stats)
-            reporter.checked(f"bronze/{name}", "reconciliation", passed, metadata)
+            reporter.checked(f"bronze/{name}", RECONCILIATION.name, passed, metadata)
             passed, metadata = freshness(spark, contract, datetime.now(timezone.utc))
-            reporter.checked(f"bronze/{name}", "freshness", passed, metadata, severity="WARN")
+            reporter.checked(f"bronze/{name}", FRESHNESS.name, passed, metadata, severity="WARN")
     failed = {name: r for name, r in results.items() if isinstance(r, str)}
     if failed:
         log.error("sources that failed on data errors (their checks say why): %s", failed)

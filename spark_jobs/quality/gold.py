@@ -25,6 +25,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from spark_jobs.reporting import spark_job
+from spark_jobs.jobspec import Check
 from spark_jobs.settings import REPO_ROOT
 
 log = logging.getLogger(__name__)
@@ -218,6 +219,17 @@ SUITES: dict[str, Callable[[SparkSession], tuple[DataFrame, list]]] = {
                                             with_attribution_flag),
     "customer_traits": plain_batch("customer_traits", customer_traits_expectations),
 }
+
+
+# The Dagster asset check each suite reports as (dim_customers blocks the exports downstream).
+SUITE_CHECKS = {table: Check(CHECK_NAME, f"gold/{table}", text, blocking) for table, (text, blocking) in {
+    "dim_customers": ("key, email format, value ranges, one row per identity-map customer, no untagged PII", True),
+    "fct_orders": ("key, non-negative amounts, channel and currency labels, no untagged PII", False),
+    "fct_customer_touchpoints": ("key, attributed customer, channel labels, no untagged PII", False),
+    "customer_traits": ("key, RFM scores 1-5, churn risk 0-1, sentiment -1..1, NPS and sentiment labels, "
+                        "no untagged PII", False),
+}.items()}
+assert set(SUITE_CHECKS) == set(SUITES)
 
 
 def suite_batch(spark: SparkSession, name: str, pii: set[str] | None = None) -> tuple[DataFrame, list]:

@@ -19,6 +19,7 @@ import dagster as dg
 from dagster_project.defs.ingest.partitions import delivery_days
 from dagster_project.defs.ingest.sensors import build_landing_sensor
 from dagster_project.resources import CdpSettingsResource, run_spark_job
+from spark_jobs.ingest.bronze import FRESHNESS, RECONCILIATION
 from spark_jobs.ingest.contracts import Contract, load_contracts
 
 
@@ -40,9 +41,9 @@ def _spec(contract: Contract, deps: Sequence[dg.AssetKey]) -> dg.AssetSpec:
 def _checks(contract: Contract) -> list[dg.AssetCheckSpec]:
     key = bronze_key(contract.name)
     return [
-        dg.AssetCheckSpec("reconciliation", asset=key, blocking=True,
-                          description="received = accepted + quarantined, and the quarantine holds them"),
-        dg.AssetCheckSpec("freshness", asset=key,
+        dg.AssetCheckSpec(RECONCILIATION.name, asset=key, blocking=RECONCILIATION.blocking,
+                          description=RECONCILIATION.description),
+        dg.AssetCheckSpec(FRESHNESS.name, asset=key, blocking=FRESHNESS.blocking,
                           description=f"newest file within {contract.freshness_hours} h"),
     ]
 

@@ -8,23 +8,16 @@ from collections.abc import Iterable
 import dagster as dg
 
 from dagster_project.defs.dbt.project import dbt_project
-from dagster_project.resources import CdpSettingsResource, run_spark_job
-from spark_jobs.quality.gold import CHECK_NAME, pii_arguments
+from dagster_project.resources import CdpSettingsResource, asset_key, run_spark_job
+from spark_jobs.quality.gold import SUITE_CHECKS, pii_arguments
 
-DIM_CUSTOMERS_KEY = dg.AssetKey(["gold", "dim_customers"])
-SUITES = {
-    "dim_customers": ("key, email format, value ranges, one row per identity-map customer, no untagged PII", True),
-    "fct_orders": ("key, non-negative amounts, channel and currency labels, no untagged PII", False),
-    "fct_customer_touchpoints": ("key, attributed customer, channel labels, no untagged PII", False),
-    "customer_traits": ("key, RFM scores 1-5, churn risk 0-1, sentiment -1..1, NPS and sentiment labels, "
-                        "no untagged PII", False),
-}
+DIM_CUSTOMERS_KEY = asset_key(SUITE_CHECKS["dim_customers"].asset)
 
 
 @dg.multi_asset_check(
-    specs=[dg.AssetCheckSpec(CHECK_NAME, asset=dg.AssetKey(["gold", table]), blocking=blocking,
-                             description=f"spark_jobs/quality/gold.py: {text}.")
-           for table, (text, blocking) in SUITES.items()],
+    specs=[dg.AssetCheckSpec(check.name, asset=asset_key(check.asset), blocking=check.blocking,
+                             description=f"spark_jobs/quality/gold.py: {check.description}.")
+           for check in SUITE_CHECKS.values()],
     can_subset=True,
     name="gold_great_expectations",
 )
