@@ -4,8 +4,9 @@ import random
 from datetime import date, timedelta
 
 import pytest
+from pyspark.sql import functions as F
 
-from spark_jobs.ml.customer_scores import NotEnoughHistory, features_at, in_reporting_currency, labelled_at, score
+from spark_jobs.ml.customer_scores import NotEnoughHistory, features_at, labelled_at, purchases_in, score
 
 SCHEMA = "customer_id string, purchased_on date, amount double, is_store double"
 
@@ -63,19 +64,17 @@ def test_too_little_history_is_a_clear_error(spark):
         score(purchases, date(2025, 12, 31), horizon_days=90)
 
 
-def test_amounts_convert_at_the_rate_of_their_day_through_the_base_currency(spark):
-    """Rates against EUR on Friday 3 and Monday 6 January; reporting in GBP. Hand-computed:
-    USD 104 on Sunday 5th (Friday's rate) = 104 x 0.85 / 1.04 = 85; USD 50 on Monday = 50 x 0.8 /
-    1.0 = 40; EUR 10 on Monday = 8; GBP 7 needs no rate; USD 1 on the 20th has no rate within a week."""
-    rates = spark.createDataFrame([
-        (date(2025, 1, 3), "EUR", "GBP", 0.85), (date(2025, 1, 3), "EUR", "USD", 1.04),
-        (date(2025, 1, 6), "EUR", "GBP", 0.8), (date(2025, 1, 6), "EUR", "USD", 1.0),
-    ], "rate_date date, base_currency string, quote_currency string, rate double")
-    bought = spark.createDataFrame([
-        ("p1", date(2025, 1, 5), 104.0, "USD"), ("p2", date(2025, 1, 6), 50.0, "USD"),
-        ("p3", date(2025, 1, 6), 10.0, "EUR"), ("p4", date(2025, 1, 30), 7.0, "GBP"),
-        ("p5", date(2025, 1, 20), 1.0, "USD"),
-    ], "purchase string, purchased_on date, amount double, currency string")
-    converted = {r.purchase: r.amount for r in in_reporting_currency(bought, rates, "GBP").collect()}
-    assert converted["p5"] is None
-    assert {k: round(v, 6) for k, v in converted.items() if k != "p5"} == {"p1": 85.0, "p2": 40.0, "p3": 8.0, "p4": 7.0}
+def test_a_purchase_is_a_completed_fct_orders_row_of_a_known_customer_with_an_amount(spark):
+    """The models learn from fct_orders, where "a purchase" is defined: completed orders only,
+    never an anonymous store purchase, never an order the gold layer could not convert."""
+    orders = spark.createDataFrame([
+        ("o1", "c1", "web", "completed", date(2025, 1, 5), 85.0),
+        ("o2", "c1", "store", "completed", date(2025, 1, 6), 40.0),
+        ("o3", "c2", "app", "cancelled", date(2025, 1, 6), 99.0),
+        ("o4", None, "store", "completed", date(2025, 1, 7), 12.0),     # no loyalty card
+        ("o5", "c2", "web", "completed", date(2025, 1, 20), None),      # no exchange rate that day
+        ("o6", "c2", "app", "pending", date(2025, 1, 21), 5.0),
+    ], "order_id string, customer_id string, channel string, status string, order_date date, "
+       "total_amount double").withColumn("total_amount", F.col("total_amount").cast("decimal(14,2)"))
+    bought = sorted(tuple(r) for r in purchases_in(orders).collect())
+    assert bought == [("c1", date(2025, 1, 5), 85.0, 0.0), ("c1", date(2025, 1, 6), 40.0, 1.0)]

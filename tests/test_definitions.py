@@ -67,9 +67,9 @@ def test_every_layer_is_an_asset_wired_source_to_export(defs):
     # dbt sources resolve to the Spark assets that write them, so Dagster orders the steps.
     assert upstream("staging/stg_crm__contacts") == {"bronze/crm_contacts"}
     assert upstream("staging/stg_identity__identity_map") == {"silver/identity_map"}
-    # The MLlib scores sit between identity resolution and the dbt models that read them.
+    # The MLlib scores sit between fct_orders (what a purchase is) and the dbt models that read them.
     assert upstream("staging/stg_ml__customer_scores") == {"silver/customer_scores"}
-    assert {"silver/identity_map", "bronze/shop_orders"} <= upstream("silver/customer_scores")
+    assert upstream("silver/customer_scores") == {"gold/fct_orders"}
     assert upstream("activation/s3_repeat_buyers") == {"gold/sync_s3__repeat_buyers", "gold/dim_customers"}
     # One asset per sync definition, downstream of its model and of the gated dim_customers.
     assert upstream("activation/crm_customers") == {"gold/sync_crm__customers", "gold/dim_customers"}
@@ -126,16 +126,18 @@ def test_daily_job_is_the_main_job_without_what_new_data_leaves_unchanged(defs, 
 
 def test_both_jobs_run_dbt_after_the_spark_steps_that_write_its_sources(defs):
     """The dbt tables read bronze and silver through views, which cdp_daily leaves out; the
-    tables' direct links to those sources keep its steps in pipeline order (it ran dbt first)."""
+    tables' direct links to those sources keep its steps in pipeline order (it ran dbt first).
+    The scores split dbt in two: fct_orders and what it reads, the scoring job, the rest."""
     from dagster._core.execution.api import create_execution_plan
 
-    writers = ("bronze_events", "bronze_ingest", "identity_resolution", "silver__customer_scores")
     for job_name in ("cdp_main", "cdp_daily"):
         plan = create_execution_plan(defs.resolve_job_def(job_name))
         steps = [step.key for step in plan.get_steps_to_execute_in_topo_order()]
-        dbt = steps.index("cdp_dbt_models")
-        assert max(steps.index(writer) for writer in writers) < dbt < steps.index("gold_great_expectations"), \
-            (job_name, steps)
+        assert [step for step in steps if "dbt" in step] == ["cdp_dbt_orders", "cdp_dbt_models"], (job_name, steps)
+        order = [steps.index(step) for step in ("identity_resolution", "cdp_dbt_orders", "silver__customer_scores",
+                                                 "cdp_dbt_models", "gold_great_expectations", "activation")]
+        assert order == sorted(order), (job_name, steps)
+        assert max(steps.index(writer) for writer in ("bronze_events", "bronze_ingest")) < order[0], (job_name, steps)
 
 
 def test_a_failing_blocking_check_stops_the_syncs_downstream():

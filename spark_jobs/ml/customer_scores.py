@@ -3,8 +3,9 @@
 
 Method (documented in README "Predictive scores"):
 
-- Purchases: completed online orders (their newest status) and store (POS) purchases, attributed
-  to today's customer ids through ``silver.identity_map`` and ``silver.customer_id_lineage``.
+- Purchases: the completed orders of known customers in ``gold.fct_orders`` (online orders at
+  their newest status and store purchases, attributed to today's customer ids): the dbt model
+  is the one definition of a purchase, so this job runs between two parts of the dbt build.
 - Features of a customer at a cutoff date ``c``, from purchases before ``c`` only: recency
   (days since the last), frequency, monetary (total), average order value, tenure (days since
   the first), purchases and spend in the 90 days before ``c``, share of store purchases.
@@ -18,9 +19,8 @@ Method (documented in README "Predictive scores"):
 - Scores: both models are fitted again with cutoff ``as_of - horizon`` (the newest labelled
   window) and applied to the features at ``as_of``.
 
-Amounts are in the reporting currency (``CDP_REPORTING_CURRENCY``, as in the gold tables), at
-the rate of the purchase date from ``bronze.exchange_rates`` (the last rate published at most
-EXCHANGE_RATE_MAX_AGE_DAYS before); a purchase with no rate is left out and counted in the log.
+Amounts are fct_orders' ``total_amount``, in the reporting currency (``CDP_REPORTING_CURRENCY``);
+an order with no exchange rate on its day has none and is left out (counted in the log).
 
 Writes ``silver.customer_scores`` (overwritten) and appends the run's metrics to
 ``silver.customer_score_runs``.
@@ -94,65 +94,29 @@ class ScoreRun:
     skipped_reason: str | None = None
 
 
-EXCHANGE_RATE_MAX_AGE_DAYS = 7   # as the dbt var exchange_rate_max_age_days
+ORDERS_TABLE = "gold.fct_orders"
 
 
-def rates_to(rates: DataFrame, reporting: str) -> DataFrame:
-    """``(currency, rate_date, exchange_rate)``: units of ``reporting`` per unit of ``currency``
-    on each day rates were published, crossed through the base currency (as the dbt model
-    int_exchange_rates_daily does before it fills the days between)."""
-    quoted = rates.select("rate_date", F.upper("base_currency").alias("base"), F.upper("quote_currency").alias("currency"),
-                          F.col("rate").cast("double").alias("rate"))
-    quoted = quoted.unionByName(quoted.select("rate_date", "base", F.col("base").alias("currency"),
-                                              F.lit(1.0).alias("rate")).distinct())
-    target = quoted.where(F.col("currency") == reporting).select("rate_date", "base", F.col("rate").alias("target_rate"))
-    return quoted.join(target, ["rate_date", "base"]).groupBy("currency", "rate_date") \
-        .agg(F.min_by(F.col("target_rate") / F.col("rate"), "base").alias("exchange_rate"))
+def purchases_in(orders: DataFrame) -> DataFrame:
+    """customer_id, purchased_on, amount, is_store: the completed purchases of known customers in
+    ``orders`` (fct_orders' columns). fct_orders is where "a purchase" is defined (online orders at
+    their newest status, store purchases, attributed to today's customer ids, amounts in the
+    reporting currency); an order without an exchange rate on its day has no amount and is left
+    out here."""
+    return (orders.where((F.col("status") == "completed") & F.col("customer_id").isNotNull()
+                         & F.col("total_amount").isNotNull())
+            .select("customer_id", F.col("order_date").alias("purchased_on"),
+                    F.col("total_amount").cast("double").alias("amount"),
+                    F.when(F.col("channel") == "store", 1.0).otherwise(0.0).alias("is_store")))
 
 
-def in_reporting_currency(bought: DataFrame, rates: DataFrame | None, reporting: str,
-                          max_age_days: int = EXCHANGE_RATE_MAX_AGE_DAYS) -> DataFrame:
-    """``bought`` (with ``currency``, ``purchased_on``, ``amount``) with ``amount`` converted at the
-    newest rate published on or up to ``max_age_days`` before the purchase; an amount already in
-    ``reporting`` is kept; one without a rate becomes null."""
-    keyed = bought.withColumn("_purchase", F.monotonically_increasing_id())
-    if rates is None:
-        matched = keyed.withColumn("exchange_rate", F.lit(None).cast("double"))
-    else:
-        daily = rates_to(rates, reporting)
-        candidates = keyed.join(daily, (keyed.currency == daily.currency) & daily.rate_date.between(
-            F.date_sub(keyed.purchased_on, max_age_days), keyed.purchased_on)) \
-            .groupBy("_purchase").agg(F.max_by("exchange_rate", "rate_date").alias("exchange_rate"))
-        matched = keyed.join(candidates, "_purchase", "left")
-    rate = F.when(F.upper("currency") == reporting, F.lit(1.0)).otherwise(F.col("exchange_rate"))
-    return matched.withColumn("amount", F.col("amount") * rate).drop("_purchase", "exchange_rate")
-
-
-def purchases(spark: SparkSession, reporting_currency: str = "EUR") -> DataFrame:
-    """customer_id, purchased_on, amount (in ``reporting_currency``), is_store: every completed
-    purchase of a known customer."""
-    lineage = spark.table("silver.customer_id_lineage")
-    identity = (spark.table("silver.identity_map")
-                .where(F.col("source_table").isin("shop_orders", "pos_transactions"))
-                .join(lineage, "customer_id", "left")
-                .select("source_table", "source_record_id",
-                        F.coalesce("current_customer_id", "customer_id").alias("customer_id")))
-    online = (spark.table("bronze.shop_orders").where(F.lower(F.trim("status")) == "completed")
-              .select(F.lit("shop_orders").alias("source_table"), F.col("order_id").alias("source_record_id"),
-                      F.to_date("order_ts").alias("purchased_on"), F.col("total_amount").alias("amount"),
-                      "currency", F.lit(0.0).alias("is_store")))
-    store = spark.table("bronze.pos_transactions").select(
-        F.lit("pos_transactions").alias("source_table"), F.col("transaction_id").alias("source_record_id"),
-        F.to_date("transaction_ts").alias("purchased_on"), F.col("total_amount").alias("amount"),
-        "currency", F.lit(1.0).alias("is_store"))
-    known = online.unionByName(store).join(identity, ["source_table", "source_record_id"])
-    rates = spark.table("bronze.exchange_rates") if spark.catalog.tableExists("bronze.exchange_rates") else None
-    converted = in_reporting_currency(known, rates, reporting_currency.upper()).cache()
-    missing = converted.where(F.col("amount").isNull()).count()
-    if missing:
-        log.warning("customer scores: %d purchase(s) left out: no exchange rate into %s on their date",
-                    missing, reporting_currency)
-    return converted.where(F.col("amount").isNotNull()).select("customer_id", "purchased_on", "amount", "is_store")
+def purchases(spark: SparkSession) -> DataFrame:
+    orders = spark.table(ORDERS_TABLE)
+    unconverted = orders.where((F.col("status") == "completed") & F.col("customer_id").isNotNull()
+                               & F.col("total_amount").isNull()).count()
+    if unconverted:
+        log.warning("customer scores: %d purchase(s) left out: no exchange rate on their date", unconverted)
+    return purchases_in(orders)
 
 
 def features_at(purchases_df: DataFrame, cutoff: date) -> DataFrame:
@@ -247,11 +211,10 @@ def score(purchases_df: DataFrame, as_of: date, horizon_days: int,
     return scores, metrics
 
 
-def run(spark: SparkSession, horizon_days: int, as_of: date | None = None,
-        reporting_currency: str = "EUR") -> ScoreRun:
+def run(spark: SparkSession, horizon_days: int, as_of: date | None = None) -> ScoreRun:
     """Score and write. Without enough history (a new deployment, a small sample) the scores
     table is written empty and the run says why, so the pipeline downstream still runs."""
-    bought = purchases(spark, reporting_currency).cache()
+    bought = purchases(spark).cache()
     newest = bought.agg(F.max("purchased_on")).first()[0]
     as_of = as_of or newest or date.today()
     run_id = uuid.uuid4().hex
@@ -282,8 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Train and apply the churn and value models (Spark MLlib).")
     parser.add_argument("--horizon-days", type=int, default=90, help="prediction window (default %(default)s)")
     args = parser.parse_args(argv)
-    with spark_job("cdp-customer-scores") as (spark, settings, reporter):
-        result = run(spark, args.horizon_days, reporting_currency=settings.reporting_currency)
+    with spark_job("cdp-customer-scores") as (spark, _settings, reporter):
+        result = run(spark, args.horizon_days)
         metadata = {k: (round(v, 4) if isinstance(v, float) else str(v) if isinstance(v, date) else v)
                     for k, v in asdict(result).items() if v is not None and v == v}   # v == v: not NaN
         reporter.materialized(SPEC.outputs[0].asset, metadata)

@@ -189,11 +189,13 @@ def validate(df: DataFrame, expectations: list, name: str = "table") -> tuple[bo
     return bool(result.success), summary
 
 
+IDENTITY_MAP_RESOLVED = "intermediate.int_identity_map_resolved"
+
+
 def current_identity_customers(spark: SparkSession) -> DataFrame:
-    """Distinct current customer ids of silver.identity_map (through the id lineage)."""
-    lineage = spark.table("silver.customer_id_lineage")
-    return spark.table("silver.identity_map").join(lineage, "customer_id", "left") \
-        .select(F.coalesce("current_customer_id", "customer_id").alias("customer_id")).distinct()
+    """Distinct customer ids carrying a source record today (the dbt view that resolves
+    silver.identity_map through the id lineage)."""
+    return spark.table(IDENTITY_MAP_RESOLVED).select("customer_id").distinct()
 
 
 def dim_customers_batch(spark: SparkSession) -> tuple[DataFrame, list]:

@@ -58,24 +58,46 @@ def _sources_read_through_views(manifest: Mapping[str, Any], unique_id: str) -> 
     return sources
 
 
-@dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project,
-            dagster_dbt_translator=LakehouseDbtTranslator())
-def cdp_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+# The scoring job (Spark MLlib) reads fct_orders and dbt models read its scores, so the dbt project
+# is two assets definitions: fct_orders with everything it reads, then the rest. (One subsettable
+# definition would also do, but Dagster then cuts it at every Spark asset, into four dbt runs.)
+UP_TO_ORDERS = "+fct_orders"
+
+
+def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     # dbt's unit tests check SQL logic on fixed rows, not the data: they run in CI
     # (tests/e2e/test_pipeline.py::test_dbt_unit_tests_pass), not in every pipeline run.
     yield from dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context).stream()
+
+
+@dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, select=UP_TO_ORDERS,
+            dagster_dbt_translator=LakehouseDbtTranslator())
+def cdp_dbt_orders(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    """fct_orders and the staging and intermediate models it reads."""
+    yield from _build(context, dbt)
+
+
+@dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, exclude=UP_TO_ORDERS,
+            dagster_dbt_translator=LakehouseDbtTranslator())
+def cdp_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    """Every other model, seed and snapshot: the customer view, traits (with the scores),
+    segments, journeys and the sync models."""
+    yield from _build(context, dbt)
+
+
+DBT_ASSETS = [cdp_dbt_orders, cdp_dbt_models]
 
 
 def dbt_nodes_new_data_leaves_unchanged() -> dg.AssetSelection:
     """The dbt nodes a day of new data does not change, with their tests (asset checks): the
     views (stored queries: rebuilt only to change their SQL) and the nodes no source feeds (the
     sentiment seed, dim_segments from the dbt vars), which change only with the code."""
-    views = build_dbt_asset_selection([cdp_dbt_models], dbt_select="config.materialized:view")
-    code_only = build_dbt_asset_selection([cdp_dbt_models], dbt_exclude="source:*+")
-    return views | code_only
+    selections = [build_dbt_asset_selection([assets], dbt_select="config.materialized:view")
+                  | build_dbt_asset_selection([assets], dbt_exclude="source:*+") for assets in DBT_ASSETS]
+    return selections[0] | selections[1]
 
 
 defs = dg.Definitions(
-    assets=[cdp_dbt_models],
+    assets=DBT_ASSETS,
     resources={"dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())},
 )

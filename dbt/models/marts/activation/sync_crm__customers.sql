@@ -10,11 +10,7 @@ traits as (
 ),
 
 segments as (
-    select
-        customer_id,
-        concat_ws(';', array_sort(collect_list(segment_name))) as segment_names
-    from {{ ref('customer_segments') }}
-    group by customer_id
+    select * from {{ ref('int_customer_segment_lists') }}
 ),
 
 crm_rows as (
@@ -29,7 +25,7 @@ crm_rows as (
         traits.lifetime_value_to_date,
         traits.rfm_cell,
         traits.churn_risk,
-        segments.segment_names,
+        concat_ws(';', segments.segment_names) as segment_names,
         {{ activation_suppression_reason('none') }} as suppression_reason
     from customers
     left join traits on customers.customer_id = traits.customer_id

@@ -6,11 +6,7 @@ with customers as (
 ),
 
 segments as (
-    select
-        customer_id,
-        array_sort(collect_list(segment_name)) as segment_names
-    from {{ ref('customer_segments') }}
-    group by customer_id
+    select * from {{ ref('int_customer_segment_lists') }}
 ),
 
 subscribers as (

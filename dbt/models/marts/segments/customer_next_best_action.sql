@@ -6,9 +6,8 @@ with profiles as (
 ),
 
 memberships as (
-    select customer_id, collect_set(segment_name) as segments
-    from {{ ref('int_customer_segments_evaluated') }}
-    group by customer_id
+    select customer_id, segment_names as segments
+    from {{ ref('int_customer_segment_lists') }}
 ),
 
 inputs as (
