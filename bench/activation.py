@@ -27,16 +27,20 @@ from devstack.s3_server import free_port
 from spark_jobs.activation.definitions import parse_sync
 from spark_jobs.activation.destinations import open_destination
 from spark_jobs.activation.engine import SyncRun
-from spark_jobs.settings import Settings
 from spark_jobs.reporting import configure_logging
+from spark_jobs.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 def start_apis(port: int) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-m", "devstack.mock_apis", "--port", str(port)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    process.stdout.readline()   # "mock APIs on ..." once it listens
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack.mock_apis", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    process.stdout.readline()  # "mock APIs on ..." once it listens
     return process
 
 
@@ -70,7 +74,8 @@ class Peak:
 def generate(spark, members: int) -> None:
     spark.range(members).selectExpr(
         "concat('cus_', lpad(cast(id as string), 10, '0')) as customer_id",
-        "concat('member', id, '@example.com') as email", "concat('Name', id % 997) as first_name",
+        "concat('member', id, '@example.com') as email",
+        "concat('Name', id % 997) as first_name",
         "cast(null as string) as suppression_reason",
     ).write.format("delta").mode("overwrite").saveAsTable("gold.sync_bench__audience")
 
@@ -88,7 +93,8 @@ def change(spark, members: int, percent: float) -> int:
                     AND cast(substring(customer_id, 5) as bigint) < {removals * step}""")
     spark.range(members, members + arrivals).selectExpr(
         "concat('cus_', lpad(cast(id as string), 10, '0')) as customer_id",
-        "concat('member', id, '@example.com') as email", "'Newcomer' as first_name",
+        "concat('member', id, '@example.com') as email",
+        "'Newcomer' as first_name",
         "cast(null as string) as suppression_reason",
     ).write.format("delta").mode("append").saveAsTable("gold.sync_bench__audience")
     return updates + removals + arrivals
@@ -106,18 +112,36 @@ def main(argv: list[str] | None = None) -> int:
     scratch = settings.home / "bench-activation"
     shutil.rmtree(scratch, ignore_errors=True)
     port = free_port()
-    os.environ.update({"CDP_CRM_BASE_URL": f"http://127.0.0.1:{port}", "CDP_WEBHOOK_URL": f"http://127.0.0.1:{port}/hooks/bench",
-                       **LOCAL_API_CREDENTIALS})
-    sync = parse_sync({"name": "bench_audience", "model": "sync_bench__audience", "mode": "mirror",
-                       "destination": {"type": args.destination},
-                       "identifier": {"source": "customer_id", "destination": "CDP_Customer_Id__c"},
-                       "fields": {"email": "Email", "first_name": "FirstName"},
-                       "rate_limit_per_second": 10_000}, "benchmark")
+    os.environ.update(
+        {
+            "CDP_CRM_BASE_URL": f"http://127.0.0.1:{port}",
+            "CDP_WEBHOOK_URL": f"http://127.0.0.1:{port}/hooks/bench",
+            **LOCAL_API_CREDENTIALS,
+        }
+    )
+    sync = parse_sync(
+        {
+            "name": "bench_audience",
+            "model": "sync_bench__audience",
+            "mode": "mirror",
+            "destination": {"type": args.destination},
+            "identifier": {"source": "customer_id", "destination": "CDP_Customer_Id__c"},
+            "fields": {"email": "Email", "first_name": "FirstName"},
+            "rate_limit_per_second": 10_000,
+        },
+        "benchmark",
+    )
     from spark_jobs.spark import build_session
 
-    spark = build_session(settings, "cdp-bench-activation", overrides={
-        "spark.sql.catalogImplementation": "in-memory", "spark.ui.enabled": "false",
-        "spark.sql.warehouse.dir": (scratch / "warehouse").as_uri()})
+    spark = build_session(
+        settings,
+        "cdp-bench-activation",
+        overrides={
+            "spark.sql.catalogImplementation": "in-memory",
+            "spark.ui.enabled": "false",
+            "spark.sql.warehouse.dir": (scratch / "warehouse").as_uri(),
+        },
+    )
     spark.sparkContext.setLogLevel("ERROR")
     spark.sql("CREATE DATABASE IF NOT EXISTS gold")
     started = time.monotonic()
@@ -127,13 +151,24 @@ def main(argv: list[str] | None = None) -> int:
     server = start_apis(port)
     rows = []
     try:
+
         def timed(label: str) -> None:
             with Peak(server.pid) as peak:
                 clock = time.monotonic()
                 metrics = SyncRun(spark, sync, lambda s, run_id: open_destination(s, run_id, settings)).run()
                 seconds = time.monotonic() - clock
-            rows.append((label, metrics["planned"], metrics["sent"], metrics["failed"], seconds,
-                         metrics["sent"] / seconds if seconds else 0, peak.peak / 2**30, peak.python / 2**30))
+            rows.append(
+                (
+                    label,
+                    metrics["planned"],
+                    metrics["sent"],
+                    metrics["failed"],
+                    seconds,
+                    metrics["sent"] / seconds if seconds else 0,
+                    peak.peak / 2**30,
+                    peak.python / 2**30,
+                )
+            )
 
         timed("full sync")
         changed = change(spark, args.members, args.change_percent)
@@ -144,12 +179,19 @@ def main(argv: list[str] | None = None) -> int:
         server.wait(timeout=30)
         spark.stop()
 
-    print(f"\nactivation benchmark: {args.members:,} members, destination {args.destination} "
-          f"(local stand-in), spark_master={settings.spark_master}, {os.cpu_count()} cores")
-    print(f"{'run':38s} {'planned':>10s} {'sent':>10s} {'failed':>7s} {'seconds':>8s} {'rows/s':>9s} "
-          f"{'peak GiB':>9s} {'python GiB':>10s}")
+    print(
+        f"\nactivation benchmark: {args.members:,} members, destination {args.destination} "
+        f"(local stand-in), spark_master={settings.spark_master}, {os.cpu_count()} cores"
+    )
+    print(
+        f"{'run':38s} {'planned':>10s} {'sent':>10s} {'failed':>7s} {'seconds':>8s} {'rows/s':>9s} "
+        f"{'peak GiB':>9s} {'python GiB':>10s}"
+    )
     for label, planned, sent, failed, seconds, rate, peak, python in rows:
-        print(f"{label:38s} {planned:>10,} {sent:>10,} {failed:>7,} {seconds:>8.1f} {rate:>9,.0f} {peak:>9.2f} {python:>10.2f}")
+        print(
+            f"{label:38s} {planned:>10,} {sent:>10,} {failed:>7,} {seconds:>8.1f} {rate:>9,.0f} "
+            f"{peak:>9.2f} {python:>10.2f}"
+        )
     return 0
 
 

@@ -6,12 +6,13 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from spark_jobs.settings import Settings
 from spark_jobs.reporting import configure_logging
+from spark_jobs.settings import Settings
 
 
-def bench_main(run: Callable[[int, int, int, Path], int], description: str, default_customers: int,
-               argv: list[str] | None = None) -> int:
+def bench_main(
+    run: Callable[[int, int, int, Path], int], description: str, default_customers: int, argv: list[str] | None = None
+) -> int:
     """Parse ``--customers --seed --days`` and call ``run(customers, seed, days, CDP_HOME)``."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--customers", type=int, default=default_customers)

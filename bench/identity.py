@@ -32,6 +32,7 @@ from pathlib import Path
 
 from pyspark.sql import functions as F
 
+from devstack.sample.generate import generate
 from spark_jobs.identity import resolve
 from spark_jobs.identity.datasets import FEBRL, truth_frame, write_febrl
 from spark_jobs.identity.persons import SOURCES, person_records
@@ -39,37 +40,51 @@ from spark_jobs.identity.probabilistic import comparable, pairs_by_rule
 from spark_jobs.identity.scoring import Scores, score
 from spark_jobs.ingest.bronze import ingest_contract, pending_files
 from spark_jobs.ingest.contracts import get_contract
-from devstack.sample.generate import generate
-from spark_jobs.settings import Settings
 from spark_jobs.reporting import configure_logging
+from spark_jobs.settings import Settings
 
 EVENT_SOURCES = ("web_events", "email_events")
 
 
 def truth_of(spark, truth_dir: Path):
-    return spark.read.option("header", True).csv(str(truth_dir / "source_records.csv")) \
-        .select(F.concat_ws(":", "source_table", "source_record_id").alias("record_id"), "person_id") \
-        .join(spark.read.option("header", True).csv(str(truth_dir / "people.csv"))
-              .select("person_id", "household_id"), "person_id")
+    return (
+        spark.read.option("header", True)
+        .csv(str(truth_dir / "source_records.csv"))
+        .select(F.concat_ws(":", "source_table", "source_record_id").alias("record_id"), "person_id")
+        .join(
+            spark.read.option("header", True).csv(str(truth_dir / "people.csv")).select("person_id", "household_id"),
+            "person_id",
+        )
+    )
 
 
 def blocking_report(records, truth) -> list[tuple[str, int, float]]:
     """``(rule, candidate pairs, completeness)`` per blocking rule and for their union ('all
     rules'): completeness is the share of true pairs between comparable records proposed."""
-    records = comparable(records).localCheckpoint(eager=True)   # a leaf plan: 26 unioned keys on a deep one stall the optimiser
+    records = comparable(records).localCheckpoint(
+        eager=True
+    )  # a leaf plan: 26 unioned keys on a deep one stall the optimiser
     named = records.select("record_id").join(truth.select("record_id", "person_id"), "record_id")
-    true_pairs = named.alias("l").join(named.alias("r"), "person_id") \
-        .where(F.col("l.record_id") < F.col("r.record_id")) \
-        .select(F.col("l.record_id").alias("id_l"), F.col("r.record_id").alias("id_r")).localCheckpoint(eager=True)
+    true_pairs = (
+        named.alias("l")
+        .join(named.alias("r"), "person_id")
+        .where(F.col("l.record_id") < F.col("r.record_id"))
+        .select(F.col("l.record_id").alias("id_l"), F.col("r.record_id").alias("id_r"))
+        .localCheckpoint(eager=True)
+    )
     n_true = true_pairs.count()
     by_rule = pairs_by_rule(records).localCheckpoint(eager=True)
     found = by_rule.join(true_pairs.withColumn("true", F.lit(1)), ["id_l", "id_r"], "left")
-    rows = [(r.rule, r.pairs, (r.true or 0) / n_true if n_true else 1.0) for r in
-            found.groupBy("rule").agg(F.count(F.lit(1)).alias("pairs"), F.sum("true").alias("true"))
-            .orderBy(F.desc("true")).collect()]
+    rows = [
+        (r.rule, r.pairs, (r.true or 0) / n_true if n_true else 1.0)
+        for r in found.groupBy("rule")
+        .agg(F.count(F.lit(1)).alias("pairs"), F.sum("true").alias("true"))
+        .orderBy(F.desc("true"))
+        .collect()
+    ]
     union = found.select("id_l", "id_r", "true").distinct()
     totals = union.agg(F.count(F.lit(1)).alias("pairs"), F.sum("true").alias("true")).first()
-    return rows + [("all rules", totals.pairs, (totals.true or 0) / n_true if n_true else 1.0)]
+    return [*rows, ("all rules", totals.pairs, (totals.true or 0) / n_true if n_true else 1.0)]
 
 
 def print_report(title: str, blocking, scores: Scores, timings: dict[str, float], peak_bytes: int) -> None:
@@ -93,8 +108,11 @@ def run_public(name: str, home: Path) -> int:
 
     dataset = write_febrl(name, home / "bench" / name)
     with PeakMemorySampler() as memory:
-        spark = build_session(Settings.from_env({"CDP_HOME": str(home)}), f"cdp-bench-{name}", overrides={
-            "spark.sql.catalogImplementation": "in-memory", "spark.ui.enabled": "false"})
+        spark = build_session(
+            Settings.from_env({"CDP_HOME": str(home)}),
+            f"cdp-bench-{name}",
+            overrides={"spark.sql.catalogImplementation": "in-memory", "spark.ui.enabled": "false"},
+        )
         spark.sparkContext.setLogLevel("ERROR")
         started = time.monotonic()
         counts = resolve_file(spark, dataset.people, dataset.mapping, dataset.people.with_name("clusters.csv"))
@@ -105,8 +123,14 @@ def run_public(name: str, home: Path) -> int:
         records = standard_records(read_people(spark, dataset.people), load_mapping(dataset.mapping))
         blocking = blocking_report(records, truth)
         spark.stop()
-    print_report(f"identity benchmark: {name}, {counts['records']} records -> {counts['customers']} customers, "
-                 f"{counts['links']} links", blocking, scores, timings, memory.peak_bytes)
+    print_report(
+        f"identity benchmark: {name}, {counts['records']} records -> {counts['customers']} customers, "
+        f"{counts['links']} links",
+        blocking,
+        scores,
+        timings,
+        memory.peak_bytes,
+    )
     return 0
 
 
@@ -123,10 +147,15 @@ def run(customers: int, seed: int, days: int, home: Path) -> int:
     timings["generate"] = time.monotonic() - started
 
     with PeakMemorySampler() as memory:
-        spark = build_session(Settings.from_env({"CDP_HOME": str(home)}), "cdp-bench-identity", overrides={
-            "spark.sql.catalogImplementation": "in-memory", "spark.ui.enabled": "false",
-            "spark.sql.warehouse.dir": (folder / "warehouse").as_uri(),
-        })
+        spark = build_session(
+            Settings.from_env({"CDP_HOME": str(home)}),
+            "cdp-bench-identity",
+            overrides={
+                "spark.sql.catalogImplementation": "in-memory",
+                "spark.ui.enabled": "false",
+                "spark.sql.warehouse.dir": (folder / "warehouse").as_uri(),
+            },
+        )
         spark.sparkContext.setLogLevel("ERROR")
         spark.sql("CREATE DATABASE IF NOT EXISTS bronze")
         t0 = time.monotonic()
@@ -139,14 +168,19 @@ def run(customers: int, seed: int, days: int, home: Path) -> int:
         t0 = time.monotonic()
         metrics = resolve.run(spark)
         timings["resolve (first run)"] = time.monotonic() - t0
-        first = spark.table(resolve.IDENTITY_MAP_TABLE).select(
-            F.concat_ws(":", "source_table", "source_record_id").alias("record_id"), "customer_id").localCheckpoint()
+        first = (
+            spark.table(resolve.IDENTITY_MAP_TABLE)
+            .select(F.concat_ws(":", "source_table", "source_record_id").alias("record_id"), "customer_id")
+            .localCheckpoint()
+        )
         truth = truth_of(spark, truth_dir).cache()
         scores = score(first, truth)
         # The vendor's address-keyed records are a household's, not a person's: scored apart.
         person_scores = score(first, truth.join(first.select("record_id"), "record_id", "left_semi"))
         t0 = time.monotonic()
-        tables = {name: spark.table(f"bronze.{name}") for name in SOURCES if spark.catalog.tableExists(f"bronze.{name}")}
+        tables = {
+            name: spark.table(f"bronze.{name}") for name in SOURCES if spark.catalog.tableExists(f"bronze.{name}")
+        }
         blocking = blocking_report(person_records(tables), truth)
         timings["blocking report (not part of a run)"] = time.monotonic() - t0
 
@@ -154,21 +188,27 @@ def run(customers: int, seed: int, days: int, home: Path) -> int:
         resolve.run(spark)
         timings["resolve (re-run, same data)"] = time.monotonic() - t0
         second = spark.table(resolve.IDENTITY_MAP_TABLE).select(
-            F.concat_ws(":", "source_table", "source_record_id").alias("record_id"), "customer_id")
-        changed_ids = first.join(second.withColumnRenamed("customer_id", "now"), "record_id") \
-            .where("customer_id <> now").count()
+            F.concat_ws(":", "source_table", "source_record_id").alias("record_id"), "customer_id"
+        )
+        changed_ids = (
+            first.join(second.withColumnRenamed("customer_id", "now"), "record_id").where("customer_id <> now").count()
+        )
         spark.stop()
 
     print(f"\nidentity benchmark: customers={customers} seed={seed} days={days}")
-    print(f"  records {metrics['records']}, customers {metrics['customers']}, largest {metrics['largest_cluster']}, "
-          f"flagged {metrics['flagged_clusters']}, anonymous ids stitched {metrics['anonymous_ids_stitched']}")
+    print(
+        f"  records {metrics['records']}, customers {metrics['customers']}, largest {metrics['largest_cluster']}, "
+        f"flagged {metrics['flagged_clusters']}, anonymous ids stitched {metrics['anonymous_ids_stitched']}"
+    )
     print(f"  links by rule {json.dumps(metrics['links_by_rule'], sort_keys=True)}")
     print(f"  cluster sizes {json.dumps(metrics['cluster_sizes'])}")
     print(f"  {'blocking rule':<24}{'pairs':>10}{'completeness':>14}")
     for rule, pairs, completeness in blocking:
         print(f"  {rule:<24}{pairs:>10}{completeness:>14.4f}")
-    for title, result in (("all records the generator made", scores),
-                          ("person records (without the vendor's address-keyed ones)", person_scores)):
+    for title, result in (
+        ("all records the generator made", scores),
+        ("person records (without the vendor's address-keyed ones)", person_scores),
+    ):
         print(f"  scores on {title}:")
         for name, value in result.as_dict().items():
             print(f"    {name:<28}{value:.4f}" if isinstance(value, float) else f"    {name:<28}{value}")
@@ -179,7 +219,7 @@ def run(customers: int, seed: int, days: int, home: Path) -> int:
     return 0
 
 
-SPLINK_TOOLS = ("splink==5.0.0", "sqlglot==26.33.0", "duckdb==2.0.1")   # sqlglot 28+ breaks Splink's dialect
+SPLINK_TOOLS = ("splink==5.0.0", "sqlglot==26.33.0", "duckdb==2.0.1")  # sqlglot 28+ breaks Splink's dialect
 
 
 def splink_path(home: Path) -> Path:
@@ -189,8 +229,21 @@ def splink_path(home: Path) -> Path:
     target = home / "tools" / "splink-5.0.0"
     if not (target / "splink").is_dir():
         print(f"installing {' '.join(SPLINK_TOOLS)} into {target} (once)", flush=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                        "--no-deps", "--target", str(target), *SPLINK_TOOLS], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--target",
+                str(target),
+                *SPLINK_TOOLS,
+            ],
+            check=True,
+        )
     return target
 
 

@@ -27,9 +27,9 @@ import time
 from pathlib import Path
 
 from bench.common import bench_main
+from devstack.sample.generate import generate
 from spark_jobs.ingest.bronze import ingest_contract, pending_files
 from spark_jobs.ingest.contracts import Contract, load_contracts
-from devstack.sample.generate import generate
 from spark_jobs.settings import Settings
 
 
@@ -41,10 +41,7 @@ def plain_append(spark, contract: Contract, landing: Path, target: Path) -> int:
     """What a pipeline without contracts does: read with Spark's inference-free defaults, append."""
     source = str(landing / contract.landing)
     reader = spark.read.option("recursiveFileLookup", True)
-    if contract.format == "csv":
-        df = reader.option("header", True).csv(source)
-    else:
-        df = reader.json(source)
+    df = reader.option("header", True).csv(source) if contract.format == "csv" else reader.json(source)
     df.write.format("delta").mode("append").save(str(target / contract.name))
     return spark.read.format("delta").load(str(target / contract.name)).count()
 
@@ -94,9 +91,13 @@ def checked_ingestion(spark, landing: Path) -> dict[str, tuple[int, int, float]]
         assert stats.received == stats.accepted + stats.quarantined
         measured[name] = (stats.received, time.monotonic() - t0)
         t0 = time.monotonic()
-    clean_rows = {r.entity: r.rows for r in spark.sql(
-        "SELECT entity, sum(received) AS rows FROM bronze._processed_files "
-        "WHERE status = 'loaded' AND landing_path NOT LIKE '%/malformed-%' GROUP BY entity").collect()}
+    clean_rows = {
+        r.entity: r.rows
+        for r in spark.sql(
+            "SELECT entity, sum(received) AS rows FROM bronze._processed_files "
+            "WHERE status = 'loaded' AND landing_path NOT LIKE '%/malformed-%' GROUP BY entity"
+        ).collect()
+    }
     return {name: (received, clean_rows.get(name, 0), seconds) for name, (received, seconds) in measured.items()}
 
 
@@ -108,9 +109,17 @@ def warm_up(spark, folder: Path) -> None:
     path = str(folder / "warm-up")
     spark.range(10_000).selectExpr("id", "cast(id as string) as v").write.format("delta").save(path)
     updates = spark.range(5_000, 15_000).selectExpr("id", "cast(id * 2 as string) as v")
-    (DeltaTable.forPath(spark, path).alias("t").merge(updates.alias("s"), "t.id = s.id")
-     .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute())
-    spark.read.json(spark.range(100).selectExpr("to_json(named_struct('id', id)) as value").rdd.map(lambda r: r[0])).count()
+    (
+        DeltaTable.forPath(spark, path)
+        .alias("t")
+        .merge(updates.alias("s"), "t.id = s.id")
+        .whenMatchedUpdateAll()
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+    spark.read.json(
+        spark.range(100).selectExpr("to_json(named_struct('id', id)) as value").rdd.map(lambda r: r[0])
+    ).count()
 
 
 def run(customers: int, seed: int, days: int, home: Path) -> int:
@@ -128,15 +137,22 @@ def run(customers: int, seed: int, days: int, home: Path) -> int:
 
     settings = Settings.from_env({"CDP_HOME": str(home)})
     with PeakMemorySampler() as memory:
-        spark = build_session(settings, "cdp-bench-ingest", overrides={
-            "spark.sql.catalogImplementation": "in-memory", "spark.sql.warehouse.dir": warehouse.as_uri(),
-            "spark.ui.enabled": "false",
-        })
+        spark = build_session(
+            settings,
+            "cdp-bench-ingest",
+            overrides={
+                "spark.sql.catalogImplementation": "in-memory",
+                "spark.sql.warehouse.dir": warehouse.as_uri(),
+                "spark.ui.enabled": "false",
+            },
+        )
         spark.sparkContext.setLogLevel("ERROR")
         spark.sql("CREATE DATABASE IF NOT EXISTS bronze")
         warm_up(spark, folder)
         contracts = load_contracts()
-        checked = {name: (received, seconds) for name, (received, _, seconds) in checked_ingestion(spark, landing).items()}
+        checked = {
+            name: (received, seconds) for name, (received, _, seconds) in checked_ingestion(spark, landing).items()
+        }
         checked_total = sum(s for _, s in checked.values())
         plain: dict[str, tuple[int, float]] = {}
         for name, contract in contracts.items():
@@ -161,26 +177,36 @@ def run(customers: int, seed: int, days: int, home: Path) -> int:
         spark.stop()
 
     rows_total = sum(r for r, _ in checked.values())
-    print(f"\ningestion benchmark: customers={customers} days={days} seed={seed} "
-          f"landing={landing_bytes / 2**20:.0f} MiB generated in {generate_seconds:.0f}s")
+    print(
+        f"\ningestion benchmark: customers={customers} days={days} seed={seed} "
+        f"landing={landing_bytes / 2**20:.0f} MiB generated in {generate_seconds:.0f}s"
+    )
     print(f"  {'source':<26}{'rows':>10}{'checked s':>11}{'rows/s':>10}{'plain s':>9}{'rows/s':>10}{'ratio':>7}")
     for name in contracts:
         rows, seconds = checked[name]
         plain_rows, plain_seconds = plain[name]
-        print(f"  {name:<26}{rows:>10}{seconds:>11.1f}{rows / seconds:>10.0f}{plain_seconds:>9.1f}"
-              f"{plain_rows / plain_seconds:>10.0f}{seconds / plain_seconds:>7.2f}")
-    print(f"  {'total':<26}{rows_total:>10}{checked_total:>11.1f}{rows_total / checked_total:>10.0f}"
-          f"{plain_total:>9.1f}{rows_total / plain_total:>10.0f}{checked_total / plain_total:>7.2f}")
+        print(
+            f"  {name:<26}{rows:>10}{seconds:>11.1f}{rows / seconds:>10.0f}{plain_seconds:>9.1f}"
+            f"{plain_rows / plain_seconds:>10.0f}{seconds / plain_seconds:>7.2f}"
+        )
+    print(
+        f"  {'total':<26}{rows_total:>10}{checked_total:>11.1f}{rows_total / checked_total:>10.0f}"
+        f"{plain_total:>9.1f}{rows_total / plain_total:>10.0f}{checked_total / plain_total:>7.2f}"
+    )
     clean_files = sum(1 for p in landing.rglob("*") if p.is_file())
     bad_total = sum(seconds for _, _, seconds in with_bad.values())
     clean_rows_with_bad = sum(rows for _, rows, _ in with_bad.values())
-    print(f"  with {len(malformed)} malformed file(s) added to {clean_files} "
-          f"({', '.join(sorted({k for k, _ in malformed}))}): {bad_total:.1f}s, "
-          f"{failed} file(s) failed, {quarantined_bad} of their rows quarantined")
+    print(
+        f"  with {len(malformed)} malformed file(s) added to {clean_files} "
+        f"({', '.join(sorted({k for k, _ in malformed}))}): {bad_total:.1f}s, "
+        f"{failed} file(s) failed, {quarantined_bad} of their rows quarantined"
+    )
     warm_total = sum(seconds for _, _, seconds in warm_clean.values())
-    print(f"  clean rows/s beside malformed files {clean_rows_with_bad / bad_total:.0f}, all clean again (as warm) "
-          f"{rows_total / warm_total:.0f} in {warm_total:.1f}s: "
-          f"{clean_rows_with_bad / bad_total / (rows_total / warm_total):.2f}x (clean rows {clean_rows_with_bad})")
+    print(
+        f"  clean rows/s beside malformed files {clean_rows_with_bad / bad_total:.0f}, all clean again (as warm) "
+        f"{rows_total / warm_total:.0f} in {warm_total:.1f}s: "
+        f"{clean_rows_with_bad / bad_total / (rows_total / warm_total):.2f}x (clean rows {clean_rows_with_bad})"
+    )
     print(f"  peak resident memory (python + JVM): {memory.peak_bytes / 2**30:.2f} GiB")
     print(f"  bronze on disk: {bronze_bytes / 2**20:.0f} MiB (landing {landing_bytes / 2**20:.0f} MiB)")
     print(f"  sources generated: {len(zone.sources)}, people {zone.people}, households {zone.households}")

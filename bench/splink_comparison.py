@@ -29,8 +29,8 @@ from spark_jobs.identity.datasets import FEBRL, truth_frame, write_febrl
 from spark_jobs.identity.persons import SOURCES, person_records
 from spark_jobs.identity.probabilistic import DEFAULT_THRESHOLD
 from spark_jobs.identity.scoring import score
-from spark_jobs.settings import Settings
 from spark_jobs.reporting import configure_logging
+from spark_jobs.settings import Settings
 
 COLUMNS = ("first_name", "last_name", "birth_date", "email", "phone", "address_line", "city", "postcode")
 IDENTIFIERS = ("email_hash", "crm_contact_id", "loyalty_card_id")
@@ -51,12 +51,22 @@ def splink_settings(present: set[str]):
         "postcode": cl.ExactMatch("postcode").configure(term_frequency_adjustments=True),
         **{k: cl.ExactMatch(k) for k in IDENTIFIERS},
     }
-    rules = [("first_name", "last_name"), ("last_name", "birth_date"), ("first_name", "birth_date"),
-             ("first_name", "postcode"), ("last_name", "postcode"), ("birth_date", "postcode"),
-             ("birth_date", "address_line"), ("address_line", "postcode"), ("email",), ("phone",),
-             *[(k,) for k in IDENTIFIERS]]
+    rules = [
+        ("first_name", "last_name"),
+        ("last_name", "birth_date"),
+        ("first_name", "birth_date"),
+        ("first_name", "postcode"),
+        ("last_name", "postcode"),
+        ("birth_date", "postcode"),
+        ("birth_date", "address_line"),
+        ("address_line", "postcode"),
+        ("email",),
+        ("phone",),
+        *[(k,) for k in IDENTIFIERS],
+    ]
     return SettingsCreator(
-        link_type="dedupe_only", unique_id_column_name="record_id",
+        link_type="dedupe_only",
+        unique_id_column_name="record_id",
         comparisons=[c for name, c in comparisons.items() if name in present],
         blocking_rules_to_generate_predictions=[block_on(*r) for r in rules if set(r) <= present],
         retain_matching_columns=False,
@@ -75,11 +85,16 @@ def _records(spark, args, home):
     warehouse = folder / "warehouse" / "bronze.db"
     if not warehouse.is_dir():
         raise SystemExit(f"{warehouse} not found: run ./cdp bench-identity --customers {args.customers} first")
-    tables = {name: spark.read.format("delta").load(str(warehouse / name))
-              for name in SOURCES if (warehouse / name).is_dir()}
+    tables = {
+        name: spark.read.format("delta").load(str(warehouse / name)) for name in SOURCES if (warehouse / name).is_dir()
+    }
     records = person_records(tables).select(
-        "record_id", *COLUMNS, F.coalesce("email_sha256", F.sha2("email", 256)).alias("email_hash"),
-        "crm_contact_id", "loyalty_card_id")
+        "record_id",
+        *COLUMNS,
+        F.coalesce("email_sha256", F.sha2("email", 256)).alias("email_hash"),
+        "crm_contact_id",
+        "loyalty_card_id",
+    )
     return records, truth_of(spark, folder / "truth")
 
 
@@ -98,25 +113,40 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     home = settings.home
     work = home / "bench" / "splink"
-    delta_jars = spark_conf(settings).get("spark.jars")   # resolved Delta jars, when a run remembered them
+    delta_jars = spark_conf(settings).get("spark.jars")  # resolved Delta jars, when a run remembered them
     with PeakMemorySampler() as memory:
-        spark = build_session(settings, "cdp-splink-comparison", overrides={
-            "spark.sql.catalogImplementation": "in-memory", "spark.ui.enabled": "false",
-            "spark.jars": ",".join(j for j in (delta_jars, similarity_jar_location()) if j),
-            "spark.sql.warehouse.dir": (work / "warehouse").as_uri()})
+        spark = build_session(
+            settings,
+            "cdp-splink-comparison",
+            overrides={
+                "spark.sql.catalogImplementation": "in-memory",
+                "spark.ui.enabled": "false",
+                "spark.jars": ",".join(j for j in (delta_jars, similarity_jar_location()) if j),
+                "spark.sql.warehouse.dir": (work / "warehouse").as_uri(),
+            },
+        )
         spark.sparkContext.setLogLevel("ERROR")
         spark.sparkContext.setCheckpointDir(str(work / "checkpoints"))
         started = time.monotonic()
         records, truth = _records(spark, args, home)
         records = records.cache()
         n_records = records.count()
-        present = {c for c in records.columns if c != "record_id"
-                   and records.where(F.col(c).isNotNull()).limit(1).count()}
-        linker = Linker(SparkAPI(spark_session=spark, break_lineage_method="checkpoint").register(records),
-                        splink_settings(present))
-        deterministic = [" and ".join(f"l.{c} = r.{c}" for c in rule) for rule in
-                         (("first_name", "birth_date"), ("last_name", "birth_date"), ("first_name", "last_name"),
-                          ("email",)) if set(rule) <= present]
+        present = {
+            c for c in records.columns if c != "record_id" and records.where(F.col(c).isNotNull()).limit(1).count()
+        }
+        linker = Linker(
+            SparkAPI(spark_session=spark, break_lineage_method="checkpoint").register(records), splink_settings(present)
+        )
+        deterministic = [
+            " and ".join(f"l.{c} = r.{c}" for c in rule)
+            for rule in (
+                ("first_name", "birth_date"),
+                ("last_name", "birth_date"),
+                ("first_name", "last_name"),
+                ("email",),
+            )
+            if set(rule) <= present
+        ]
         linker.training.estimate_probability_two_random_records_match(deterministic, recall=0.9)
         linker.training.estimate_u_using_random_sampling(max_pairs=2e6, seed=7)
         linker.training.estimate_parameters_using_expectation_maximisation(block_on("first_name", "last_name"))
@@ -124,16 +154,22 @@ def main(argv: list[str] | None = None) -> int:
         trained = time.monotonic() - started
         predictions = linker.inference.predict(threshold_match_probability=DEFAULT_THRESHOLD)
         clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(predictions, DEFAULT_THRESHOLD)
-        predicted = clusters.as_spark_dataframe().select("record_id", F.col("cluster_id").cast("string")
-                                                         .alias("customer_id")).cache()
+        predicted = (
+            clusters.as_spark_dataframe()
+            .select("record_id", F.col("cluster_id").cast("string").alias("customer_id"))
+            .cache()
+        )
         predicted.count()
         elapsed = time.monotonic() - started
         scores = score(predicted, truth)
         spark.stop()
 
     import splink
-    print(f"\nSplink {splink.__version__} (Spark backend) on {args.dataset or f'sample-{args.customers}'}: "
-          f"records {n_records}, threshold {DEFAULT_THRESHOLD}")
+
+    print(
+        f"\nSplink {splink.__version__} (Spark backend) on {args.dataset or f'sample-{args.customers}'}: "
+        f"records {n_records}, threshold {DEFAULT_THRESHOLD}"
+    )
     for name, value in scores.as_dict().items():
         print(f"    {name:<28}{value:.4f}" if isinstance(value, float) else f"    {name:<28}{value}")
     print(f"  training {trained:.1f} s, total {elapsed:.1f} s, peak memory {memory.peak_bytes / 2**30:.2f} GiB")

@@ -22,8 +22,11 @@ DAILY_JOB_NAME = "cdp_daily"
 
 # The whole pipeline, landing to activation, with every asset check. The event sources in it
 # are partitioned by delivery day, so every run of it names a day or a range of days.
-cdp_main = dg.define_asset_job(MAIN_JOB_NAME, selection=dg.AssetSelection.all(),
-                               description="Land, ingest, resolve identity, build gold, check, export.")
+cdp_main = dg.define_asset_job(
+    MAIN_JOB_NAME,
+    selection=dg.AssetSelection.all(),
+    description="Land, ingest, resolve identity, build gold, check, export.",
+)
 
 
 # The same pipeline without the dbt nodes a day of new data leaves unchanged, and their tests:
@@ -35,9 +38,11 @@ cdp_main = dg.define_asset_job(MAIN_JOB_NAME, selection=dg.AssetSelection.all(),
 # bronze's contracts check every new row on arrival, and the tables' tests and Great
 # Expectations still gate the exports.
 cdp_daily = dg.define_asset_job(
-    DAILY_JOB_NAME, selection=dg.AssetSelection.all() - dbt_nodes_new_data_leaves_unchanged(),
+    DAILY_JOB_NAME,
+    selection=dg.AssetSelection.all() - dbt_nodes_new_data_leaves_unchanged(),
     description="cdp_main without the dbt nodes new data leaves unchanged (views, seed, dim_segments) "
-                "and their tests: the daily run.")
+    "and their tests: the daily run.",
+)
 
 
 def _recent_days_schedule(name: str, job, cron: str, when: str, run_key: str) -> dg.ScheduleDefinition:
@@ -45,8 +50,13 @@ def _recent_days_schedule(name: str, job, cron: str, when: str, run_key: str) ->
     deliveries (files that landed after the previous run are still picked up; files already
     ingested are skipped)."""
 
-    @dg.schedule(name=name, job=job, cron_schedule=cron, execution_timezone="UTC",
-                 description=f"{when} at 03:00 UTC: {job.name} over yesterday's and today's deliveries.")
+    @dg.schedule(
+        name=name,
+        job=job,
+        cron_schedule=cron,
+        execution_timezone="UTC",
+        description=f"{when} at 03:00 UTC: {job.name} over yesterday's and today's deliveries.",
+    )
     def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
         today = context.scheduled_execution_time.date()
         return dg.RunRequest(run_key=f"{run_key}-{today}", tags=recent_days_tags(today, days=2))
@@ -79,8 +89,14 @@ def build_definitions(*extra: dg.Definitions, bronze_deps: list[dg.AssetKey] | N
     """Every domain's definitions, with ``extra`` ones (the local sample) merged in and
     ``bronze_deps`` as the bronze assets' upstream."""
     return dg.Definitions.merge(
-        *extra, ingest.build_defs(bronze_deps or ()), identity.defs, ml.defs, dbt.defs, quality.defs,
-        activation.defs, _platform(),
+        *extra,
+        ingest.build_defs(bronze_deps or ()),
+        identity.defs,
+        ml.defs,
+        dbt.defs,
+        quality.defs,
+        activation.defs,
+        _platform(),
     )
 
 

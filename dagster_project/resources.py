@@ -32,8 +32,11 @@ class CdpSettingsResource(dg.ConfigurableResource):
     export_prefix: str | None = None
 
     def settings(self) -> Settings:
-        overrides = {ENV_VARS[name][0]: value for name, value in self.model_dump().items()
-                     if name in ENV_VARS and value is not None}
+        overrides = {
+            ENV_VARS[name][0]: value
+            for name, value in self.model_dump().items()
+            if name in ENV_VARS and value is not None
+        }
         return Settings.from_env({**os.environ, **overrides})
 
     def job_env(self) -> dict[str, str]:
@@ -75,5 +78,7 @@ def asset_key(path: str) -> dg.AssetKey:
 
 def asset_check_specs(spec: JobSpec) -> list[dg.AssetCheckSpec]:
     """The asset checks a job declares in its spec."""
-    return [dg.AssetCheckSpec(c.name, asset=asset_key(c.asset), blocking=c.blocking, description=c.description)
-            for c in spec.checks]
+    return [
+        dg.AssetCheckSpec(c.name, asset=asset_key(c.asset), blocking=c.blocking, description=c.description)
+        for c in spec.checks
+    ]

@@ -3,6 +3,7 @@ from /proc. Linux only; used by ``./cdp bench``."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from pathlib import Path
@@ -28,10 +29,8 @@ def tree_rss_bytes(root: int) -> int:
     tree, total, stack = _children_by_parent(), 0, [root]
     while stack:
         pid = stack.pop()
-        try:
+        with contextlib.suppress(OSError, IndexError, ValueError):
             total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_SIZE
-        except (OSError, IndexError, ValueError):
-            pass
         stack.extend(tree.get(pid, []))
     return total
 

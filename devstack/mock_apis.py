@@ -37,26 +37,30 @@ from urllib.parse import parse_qs, urlparse
 log = logging.getLogger(__name__)
 
 # Credentials of the local stand-ins only (never a real service's).
-LOCAL_API_CREDENTIALS = {"CDP_CRM_TOKEN": "local-crm-token", "CDP_ESP_API_KEY": "local-esp-key",
-                         "CDP_WEBHOOK_SECRET": "local-webhook-secret"}
+LOCAL_API_CREDENTIALS = {
+    "CDP_CRM_TOKEN": "local-crm-token",
+    "CDP_ESP_API_KEY": "local-esp-key",
+    "CDP_WEBHOOK_SECRET": "local-webhook-secret",
+}
 
 
 @dataclass
 class Fault:
     """Applied to the next ``times`` requests whose path starts with ``path_prefix``."""
+
     path_prefix: str = "/"
     status: int = 500
     retry_after: float | None = None
-    delay_s: float = 0.0          # answer this late (a client timeout shorter than this fails)
+    delay_s: float = 0.0  # answer this late (a client timeout shorter than this fails)
     crash_after: int | None = None  # apply this many records of the batch, then drop the connection
     times: int = 1
 
 
 @dataclass
 class ApiState:
-    crm: dict[str, dict] = field(default_factory=dict)         # external id -> record (with Id)
-    esp: dict[str, dict] = field(default_factory=dict)         # subscriber hash -> member
-    webhook: dict[str, dict] = field(default_factory=dict)     # event id -> event
+    crm: dict[str, dict] = field(default_factory=dict)  # external id -> record (with Id)
+    esp: dict[str, dict] = field(default_factory=dict)  # subscriber hash -> member
+    webhook: dict[str, dict] = field(default_factory=dict)  # event id -> event
     webhook_received: Counter = field(default_factory=Counter)  # event id -> deliveries
     requests: list[tuple[str, str, int]] = field(default_factory=list)  # method, path, records
 
@@ -65,8 +69,13 @@ class ApiState:
 
 
 class MockApis:
-    def __init__(self, port: int = 0, state_file: Path | None = None, credentials: dict[str, str] | None = None,
-                 record_requests: bool = True) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        state_file: Path | None = None,
+        credentials: dict[str, str] | None = None,
+        record_requests: bool = True,
+    ) -> None:
         self.credentials = {**LOCAL_API_CREDENTIALS, **(credentials or {})}
         self.state_file, self.record_requests = state_file, record_requests
         self.state = ApiState()
@@ -83,8 +92,12 @@ class MockApis:
 
     def environment(self) -> dict[str, str]:
         """What the destinations read: base URLs and the local credentials."""
-        return {"CDP_CRM_BASE_URL": self.url, "CDP_ESP_BASE_URL": self.url,
-                "CDP_WEBHOOK_URL": f"{self.url}/hooks/cdp", **self.credentials}
+        return {
+            "CDP_CRM_BASE_URL": self.url,
+            "CDP_ESP_BASE_URL": self.url,
+            "CDP_WEBHOOK_URL": f"{self.url}/hooks/cdp",
+            **self.credentials,
+        }
 
     def inject(self, *faults: Fault) -> None:
         with self.lock:
@@ -124,8 +137,10 @@ class MockApis:
     def _save(self) -> None:
         if self.state_file:
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
-            self.state_file.write_text(json.dumps({"crm": self.state.crm, "esp": self.state.esp,
-                                                   "webhook": self.state.webhook}), encoding="utf-8")
+            self.state_file.write_text(
+                json.dumps({"crm": self.state.crm, "esp": self.state.esp, "webhook": self.state.webhook}),
+                encoding="utf-8",
+            )
 
 
 class _Crash(Exception):
@@ -144,7 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
     apis: MockApis
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, fmt, *args) -> None:   # quiet; the state records what matters
+    def log_message(self, fmt, *args) -> None:  # quiet; the state records what matters
         log.debug(fmt, *args)
 
     def _reply(self, status: int, body=None, headers: dict[str, str] | None = None) -> None:
@@ -180,15 +195,15 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._reply(404, {"message": "no such API"})
         except _Crash:
-            self.close_connection = True   # the client sees the connection drop mid-request
+            self.close_connection = True  # the client sees the connection drop mid-request
 
-    def do_PATCH(self) -> None:   # noqa: N802 - http.server's naming
+    def do_PATCH(self) -> None:
         self._handle("PATCH")
 
-    def do_POST(self) -> None:   # noqa: N802
+    def do_POST(self) -> None:
         self._handle("POST")
 
-    def do_DELETE(self) -> None:   # noqa: N802
+    def do_DELETE(self) -> None:
         self._handle("DELETE")
 
     def _count(self, method: str, path: str, records: int) -> None:
@@ -213,9 +228,20 @@ class _Handler(BaseHTTPRequestHandler):
                     raise _Crash
                 key = str(record[external_field])
                 if "Email" in record and record["Email"] and "@" not in record["Email"]:
-                    results.append({"id": None, "success": False, "created": False, "errors": [
-                        {"statusCode": "INVALID_EMAIL_ADDRESS", "message": "Email: invalid email address",
-                         "fields": ["Email"]}]})
+                    results.append(
+                        {
+                            "id": None,
+                            "success": False,
+                            "created": False,
+                            "errors": [
+                                {
+                                    "statusCode": "INVALID_EMAIL_ADDRESS",
+                                    "message": "Email: invalid email address",
+                                    "fields": ["Email"],
+                                }
+                            ],
+                        }
+                    )
                     continue
                 with self.apis.lock:
                     existing = state.crm.get(key)
@@ -234,8 +260,13 @@ class _Handler(BaseHTTPRequestHandler):
                         del state.crm[by_id[record_id]]
                         results.append({"id": record_id, "success": True, "errors": []})
                     else:
-                        results.append({"id": record_id, "success": False, "errors": [
-                            {"statusCode": "ENTITY_IS_DELETED", "message": "entity is deleted"}]})
+                        results.append(
+                            {
+                                "id": record_id,
+                                "success": False,
+                                "errors": [{"statusCode": "ENTITY_IS_DELETED", "message": "entity is deleted"}],
+                            }
+                        )
             return self._reply(200, results)
         return self._reply(405, [{"errorCode": "METHOD_NOT_ALLOWED"}])
 
@@ -243,9 +274,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _esp(self, method: str, url, body: bytes, limit: int | None) -> None:
         expected = base64.b64encode(f"cdp:{self.apis.credentials['CDP_ESP_API_KEY']}".encode()).decode()
         if self.headers.get("Authorization") != f"Basic {expected}":
-            return self._reply(401, {"title": "API Key Invalid", "status": 401, "detail": "Your API key may be invalid"})
+            return self._reply(
+                401, {"title": "API Key Invalid", "status": 401, "detail": "Your API key may be invalid"}
+            )
         state = self.apis.state
-        parts = url.path.strip("/").split("/")   # 3.0 lists <id> [members <hash>]
+        parts = url.path.strip("/").split("/")  # 3.0 lists <id> [members <hash>]
         if method == "POST" and len(parts) == 3:
             payload = json.loads(body)
             members = payload["members"]
@@ -258,19 +291,35 @@ class _Handler(BaseHTTPRequestHandler):
                     raise _Crash
                 address = member["email_address"].strip().lower()
                 if "@" not in address:
-                    errors.append({"email_address": member["email_address"], "error": "invalid email address",
-                                   "error_code": "ERROR_GENERIC"})
+                    errors.append(
+                        {
+                            "email_address": member["email_address"],
+                            "error": "invalid email address",
+                            "error_code": "ERROR_GENERIC",
+                        }
+                    )
                     continue
-                member_id = hashlib.md5(address.encode()).hexdigest()   # noqa: S324 - Mailchimp's member id
+                member_id = hashlib.md5(address.encode()).hexdigest()
                 with self.apis.lock:
                     exists = member_id in state.esp
-                    state.esp[member_id] = {"email_address": address, "status": member.get("status", "subscribed"),
-                                            "merge_fields": member.get("merge_fields", {}),
-                                            "tags": member.get("tags", [])}
+                    state.esp[member_id] = {
+                        "email_address": address,
+                        "status": member.get("status", "subscribed"),
+                        "merge_fields": member.get("merge_fields", {}),
+                        "tags": member.get("tags", []),
+                    }
                 (updated if exists else created).append({"email_address": address, "id": member_id})
-            return self._reply(200, {"new_members": created, "updated_members": updated, "errors": errors,
-                                     "total_created": len(created), "total_updated": len(updated),
-                                     "error_count": len(errors)})
+            return self._reply(
+                200,
+                {
+                    "new_members": created,
+                    "updated_members": updated,
+                    "errors": errors,
+                    "total_created": len(created),
+                    "total_updated": len(updated),
+                    "error_count": len(errors),
+                },
+            )
         if method == "DELETE" and len(parts) == 5:
             self._count(method, url.path, 1)
             with self.apis.lock:

@@ -15,15 +15,15 @@ import os
 import subprocess
 import sys
 import time
-from contextlib import ExitStack, contextmanager
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 
 from dagster_project.defs.dbt.project import prepare_manifest
 from devstack.mock_apis import MockApis
 from devstack.s3_server import LOCAL_CREDENTIALS, LocalS3Server
+from spark_jobs.reporting import configure_logging
 from spark_jobs.settings import REPO_ROOT, Settings
 from spark_jobs.spark import ensure_local_dirs, write_spark_defaults
-from spark_jobs.reporting import configure_logging
 
 log = logging.getLogger("cdp")
 
@@ -60,10 +60,13 @@ def local_stack(environ: dict[str, str] | None = None) -> Iterator[Settings]:
     settings = Settings.from_env(environ)
     with ExitStack() as stack:
         if _truthy(environ.get("CDP_LOCAL_S3"), default=True):
-            server = stack.enter_context(LocalS3Server(
-                settings.s3_data_dir, port=int(environ.get("CDP_LOCAL_S3_PORT") or 4566),
-                log_file=settings.home / "s3-server.log",
-            ))
+            server = stack.enter_context(
+                LocalS3Server(
+                    settings.s3_data_dir,
+                    port=int(environ.get("CDP_LOCAL_S3_PORT") or 4566),
+                    log_file=settings.home / "s3-server.log",
+                )
+            )
             server.ensure_bucket(settings.export_bucket)
             for key, value in LOCAL_CREDENTIALS.items():
                 environ[key] = value
@@ -71,8 +74,13 @@ def local_stack(environ: dict[str, str] | None = None) -> Iterator[Settings]:
             settings = Settings.from_env(environ)
         if _truthy(environ.get("CDP_LOCAL_APIS"), default=True):
             # The CRM, email platform and webhook are SaaS we cannot reach: local stand-ins.
-            apis = stack.enter_context(MockApis(int(environ.get("CDP_LOCAL_APIS_PORT") or 0),
-                                                settings.home / "mock-apis" / "state.json", record_requests=False))
+            apis = stack.enter_context(
+                MockApis(
+                    int(environ.get("CDP_LOCAL_APIS_PORT") or 0),
+                    settings.home / "mock-apis" / "state.json",
+                    record_requests=False,
+                )
+            )
             environ.update(apis.environment())
         saved_environ = dict(os.environ)
         os.environ.update({**environ, **prepare_environment(settings)})
@@ -83,9 +91,16 @@ def local_stack(environ: dict[str, str] | None = None) -> Iterator[Settings]:
             os.environ.update(saved_environ)
 
 
-def run_main_job(customers: int, seed: int, asset_selection=None, days: int = SAMPLE_DAYS,
-                 withhold_last_days: int = 0, ingest_days: int | None = None, asset_check_selection=None,
-                 daily: bool = False):
+def run_main_job(
+    customers: int,
+    seed: int,
+    asset_selection=None,
+    days: int = SAMPLE_DAYS,
+    withhold_last_days: int = 0,
+    ingest_days: int | None = None,
+    asset_check_selection=None,
+    daily: bool = False,
+):
     """Execute the main job (the daily job if ``daily``; or the ``asset_selection`` of it: asset keys) in this process
     against the Dagster instance in DAGSTER_HOME, on a sample zone of ``days`` daily deliveries
     of which the last ``withhold_last_days`` have not arrived yet. The event sources' partition
@@ -95,27 +110,37 @@ def run_main_job(customers: int, seed: int, asset_selection=None, days: int = SA
 
     prepare_manifest()
     from dagster_project.definitions import DAILY_JOB_NAME, MAIN_JOB_NAME
-    from devstack.definitions import defs
-
     from dagster_project.defs.ingest.partitions import partition_range_tags
+    from devstack.definitions import defs
     from devstack.sample.generate import delivery_days
 
-    delivered = delivery_days(days)[:days - withhold_last_days]
+    delivered = delivery_days(days)[: days - withhold_last_days]
     ingested = delivered[-ingest_days:] if ingest_days else delivered
-    run_config = {"ops": {"landing__sample_sources": {"config": {
-        "customers": customers, "seed": seed, "days": days, "withhold_last_days": withhold_last_days}}}}
+    run_config = {
+        "ops": {
+            "landing__sample_sources": {
+                "config": {"customers": customers, "seed": seed, "days": days, "withhold_last_days": withhold_last_days}
+            }
+        }
+    }
     job = defs.resolve_job_def(DAILY_JOB_NAME if daily else MAIN_JOB_NAME)
     if asset_check_selection is not None:
-        job = job.get_subset(asset_selection=set(asset_selection or job.asset_layer.executable_asset_keys),
-                             asset_check_selection=set(asset_check_selection))
+        job = job.get_subset(
+            asset_selection=set(asset_selection or job.asset_layer.executable_asset_keys),
+            asset_check_selection=set(asset_check_selection),
+        )
         asset_selection = None
         # A subset job's config schema has only its own ops.
         run_config = {"ops": {op: config for op, config in run_config["ops"].items() if job.graph.has_node_named(op)}}
     with dg.DagsterInstance.get() as instance:
         # The event sources are partitioned by delivery day: this run covers the sample's days.
-        return job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False,
-                                      tags=partition_range_tags(ingested[0], ingested[-1]),
-                                      asset_selection=asset_selection)
+        return job.execute_in_process(
+            run_config=run_config,
+            instance=instance,
+            raise_on_error=False,
+            tags=partition_range_tags(ingested[0], ingested[-1]),
+            asset_selection=asset_selection,
+        )
 
 
 def summarise(result) -> list[str]:
@@ -134,15 +159,23 @@ def summarise(result) -> list[str]:
 def cmd_run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     with local_stack() as settings:
-        log.info("CDP_HOME=%s spark_master=%s s3=%s bucket=%s", settings.home, settings.spark_master,
-                 settings.s3_endpoint_url or "AWS", settings.export_bucket)
+        log.info(
+            "CDP_HOME=%s spark_master=%s s3=%s bucket=%s",
+            settings.home,
+            settings.spark_master,
+            settings.s3_endpoint_url or "AWS",
+            settings.export_bucket,
+        )
         result = run_main_job(args.customers, args.seed)
     print("\n".join(summarise(result)))
     elapsed = time.monotonic() - started
     if not result.success:
         failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-        print(f"cdp run FAILED after {elapsed:.0f}s (run {result.run_id}); failed steps: {failed}. "
-              f"Inspect it with ./cdp dev.", file=sys.stderr)
+        print(
+            f"cdp run FAILED after {elapsed:.0f}s (run {result.run_id}); failed steps: {failed}. "
+            f"Inspect it with ./cdp dev.",
+            file=sys.stderr,
+        )
         return 1
     print(f"cdp run succeeded in {elapsed:.0f}s (run {result.run_id}); state under {settings.home}")
     return 0
@@ -173,18 +206,23 @@ BENCH_DBT_NODES = ("fct_customer_touchpoints", "fct_orders", "fct_customer_journ
 def dbt_node_durations() -> dict[str, float]:
     """Seconds of the newest dbt run: the whole build as dbt timed it, the big models, and all
     models and all tests summed (sums exceed the elapsed time: dbt also parses, compiles, waits)."""
-    results = max((REPO_ROOT / "dbt" / "target").glob("*/run_results.json"), key=lambda p: p.stat().st_mtime,
-                  default=None)
+    results = max(
+        (REPO_ROOT / "dbt" / "target").glob("*/run_results.json"), key=lambda p: p.stat().st_mtime, default=None
+    )
     if results is None:
         return {}
     run_results = json.loads(results.read_text())
     nodes = run_results["results"]
     durations = {DBT_ELAPSED: run_results["elapsed_time"]}
-    durations |= {f"  dbt {n['unique_id'].split('.')[-1]}": n["execution_time"] for n in nodes
-                  if n["unique_id"].split(".")[-1] in BENCH_DBT_NODES}
+    durations |= {
+        f"  dbt {n['unique_id'].split('.')[-1]}": n["execution_time"]
+        for n in nodes
+        if n["unique_id"].split(".")[-1] in BENCH_DBT_NODES
+    }
     for kind in ("model", "test"):
-        durations[f"  dbt all {kind}s (sum)"] = sum(n["execution_time"] for n in nodes
-                                                    if n["unique_id"].startswith(f"{kind}."))
+        durations[f"  dbt all {kind}s (sum)"] = sum(
+            n["execution_time"] for n in nodes if n["unique_id"].startswith(f"{kind}.")
+        )
     return durations
 
 
@@ -193,21 +231,35 @@ def cmd_bench(args: argparse.Namespace) -> int:
     --one-more-day, then the daily run that follows when one more day of data arrives."""
     from devstack.memory import PeakMemorySampler
 
-    runs = [("full", dict(days=SAMPLE_DAYS + 1, withhold_last_days=1)),
-            ("one more day", dict(days=SAMPLE_DAYS + 1, ingest_days=2, daily=True))] if args.one_more_day else [("full", {})]
+    runs = (
+        [
+            ("full", {"days": SAMPLE_DAYS + 1, "withhold_last_days": 1}),
+            ("one more day", {"days": SAMPLE_DAYS + 1, "ingest_days": 2, "daily": True}),
+        ]
+        if args.one_more_day
+        else [("full", {})]
+    )
     timings: list[tuple[str, dict[str, float], float, bool]] = []
     started = time.monotonic()
     with PeakMemorySampler() as memory, local_stack() as settings:
         for name, options in runs:
             run_started = time.monotonic()
             result = run_main_job(args.customers, args.seed, **options)
-            timings.append((name, {**step_durations(result.run_id), **dbt_node_durations()},
-                            time.monotonic() - run_started, result.success))
+            timings.append(
+                (
+                    name,
+                    {**step_durations(result.run_id), **dbt_node_durations()},
+                    time.monotonic() - run_started,
+                    result.success,
+                )
+            )
             if not result.success:
                 break
     wall = time.monotonic() - started
-    print(f"\nbenchmark: customers={args.customers} seed={args.seed} spark_master={settings.spark_master} "
-          f"cores={os.cpu_count()} success={all(t[3] for t in timings)}")
+    print(
+        f"\nbenchmark: customers={args.customers} seed={args.seed} spark_master={settings.spark_master} "
+        f"cores={os.cpu_count()} success={all(t[3] for t in timings)}"
+    )
     print(f"  {'step':<48} " + " ".join(f"{name:>14}" for name, *_ in timings))
     for step in timings[0][1]:
         print(f"  {step:<48} " + " ".join(f"{t[1].get(step, float('nan')):12.1f} s" for t in timings))
@@ -235,8 +287,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
 def cmd_dev(args: argparse.Namespace) -> int:
     with local_stack():
         prepare_manifest()
-        return subprocess.call(["dagster", "dev", "-m", "devstack.definitions", "-p", str(args.port)],
-                               cwd=REPO_ROOT)
+        return subprocess.call(["dagster", "dev", "-m", "devstack.definitions", "-p", str(args.port)], cwd=REPO_ROOT)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,8 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="run the pipeline and print time per step and peak memory")
     bench.add_argument("--customers", type=int, default=1000)
     bench.add_argument("--seed", type=int, default=7)
-    bench.add_argument("--one-more-day", action="store_true",
-                       help="deliver the last day of the sample a run later and time that daily run (job cdp_daily) too")
+    bench.add_argument(
+        "--one-more-day",
+        action="store_true",
+        help="deliver the last day of the sample a run later and time that daily run (job cdp_daily) too",
+    )
     bench.set_defaults(func=cmd_bench)
     sql = sub.add_parser("sql", help="run one Spark SQL query against the local lakehouse")
     sql.add_argument("query")

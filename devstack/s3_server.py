@@ -53,7 +53,9 @@ class LocalS3Server:
         import boto3
 
         return boto3.client(
-            "s3", endpoint_url=self.endpoint_url, region_name=LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"],
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"],
             aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         )
@@ -62,8 +64,9 @@ class LocalS3Server:
         # Checked first: otherwise another clone's server on the port answers the readiness probe
         # and this run writes its exports there (and fails when that server stops).
         if port_in_use(self.port):
-            raise RuntimeError(f"port {self.port} is in use (another ./cdp run?): set CDP_LOCAL_S3_PORT "
-                               f"to a free port, or 0 for any")
+            raise RuntimeError(
+                f"port {self.port} is in use (another ./cdp run?): set CDP_LOCAL_S3_PORT to a free port, or 0 for any"
+            )
         command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
         if self.log_file:
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -74,8 +77,10 @@ class LocalS3Server:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError(f"local S3 server exited with {self._process.returncode} "
-                                   f"(port {self.port} in use?); see {self.log_file}")
+                raise RuntimeError(
+                    f"local S3 server exited with {self._process.returncode} "
+                    f"(port {self.port} in use?); see {self.log_file}"
+                )
             try:
                 urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=1)
                 break

@@ -17,19 +17,34 @@ class SampleSourcesConfig(dg.Config):
     withhold_last_days: int = 0
 
 
-@dg.asset(key=SAMPLE_SOURCES_KEY, group_name="landing", kinds={"python"},
-          description="Deterministic deliveries of every sample source (CRM CDC, orders, POS, support, "
-                      "clickstream, email, surveys, vendor enrichment, social, postal codes).")
+@dg.asset(
+    key=SAMPLE_SOURCES_KEY,
+    group_name="landing",
+    kinds={"python"},
+    description="Deterministic deliveries of every sample source (CRM CDC, orders, POS, support, "
+    "clickstream, email, surveys, vendor enrichment, social, postal codes).",
+)
 def sample_sources(config: SampleSourcesConfig, cdp_settings: CdpSettingsResource) -> dg.MaterializeResult:
     settings = cdp_settings.settings()
-    zone = generate(settings.landing_dir, settings.home / "truth", config.customers, config.seed, config.days,
-                    config.withhold_last_days)
-    return dg.MaterializeResult(metadata={
-        "customers": config.customers, "seed": config.seed, "days": config.days,
-        "withheld_days": config.withhold_last_days,
-        "households": zone.households, "landing_dir": str(settings.landing_dir),
-        **{f"{name}_rows": summary["rows"] for name, summary in zone.sources.items()},
-    })
+    zone = generate(
+        settings.landing_dir,
+        settings.home / "truth",
+        config.customers,
+        config.seed,
+        config.days,
+        config.withhold_last_days,
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "customers": config.customers,
+            "seed": config.seed,
+            "days": config.days,
+            "withheld_days": config.withhold_last_days,
+            "households": zone.households,
+            "landing_dir": str(settings.landing_dir),
+            **{f"{name}_rows": summary["rows"] for name, summary in zone.sources.items()},
+        }
+    )
 
 
 defs = dg.Definitions(assets=[sample_sources])

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Output:
-    table: str            # schema.name, e.g. silver.identity_map
+    table: str  # schema.name, e.g. silver.identity_map
     description: str
 
     @property
@@ -22,13 +22,13 @@ class Output:
 @dataclass(frozen=True)
 class Check:
     name: str
-    asset: str            # the asset path it checks (``silver/identity_map``)
+    asset: str  # the asset path it checks (``silver/identity_map``)
     description: str
     blocking: bool = False
 
 
 @dataclass(frozen=True)
 class JobSpec:
-    module: str           # run as ``python -m <module>`` (spark-submit: the module's file)
+    module: str  # run as ``python -m <module>`` (spark-submit: the module's file)
     outputs: tuple[Output, ...]
     checks: tuple[Check, ...] = ()

@@ -21,8 +21,9 @@ class Reporter(Protocol):
 
     def materialized(self, asset_key: str, metadata: Mapping[str, Any]) -> None: ...
 
-    def checked(self, asset_key: str, check_name: str, passed: bool, metadata: Mapping[str, Any],
-                severity: str = "ERROR") -> None: ...
+    def checked(
+        self, asset_key: str, check_name: str, passed: bool, metadata: Mapping[str, Any], severity: str = "ERROR"
+    ) -> None: ...
 
 
 class LogReporter:
@@ -31,16 +32,25 @@ class LogReporter:
     def materialized(self, asset_key: str, metadata: Mapping[str, Any]) -> None:
         log.info("materialized %s: %s", asset_key, dict(metadata))
 
-    def checked(self, asset_key: str, check_name: str, passed: bool, metadata: Mapping[str, Any],
-                severity: str = "ERROR") -> None:
-        log.log(logging.INFO if passed else logging.ERROR, "check %s on %s %s: %s",
-                check_name, asset_key, "passed" if passed else "FAILED", dict(metadata))
+    def checked(
+        self, asset_key: str, check_name: str, passed: bool, metadata: Mapping[str, Any], severity: str = "ERROR"
+    ) -> None:
+        log.log(
+            logging.INFO if passed else logging.ERROR,
+            "check %s on %s %s: %s",
+            check_name,
+            asset_key,
+            "passed" if passed else "FAILED",
+            dict(metadata),
+        )
 
 
 def to_pipes_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
     """Pipes takes raw scalars as they are; nested values must be declared as JSON."""
-    return {key: {"raw_value": value, "type": "json"} if isinstance(value, (dict, list, tuple)) else value
-            for key, value in metadata.items()}
+    return {
+        key: {"raw_value": value, "type": "json"} if isinstance(value, (dict, list, tuple)) else value
+        for key, value in metadata.items()
+    }
 
 
 class PipesReporter:
@@ -53,11 +63,15 @@ class PipesReporter:
         LogReporter().materialized(asset_key, metadata)
         self._pipes.report_asset_materialization(asset_key=asset_key, metadata=to_pipes_metadata(metadata))
 
-    def checked(self, asset_key: str, check_name: str, passed: bool, metadata: Mapping[str, Any],
-                severity: str = "ERROR") -> None:
+    def checked(
+        self, asset_key: str, check_name: str, passed: bool, metadata: Mapping[str, Any], severity: str = "ERROR"
+    ) -> None:
         LogReporter().checked(asset_key, check_name, passed, metadata)
         self._pipes.report_asset_check(
-            asset_key=asset_key, check_name=check_name, passed=passed, severity=severity,
+            asset_key=asset_key,
+            check_name=check_name,
+            passed=passed,
+            severity=severity,
             metadata=to_pipes_metadata(metadata),
         )
 

@@ -18,18 +18,26 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_VARS: dict[str, tuple[str, str]] = {
     "home": ("CDP_HOME", "folder holding all local state (landing, lakehouse, metastore, dagster, s3)"),
     "landing_dir": ("CDP_LANDING_DIR", "landing zone root; default $CDP_HOME/landing"),
-    "landing_url": ("CDP_LANDING_URL", "landing zone as a Hadoop URI (s3a://bucket/landing) for Spark jobs; "
-                    "overrides CDP_LANDING_DIR when set"),
+    "landing_url": (
+        "CDP_LANDING_URL",
+        "landing zone as a Hadoop URI (s3a://bucket/landing) for Spark jobs; overrides CDP_LANDING_DIR when set",
+    ),
     "lakehouse_dir": ("CDP_LAKEHOUSE_DIR", "Spark warehouse root for bronze/silver/gold; default $CDP_HOME/lakehouse"),
     "spark_master": ("CDP_SPARK_MASTER", "Spark master URL: local[*], spark://host:7077, yarn, k8s://..."),
     "spark_driver_memory": ("CDP_SPARK_DRIVER_MEMORY", "driver memory for locally launched Spark processes"),
     "spark_shuffle_partitions": ("CDP_SPARK_SHUFFLE_PARTITIONS", "spark.sql.shuffle.partitions"),
-    "hive_metastore_uris": ("CDP_HIVE_METASTORE_URIS", "thrift:// URI of a shared Hive metastore; empty = embedded Derby"),
+    "hive_metastore_uris": (
+        "CDP_HIVE_METASTORE_URIS",
+        "thrift:// URI of a shared Hive metastore; empty = embedded Derby",
+    ),
     "s3_endpoint_url": ("CDP_S3_ENDPOINT_URL", "S3 endpoint; empty = real AWS S3"),
     "export_bucket": ("CDP_EXPORT_BUCKET", "bucket that receives audience exports"),
     "export_prefix": ("CDP_EXPORT_PREFIX", "key prefix for audience exports"),
-    "reporting_currency": ("CDP_REPORTING_CURRENCY", "ISO 4217 code every amount is converted to (gold tables, "
-                           "scores); the dbt var reporting_currency defaults to it"),
+    "reporting_currency": (
+        "CDP_REPORTING_CURRENCY",
+        "ISO 4217 code every amount is converted to (gold tables, "
+        "scores); the dbt var reporting_currency defaults to it",
+    ),
 }
 
 
@@ -62,8 +70,9 @@ class Settings:
         values["spark_shuffle_partitions"] = int(values["spark_shuffle_partitions"])
         values["reporting_currency"] = values["reporting_currency"].upper()
         if not (len(values["reporting_currency"]) == 3 and values["reporting_currency"].isalpha()):
-            raise ValueError(f"CDP_REPORTING_CURRENCY must be a three-letter ISO 4217 code, "
-                             f"got {values['reporting_currency']!r}")
+            raise ValueError(
+                f"CDP_REPORTING_CURRENCY must be a three-letter ISO 4217 code, got {values['reporting_currency']!r}"
+            )
         return cls(
             home=home,
             landing_dir=Path(get("landing_dir") or home / "landing").resolve(),

@@ -65,7 +65,7 @@ def remember_resolved_jars(session) -> None:
         known[delta_maven_coordinate()] = jars
         temporary = path.with_name(f".{path.name}.{os.getpid()}")
         temporary.write_text(json.dumps(known, indent=2), encoding="utf-8")
-        temporary.replace(path)   # atomic: concurrent processes never read half a file
+        temporary.replace(path)  # atomic: concurrent processes never read half a file
     except OSError as error:
         log.debug("could not remember the resolved jars in %s: %s", path, error)
 
@@ -102,7 +102,7 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         conf["spark.driver.host"] = "127.0.0.1"
         conf["spark.driver.bindAddress"] = "127.0.0.1"
         jars = resolved_delta_jars()
-        if jars:   # resolved by an earlier local process: no Ivy round this time
+        if jars:  # resolved by an earlier local process: no Ivy round this time
             del conf["spark.jars.packages"]
             conf["spark.jars"] = jars
         # Python workers (pandas UDFs) use this interpreter, with the project's packages, not

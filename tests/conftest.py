@@ -22,14 +22,18 @@ def spark(test_settings: Settings):
     from spark_jobs.spark import build_session
 
     warehouse = test_settings.home / "unit-warehouse"
-    session = build_session(test_settings, "cdp-tests", overrides={
-        "spark.master": "local[2]",
-        "spark.sql.shuffle.partitions": "2",
-        "spark.default.parallelism": "2",
-        "spark.ui.enabled": "false",
-        "spark.sql.catalogImplementation": "in-memory",
-        "spark.sql.warehouse.dir": warehouse.as_uri(),
-    })
+    session = build_session(
+        test_settings,
+        "cdp-tests",
+        overrides={
+            "spark.master": "local[2]",
+            "spark.sql.shuffle.partitions": "2",
+            "spark.default.parallelism": "2",
+            "spark.ui.enabled": "false",
+            "spark.sql.catalogImplementation": "in-memory",
+            "spark.sql.warehouse.dir": warehouse.as_uri(),
+        },
+    )
     for database in ("bronze", "silver", "gold"):
         session.sql(f"CREATE DATABASE IF NOT EXISTS {database}")
     yield session

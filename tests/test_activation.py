@@ -18,8 +18,15 @@ from spark_jobs.activation.credentials import MissingCredential, credential
 from spark_jobs.activation.definitions import SYNCS_DIR, SyncDefinitionError, load_syncs, parse_sync
 from spark_jobs.activation.destinations import open_destination
 from spark_jobs.activation.destinations.email_platform import subscriber_hash
-from spark_jobs.activation.engine import (ERRORS_TABLE, LOG_TABLE, PLANS_TABLE, STATE_TABLE, SUPPRESSIONS_TABLE,
-                                       SyncModelError, SyncRun)
+from spark_jobs.activation.engine import (
+    ERRORS_TABLE,
+    LOG_TABLE,
+    PLANS_TABLE,
+    STATE_TABLE,
+    SUPPRESSIONS_TABLE,
+    SyncModelError,
+    SyncRun,
+)
 from spark_jobs.activation.normalise import normalise_email, normalise_phone
 from spark_jobs.settings import REPO_ROOT, Settings
 
@@ -49,15 +56,21 @@ def settings(tmp_path) -> Settings:
 
 
 def audience(spark, model: str, rows: list[tuple], schema: str = AUDIENCE_SCHEMA) -> None:
-    spark.createDataFrame(rows, schema).write.format("delta").mode("overwrite").option("overwriteSchema", "true") \
-        .saveAsTable(f"gold.{model}")
+    spark.createDataFrame(rows, schema).write.format("delta").mode("overwrite").option(
+        "overwriteSchema", "true"
+    ).saveAsTable(f"gold.{model}")
 
 
 def definition(**overrides):
-    raw = {"name": "test_sync", "model": "sync_test__people", "mode": "upsert",
-           "destination": {"type": "crm", "max_attempts": 4, "timeout_seconds": 5},
-           "identifier": {"source": "customer_id", "destination": "CDP_Customer_Id__c"},
-           "fields": {"email": "Email", "first_name": "FirstName"}, "rate_limit_per_second": 200}
+    raw = {
+        "name": "test_sync",
+        "model": "sync_test__people",
+        "mode": "upsert",
+        "destination": {"type": "crm", "max_attempts": 4, "timeout_seconds": 5},
+        "identifier": {"source": "customer_id", "destination": "CDP_Customer_Id__c"},
+        "fields": {"email": "Email", "first_name": "FirstName"},
+        "rate_limit_per_second": 200,
+    }
     return parse_sync({**raw, **overrides}, "test.yml")
 
 
@@ -71,24 +84,32 @@ def reconciles(metrics: dict) -> bool:
 
 # --- definitions --------------------------------------------------------------------------------
 
+
 def test_shipped_syncs_load_and_each_model_has_an_exposure():
     syncs = load_syncs()
-    assert {s.name for s in syncs} == {"crm_customers", "email_subscribers", "ads_high_value_customers",
-                                       "webhook_next_best_actions"}
+    assert {s.name for s in syncs} == {
+        "crm_customers",
+        "email_subscribers",
+        "ads_high_value_customers",
+        "webhook_next_best_actions",
+    }
     exposures = yaml.safe_load((REPO_ROOT / "dbt" / "models" / "marts" / "_marts__exposures.yml").read_text())
     exposed = {ref for e in exposures["exposures"] for ref in e["depends_on"]}
     assert {f"ref('{s.model}')" for s in syncs} <= exposed
     assert {s.destination_type for s in syncs} == {"crm", "email_platform", "s3_audience", "webhook"}
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"mode": "replace"}, "mode must be one of ['upsert', 'mirror', 'append'], got 'replace'"),
-    ({"model": "dim_customers"}, "must be a sync_<destination>__<object> model"),
-    ({"destination": {"type": "fax"}}, "destination.type must be one of"),
-    ({"identifier": {"source": "customer_id"}}, "identifier: 'destination' is required"),
-    ({"batch_size": 0}, "batch_size must be a positive integer"),
-    ({"token": "abc"}, "unknown setting(s) ['token']"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"mode": "replace"}, "mode must be one of ['upsert', 'mirror', 'append'], got 'replace'"),
+        ({"model": "dim_customers"}, "must be a sync_<destination>__<object> model"),
+        ({"destination": {"type": "fax"}}, "destination.type must be one of"),
+        ({"identifier": {"source": "customer_id"}}, "identifier: 'destination' is required"),
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
+        ({"token": "abc"}, "unknown setting(s) ['token']"),
+    ],
+)
 def test_a_bad_definition_is_refused_naming_the_file_and_field(change, message):
     with pytest.raises(SyncDefinitionError) as error:
         definition(**change)
@@ -104,6 +125,7 @@ def test_two_syncs_with_one_name_are_refused(tmp_path):
 
 # --- normalisation and credentials --------------------------------------------------------------
 
+
 def test_emails_and_phones_normalise_the_way_customer_match_requires():
     assert normalise_email("  Ann.Lee@Example.COM ") == "ann.lee@example.com"
     assert normalise_email("not-an-email") is None and normalise_email("a@b") is None
@@ -117,23 +139,34 @@ def test_credentials_come_from_the_environment_or_secrets_manager(tmp_path, monk
     with pytest.raises(MissingCredential) as error:
         credential("CDP_TEST_TOKEN", {})
     assert "CDP_TEST_TOKEN_SECRET_ID" in str(error.value)
-    with LocalS3Server(tmp_path / "moto") as server:   # moto serves Secrets Manager too
+    with LocalS3Server(tmp_path / "moto") as server:  # moto serves Secrets Manager too
         for key, value in LOCAL_CREDENTIALS.items():
             monkeypatch.setenv(key, value)
         import boto3
 
         boto3.client("secretsmanager", endpoint_url=server.endpoint_url).create_secret(
-            Name="cdp/crm-token", SecretString="from-secrets-manager")
-        assert credential("CDP_TEST_TOKEN", {"CDP_TEST_TOKEN_SECRET_ID": "cdp/crm-token",
-                                             "CDP_SECRETS_ENDPOINT_URL": server.endpoint_url}) == "from-secrets-manager"
+            Name="cdp/crm-token", SecretString="from-secrets-manager"
+        )
+        assert (
+            credential(
+                "CDP_TEST_TOKEN",
+                {"CDP_TEST_TOKEN_SECRET_ID": "cdp/crm-token", "CDP_SECRETS_ENDPOINT_URL": server.endpoint_url},
+            )
+            == "from-secrets-manager"
+        )
 
 
 # --- CRM: upsert --------------------------------------------------------------------------------
 
+
 def test_upsert_sends_everyone_eligible_once_then_only_what_changed(activation_db, apis, settings):
     spark = activation_db
-    people = [("c1", "ann@x.com", "Ann", None), ("c2", "bob@x.com", "Bob", None),
-              ("c3", "cy@x.com", "Cy", None), ("c4", "not-an-email", "Dee", None)]
+    people = [
+        ("c1", "ann@x.com", "Ann", None),
+        ("c2", "bob@x.com", "Bob", None),
+        ("c3", "cy@x.com", "Cy", None),
+        ("c4", "not-an-email", "Dee", None),
+    ]
     audience(spark, "sync_test__people", people)
     sync = definition()
     first = run(spark, sync, settings, run_id="run1")
@@ -145,12 +178,20 @@ def test_upsert_sends_everyone_eligible_once_then_only_what_changed(activation_d
 
     # c3 is erased, c2 renamed, c4's email fixed: only those three are planned; c3 is skipped.
     spark.sql(f"INSERT INTO {SUPPRESSIONS_TABLE} VALUES ('c3', 'erased', current_timestamp())")
-    audience(spark, "sync_test__people", [people[0], ("c2", "bob@x.com", "Robert", None), people[2],
-                                          ("c4", "dee@x.com", "Dee", None)])
+    audience(
+        spark,
+        "sync_test__people",
+        [people[0], ("c2", "bob@x.com", "Robert", None), people[2], ("c4", "dee@x.com", "Dee", None)],
+    )
     before = len(apis.state.requests)
     second = run(spark, sync, settings, run_id="run2")
-    assert sum(n for _, _, n in apis.state.requests[before:]) == 2   # c2 and c4, nothing else
-    assert (second["updated"], second["inserted"], second["skipped_by_reason"], second["failed"]) == (1, 1, {"erased": 1}, 0)
+    assert sum(n for _, _, n in apis.state.requests[before:]) == 2  # c2 and c4, nothing else
+    assert (second["updated"], second["inserted"], second["skipped_by_reason"], second["failed"]) == (
+        1,
+        1,
+        {"erased": 1},
+        0,
+    )
     assert apis.state.crm["c2"]["FirstName"] == "Robert" and apis.state.crm["c4"]["Email"] == "dee@x.com"
 
     before = len(apis.state.requests)
@@ -163,16 +204,27 @@ def test_upsert_sends_everyone_eligible_once_then_only_what_changed(activation_d
 
 # --- email platform: mirror and consent ---------------------------------------------------------
 
+
 def test_mirror_removes_who_left_or_lost_consent_and_adds_who_gave_it(activation_db, apis, settings):
     spark = activation_db
     schema = AUDIENCE_SCHEMA + ", segment_names array<string>"
-    audience(spark, "sync_test__subscribers", [
-        ("c1", "ann@x.com", "Ann", None, ["promoters"]), ("c2", "bob@x.com", "Bob", None, []),
-        ("c3", "cy@x.com", "Cy", "unsubscribed", [])], schema)
-    sync = definition(model="sync_test__subscribers", mode="mirror",
-                      destination={"type": "email_platform", "list_id": "news"},
-                      identifier={"source": "customer_id", "destination": "email_address"},
-                      fields={"email": "email_address", "first_name": "FNAME", "segment_names": "tags"})
+    audience(
+        spark,
+        "sync_test__subscribers",
+        [
+            ("c1", "ann@x.com", "Ann", None, ["promoters"]),
+            ("c2", "bob@x.com", "Bob", None, []),
+            ("c3", "cy@x.com", "Cy", "unsubscribed", []),
+        ],
+        schema,
+    )
+    sync = definition(
+        model="sync_test__subscribers",
+        mode="mirror",
+        destination={"type": "email_platform", "list_id": "news"},
+        identifier={"source": "customer_id", "destination": "email_address"},
+        fields={"email": "email_address", "first_name": "FNAME", "segment_names": "tags"},
+    )
     first = run(spark, sync, settings)
     assert {m["email_address"] for m in apis.state.esp.values()} == {"ann@x.com", "bob@x.com"}
     assert apis.state.esp[subscriber_hash("ann@x.com")]["tags"] == ["promoters"]
@@ -180,13 +232,17 @@ def test_mirror_removes_who_left_or_lost_consent_and_adds_who_gave_it(activation
     assert first["skipped_by_reason"] == {"unsubscribed": 1} and reconciles(first)
 
     # Bob leaves the audience, Ann's address bounces, Cy subscribes again.
-    audience(spark, "sync_test__subscribers", [
-        ("c1", "ann@x.com", "Ann", "bounced", ["promoters"]), ("c3", "cy@x.com", "Cy", None, [])], schema)
+    audience(
+        spark,
+        "sync_test__subscribers",
+        [("c1", "ann@x.com", "Ann", "bounced", ["promoters"]), ("c3", "cy@x.com", "Cy", None, [])],
+        schema,
+    )
     second = run(spark, sync, settings)
     assert {m["email_address"] for m in apis.state.esp.values()} == {"cy@x.com"}
     assert (second["removed"], second["inserted"], second["failed"]) == (2, 1, 0) and reconciles(second)
     states = {r.record_key: r.status for r in spark.table(STATE_TABLE).collect()}
-    assert states == {"c1": "skipped", "c3": "synced"}   # Bob forgotten, Ann remembered as not sent
+    assert states == {"c1": "skipped", "c3": "synced"}  # Bob forgotten, Ann remembered as not sent
 
 
 def test_upsert_and_append_never_remove(activation_db, apis, settings):
@@ -202,15 +258,23 @@ def test_upsert_and_append_never_remove(activation_db, apis, settings):
 
 # --- failures -----------------------------------------------------------------------------------
 
+
 def test_429_500_timeouts_and_a_crash_mid_batch_lose_and_duplicate_nothing(activation_db, apis, settings):
     spark = activation_db
     people = [(f"c{i:02d}", f"p{i}@x.com", f"P{i}", None) for i in range(12)]
     audience(spark, "sync_test__people", people)
-    sync = definition(mode="mirror", batch_size=5, destination={"type": "webhook", "timeout_seconds": 0.5},
-                      fields={"email": "email", "first_name": "first_name"})
-    apis.inject(Fault("/hooks", status=429, retry_after=0.2), Fault("/hooks", status=500),
-                Fault("/hooks", delay_s=1.0, status=200, crash_after=99),   # slower than the client's timeout
-                Fault("/hooks", crash_after=3))                             # 3 events applied, then the connection drops
+    sync = definition(
+        mode="mirror",
+        batch_size=5,
+        destination={"type": "webhook", "timeout_seconds": 0.5},
+        fields={"email": "email", "first_name": "first_name"},
+    )
+    apis.inject(
+        Fault("/hooks", status=429, retry_after=0.2),
+        Fault("/hooks", status=500),
+        Fault("/hooks", delay_s=1.0, status=200, crash_after=99),  # slower than the client's timeout
+        Fault("/hooks", crash_after=3),
+    )  # 3 events applied, then the connection drops
     metrics = run(spark, sync, settings)
     assert (metrics["sent"], metrics["failed"], metrics["retries"]) == (12, 0, 4) and reconciles(metrics)
     applied = {e["key"]: e["data"] for e in apis.state.webhook.values()}
@@ -225,7 +289,7 @@ def test_undeliverable_records_are_recorded_and_sent_by_the_next_run(activation_
     spark = activation_db
     audience(spark, "sync_test__people", [("c1", "ann@x.com", "Ann", None), ("c2", "bob@x.com", "Bob", None)])
     sync = definition(batch_size=1, destination={"type": "crm", "max_attempts": 2})
-    apis.inject(Fault("/services", status=503, times=2))   # the first record's request fails twice: give up
+    apis.inject(Fault("/services", status=503, times=2))  # the first record's request fails twice: give up
     first = run(spark, sync, settings)
     assert (first["sent"], first["failed"]) == (1, 1) and len(apis.state.crm) == 1
     failed_key = spark.table(ERRORS_TABLE).first()
@@ -256,8 +320,13 @@ def test_a_crash_mid_sync_then_a_rerun_apply_each_change_exactly_once(activation
     people = [(f"c{i:02d}", f"p{i}@x.com", f"P{i}", None) for i in range(10)]
     audience(spark, "sync_test__people", people)
     sync = definition(batch_size=2, destination={"type": "webhook"}, fields={"email": "email"})
-    crashing = SyncRun(spark, sync, lambda s, run_id: CrashAfter(open_destination(s, run_id, settings), 3),
-                       checkpoint_rows=4, run_id="crashed")
+    crashing = SyncRun(
+        spark,
+        sync,
+        lambda s, run_id: CrashAfter(open_destination(s, run_id, settings), 3),
+        checkpoint_rows=4,
+        run_id="crashed",
+    )
     with pytest.raises(KeyboardInterrupt):
         crashing.run()
     # Two batches were checkpointed, the third delivered but not: the re-run sends it again.
@@ -265,7 +334,7 @@ def test_a_crash_mid_sync_then_a_rerun_apply_each_change_exactly_once(activation
     rerun = run(spark, sync, settings, run_id="rerun")
     assert rerun["planned"] == 6 and rerun["sent"] == 6
     assert {e["key"] for e in apis.state.webhook.values()} == {p[0] for p in people}
-    assert sorted(apis.state.webhook_received.values()) == [1] * 8 + [2] * 2   # the uncheckpointed batch, applied once
+    assert sorted(apis.state.webhook_received.values()) == [1] * 8 + [2] * 2  # the uncheckpointed batch, applied once
     statuses = {r.run_id: r.status for r in spark.table(LOG_TABLE).collect()}
     assert statuses == {"crashed": "failed", "rerun": "succeeded"}
 
@@ -288,7 +357,7 @@ def test_requests_keep_to_the_rate_limit(activation_db, apis, settings):
     started = time.monotonic()
     for i in range(11):
         destination.api.request("DELETE", "/services/data/v61.0/composite/sobjects", params={"ids": f"x{i}"})
-    assert time.monotonic() - started >= 1.9   # 11 requests at 5 a second: two full waits
+    assert time.monotonic() - started >= 1.9  # 11 requests at 5 a second: two full waits
 
 
 def test_dry_run_plans_and_logs_but_sends_and_remembers_nothing(activation_db, apis, settings):
@@ -303,6 +372,7 @@ def test_dry_run_plans_and_logs_but_sends_and_remembers_nothing(activation_db, a
 
 
 # --- ad-audience files on S3 ----------------------------------------------------------------------
+
 
 @pytest.fixture
 def s3(tmp_path, monkeypatch):
@@ -319,36 +389,60 @@ def _csv(client, key: str) -> list[dict]:
 
 def test_ad_audience_files_are_hashed_guarded_atomic_and_listed_in_a_manifest(activation_db, s3, tmp_path):
     spark = activation_db
-    settings = Settings.from_env({"CDP_HOME": str(tmp_path / "home"), "CDP_S3_ENDPOINT_URL": s3.endpoint_url,
-                                  "CDP_EXPORT_BUCKET": "exports", "CDP_EXPORT_PREFIX": "aud"})
+    settings = Settings.from_env(
+        {
+            "CDP_HOME": str(tmp_path / "home"),
+            "CDP_S3_ENDPOINT_URL": s3.endpoint_url,
+            "CDP_EXPORT_BUCKET": "exports",
+            "CDP_EXPORT_PREFIX": "aud",
+        }
+    )
     schema = "customer_id string, email string, phone string, country string, suppression_reason string"
-    audience(spark, "sync_test__ads", [("c1", "  Ann.Lee@Example.COM ", "020 7946 0958", "GB", None),
-                                       ("c2", "bob@x.com", None, "=HYPERLINK(\"x\")", None),
-                                       ("c3", "cy@x.com", None, "FR", "unsubscribed")], schema)
-    sync = definition(model="sync_test__ads", mode="mirror",
-                      destination={"type": "s3_audience", "region_field": "Country",
-                                   "hashed": {"Email": "email", "Phone": "phone"}},
-                      identifier={"source": "customer_id", "destination": "customer_id"},
-                      fields={"email": "Email", "phone": "Phone", "country": "Country"})
+    audience(
+        spark,
+        "sync_test__ads",
+        [
+            ("c1", "  Ann.Lee@Example.COM ", "020 7946 0958", "GB", None),
+            ("c2", "bob@x.com", None, '=HYPERLINK("x")', None),
+            ("c3", "cy@x.com", None, "FR", "unsubscribed"),
+        ],
+        schema,
+    )
+    sync = definition(
+        model="sync_test__ads",
+        mode="mirror",
+        destination={"type": "s3_audience", "region_field": "Country", "hashed": {"Email": "email", "Phone": "phone"}},
+        identifier={"source": "customer_id", "destination": "customer_id"},
+        fields={"email": "Email", "phone": "Phone", "country": "Country"},
+    )
     first = run(spark, sync, settings, run_id="r1")
     client = s3.client()
     keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket="exports")["Contents"])
     assert keys == ["aud/ad_audiences/test_sync/r1/add-00001.csv", "aud/ad_audiences/test_sync/r1/manifest.json"]
     sha = lambda text: hashlib.sha256(text.encode()).hexdigest()  # noqa: E731
     assert sorted(_csv(client, keys[0]), key=lambda r: r["Country"]) == [
-        {"Email": sha("bob@x.com"), "Phone": "", "Country": "'=HYPERLINK(\"x\")"},
-        {"Email": sha("ann.lee@example.com"), "Phone": sha("+442079460958"), "Country": "GB"}]
+        {"Email": sha("bob@x.com"), "Phone": "", "Country": '\'=HYPERLINK("x")'},
+        {"Email": sha("ann.lee@example.com"), "Phone": sha("+442079460958"), "Country": "GB"},
+    ]
     manifest = json.loads(client.get_object(Bucket="exports", Key=keys[1])["Body"].read())
     body = client.get_object(Bucket="exports", Key=keys[0])["Body"].read()
     assert manifest["files"] == [{"key": keys[0], "op": "add", "rows": 2, "sha256": hashlib.sha256(body).hexdigest()}]
     assert (first["skipped_by_reason"], manifest["rows_added"]) == ({"unsubscribed": 1}, 2)
 
     # Ann unsubscribes: the next run's folder holds one removal, with the values that were sent.
-    audience(spark, "sync_test__ads", [("c1", "ann.lee@example.com", "020 7946 0958", "GB", "unsubscribed"),
-                                       ("c2", "bob@x.com", None, "=HYPERLINK(\"x\")", None)], schema)
+    audience(
+        spark,
+        "sync_test__ads",
+        [
+            ("c1", "ann.lee@example.com", "020 7946 0958", "GB", "unsubscribed"),
+            ("c2", "bob@x.com", None, '=HYPERLINK("x")', None),
+        ],
+        schema,
+    )
     second = run(spark, sync, settings, run_id="r2")
     assert _csv(client, "aud/ad_audiences/test_sync/r2/remove-00001.csv") == [
-        {"Email": sha("ann.lee@example.com"), "Phone": sha("+442079460958"), "Country": "GB"}]
+        {"Email": sha("ann.lee@example.com"), "Phone": sha("+442079460958"), "Country": "GB"}
+    ]
     assert second["removed"] == 1 and second["sent"] == 1
     assert not [o for o in client.list_objects_v2(Bucket="exports")["Contents"] if ".tmp-" in o["Key"]]
 
@@ -356,8 +450,11 @@ def test_ad_audience_files_are_hashed_guarded_atomic_and_listed_in_a_manifest(ac
 def test_a_model_without_a_mapped_column_or_suppression_reason_is_refused_by_name(activation_db, apis, settings):
     spark = activation_db
     audience(spark, "sync_test__people", [("c1", "ann@x.com")], "customer_id string, email string")
-    with pytest.raises(SyncModelError, match=r"gold.sync_test__people lacks column\(s\) \['first_name', "
-                                             r"'suppression_reason'\] that sync 'test_sync' needs"):
+    with pytest.raises(
+        SyncModelError,
+        match=r"gold.sync_test__people lacks column\(s\) \['first_name', "
+        r"'suppression_reason'\] that sync 'test_sync' needs",
+    ):
         run(spark, definition(), settings)
     assert apis.state.requests == []
 

@@ -12,14 +12,17 @@ SCHEMA = "customer_id string, purchased_on date, amount double, is_store double"
 
 
 def test_features_see_only_the_past_and_labels_only_the_horizon(spark):
-    purchases = spark.createDataFrame([
-        ("a", date(2024, 12, 20), 10.0, 0.0),   # 102 days before the cutoff: not "recent"
-        ("a", date(2025, 3, 1), 30.0, 1.0),     # 31 days before the cutoff
-        ("a", date(2025, 4, 10), 50.0, 0.0),    # after the cutoff, inside the horizon
-        ("b", date(2025, 2, 1), 20.0, 0.0),
-        ("b", date(2025, 7, 1), 99.0, 0.0),     # after the horizon: b churned
-        ("c", date(2025, 4, 2), 5.0, 0.0),      # first purchase after the cutoff: not in the population
-    ], SCHEMA)
+    purchases = spark.createDataFrame(
+        [
+            ("a", date(2024, 12, 20), 10.0, 0.0),  # 102 days before the cutoff: not "recent"
+            ("a", date(2025, 3, 1), 30.0, 1.0),  # 31 days before the cutoff
+            ("a", date(2025, 4, 10), 50.0, 0.0),  # after the cutoff, inside the horizon
+            ("b", date(2025, 2, 1), 20.0, 0.0),
+            ("b", date(2025, 7, 1), 99.0, 0.0),  # after the horizon: b churned
+            ("c", date(2025, 4, 2), 5.0, 0.0),  # first purchase after the cutoff: not in the population
+        ],
+        SCHEMA,
+    )
     rows = {r.customer_id: r for r in labelled_at(purchases, date(2025, 4, 1), horizon_days=30).collect()}
     assert set(rows) == {"a", "b"}
     a = rows["a"]
@@ -58,8 +61,10 @@ def test_too_little_history_is_a_clear_error(spark):
     with pytest.raises(NotEnoughHistory, match="not enough purchase history"):
         score(purchases, date(2025, 12, 31), horizon_days=90)
     # Enough history, too few customers: a churner and a loyal buyer.
-    purchases = spark.createDataFrame([("a", date(2025, 1, 1), 10.0, 0.0), ("b", date(2025, 1, 1), 10.0, 0.0),
-                                       ("b", date(2025, 11, 1), 10.0, 0.0)], SCHEMA)
+    purchases = spark.createDataFrame(
+        [("a", date(2025, 1, 1), 10.0, 0.0), ("b", date(2025, 1, 1), 10.0, 0.0), ("b", date(2025, 11, 1), 10.0, 0.0)],
+        SCHEMA,
+    )
     with pytest.raises(NotEnoughHistory, match="2 customers to train on, fewer than 100"):
         score(purchases, date(2025, 12, 31), horizon_days=90)
 
@@ -67,14 +72,16 @@ def test_too_little_history_is_a_clear_error(spark):
 def test_a_purchase_is_a_completed_fct_orders_row_of_a_known_customer_with_an_amount(spark):
     """The models learn from fct_orders, where "a purchase" is defined: completed orders only,
     never an anonymous store purchase, never an order the gold layer could not convert."""
-    orders = spark.createDataFrame([
-        ("o1", "c1", "web", "completed", date(2025, 1, 5), 85.0),
-        ("o2", "c1", "store", "completed", date(2025, 1, 6), 40.0),
-        ("o3", "c2", "app", "cancelled", date(2025, 1, 6), 99.0),
-        ("o4", None, "store", "completed", date(2025, 1, 7), 12.0),     # no loyalty card
-        ("o5", "c2", "web", "completed", date(2025, 1, 20), None),      # no exchange rate that day
-        ("o6", "c2", "app", "pending", date(2025, 1, 21), 5.0),
-    ], "order_id string, customer_id string, channel string, status string, order_date date, "
-       "total_amount double").withColumn("total_amount", F.col("total_amount").cast("decimal(14,2)"))
+    orders = spark.createDataFrame(
+        [
+            ("o1", "c1", "web", "completed", date(2025, 1, 5), 85.0),
+            ("o2", "c1", "store", "completed", date(2025, 1, 6), 40.0),
+            ("o3", "c2", "app", "cancelled", date(2025, 1, 6), 99.0),
+            ("o4", None, "store", "completed", date(2025, 1, 7), 12.0),  # no loyalty card
+            ("o5", "c2", "web", "completed", date(2025, 1, 20), None),  # no exchange rate that day
+            ("o6", "c2", "app", "pending", date(2025, 1, 21), 5.0),
+        ],
+        "order_id string, customer_id string, channel string, status string, order_date date, total_amount double",
+    ).withColumn("total_amount", F.col("total_amount").cast("decimal(14,2)"))
     bought = sorted(tuple(r) for r in purchases_in(orders).collect())
     assert bought == [("c1", date(2025, 1, 5), 85.0, 0.0), ("c1", date(2025, 1, 6), 40.0, 1.0)]

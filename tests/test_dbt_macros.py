@@ -10,9 +10,21 @@ from spark_jobs.identity import standardise as std
 from spark_jobs.settings import REPO_ROOT
 
 AWKWARD_EMAILS = [
-    "  Ann.Lee+News@GoogleMail.com ", "a.n.n@gmail.com", "bob+x@outlook.com", "bob+x@example.com",
-    "b.o.b@example.co.uk", "+tag@gmail.com", "..@gmail.com", "no-at-sign", "two@@example.com",
-    "x@nodot", "", None, "ZOË@Example.com", "me+a+b@icloud.com", "first.last@proton.me",
+    "  Ann.Lee+News@GoogleMail.com ",
+    "a.n.n@gmail.com",
+    "bob+x@outlook.com",
+    "bob+x@example.com",
+    "b.o.b@example.co.uk",
+    "+tag@gmail.com",
+    "..@gmail.com",
+    "no-at-sign",
+    "two@@example.com",
+    "x@nodot",
+    "",
+    None,
+    "ZOË@Example.com",
+    "me+a+b@icloud.com",
+    "first.last@proton.me",
 ] + [f"some.one+tag@{domain}" for domain in std.PLUS_TAG_DOMAINS]
 
 
@@ -35,8 +47,9 @@ def render_generic_test(name: str, **kwargs: str) -> str:
 
 
 def test_primary_key_test_finds_duplicate_and_null_keys_only(spark):
-    spark.createDataFrame([("a", 1), ("b", 2), ("b", 3), (None, 4), ("c", 5)], "k string, v int") \
-        .createOrReplaceTempView("keys_with_faults")
+    spark.createDataFrame(
+        [("a", 1), ("b", 2), ("b", 3), (None, 4), ("c", 5)], "k string, v int"
+    ).createOrReplaceTempView("keys_with_faults")
     spark.createDataFrame([("a", 1), ("b", 2)], "k string, v int").createOrReplaceTempView("keys_clean")
     failures = spark.sql(render_generic_test("primary_key", model="keys_with_faults", column_name="k")).collect()
     assert {(r.key_value, r.rows_with_key) for r in failures} == {("b", 2), (None, 1)}

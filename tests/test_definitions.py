@@ -1,5 +1,7 @@
 """The Dagster definitions load, the dbt project parses, and the graph is wired as designed."""
 
+from datetime import UTC
+
 import dagster as dg
 import pytest
 
@@ -38,13 +40,19 @@ def test_production_has_no_sample_generator_and_bronze_starts_the_graph(defs):
     local_graph = defs.resolve_asset_graph()
     assert all(local_graph.get(key).parent_keys == {dg.AssetKey(["landing", "sample_sources"])} for key in bronze)
     assert set(local_graph.get_all_asset_keys()) - set(graph.get_all_asset_keys()) == {
-        dg.AssetKey(["landing", "sample_sources"])}
+        dg.AssetKey(["landing", "sample_sources"])
+    }
 
 
 def test_dbt_project_parses_into_the_expected_models(manifest):
     models = {node["name"]: node for node in manifest["nodes"].values() if node["resource_type"] == "model"}
-    assert {"stg_crm__contacts", "stg_shop__orders", "stg_identity__identity_map", "dim_customers",
-            "sync_s3__repeat_buyers"} <= set(models)
+    assert {
+        "stg_crm__contacts",
+        "stg_shop__orders",
+        "stg_identity__identity_map",
+        "dim_customers",
+        "sync_s3__repeat_buyers",
+    } <= set(models)
     assert models["dim_customers"]["schema"] == "gold"
     assert models["dim_customers"]["config"]["file_format"] == "delta"
     assert models["stg_crm__contacts"]["config"]["materialized"] == "view"
@@ -57,9 +65,16 @@ def test_dbt_project_parses_into_the_expected_models(manifest):
 def test_every_layer_is_an_asset_wired_source_to_export(defs):
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert {"landing/sample_sources", "bronze/crm_contacts", "bronze/shop_orders", "silver/identity_map",
-            "staging/stg_crm__contacts", "gold/dim_customers", "gold/sync_s3__repeat_buyers",
-            "activation/s3_repeat_buyers"} <= keys
+    assert {
+        "landing/sample_sources",
+        "bronze/crm_contacts",
+        "bronze/shop_orders",
+        "silver/identity_map",
+        "staging/stg_crm__contacts",
+        "gold/dim_customers",
+        "gold/sync_s3__repeat_buyers",
+        "activation/s3_repeat_buyers",
+    } <= keys
 
     def upstream(key: str) -> set[str]:
         return {k.to_user_string() for k in graph.get(dg.AssetKey.from_user_string(key)).parent_keys}
@@ -73,8 +88,10 @@ def test_every_layer_is_an_asset_wired_source_to_export(defs):
     assert upstream("activation/s3_repeat_buyers") == {"gold/sync_s3__repeat_buyers", "gold/dim_customers"}
     # One asset per sync definition, downstream of its model and of the gated dim_customers.
     assert upstream("activation/crm_customers") == {"gold/sync_crm__customers", "gold/dim_customers"}
-    assert upstream("activation/ads_high_value_customers") == {"gold/sync_ads__high_value_customers",
-                                                               "gold/dim_customers"}
+    assert upstream("activation/ads_high_value_customers") == {
+        "gold/sync_ads__high_value_customers",
+        "gold/dim_customers",
+    }
 
 
 def test_great_expectations_check_blocks_and_main_job_covers_everything(defs):
@@ -98,8 +115,12 @@ def test_daily_job_is_the_main_job_without_what_new_data_leaves_unchanged(defs, 
         parents = nodes[unique_id]["depends_on"].get("nodes", [])
         return any(p.startswith("source.") or (p in nodes and fed_by_a_source(p)) for p in parents)
 
-    left_out = {unique_id for unique_id, n in nodes.items() if n["resource_type"] in ("model", "seed", "snapshot")
-                and (n["config"]["materialized"] == "view" or not fed_by_a_source(unique_id))}
+    left_out = {
+        unique_id
+        for unique_id, n in nodes.items()
+        if n["resource_type"] in ("model", "seed", "snapshot")
+        and (n["config"]["materialized"] == "view" or not fed_by_a_source(unique_id))
+    }
     assert {"seed.cdp.sentiment_lexicon", "model.cdp.dim_segments"} <= left_out
     assert "model.cdp.dim_customers" not in left_out
     left_out_keys = {dg.AssetKey([nodes[n]["schema"], nodes[n]["name"]]) for n in left_out}
@@ -109,8 +130,9 @@ def test_daily_job_is_the_main_job_without_what_new_data_leaves_unchanged(defs, 
 
     daily_checks = daily.asset_layer.asset_graph.asset_check_keys
     assert {key.asset_key for key in daily_checks}.isdisjoint(left_out_keys)
-    attached = [n["attached_node"] for n in nodes.values()
-                if n["resource_type"] == "test" and n.get("attached_node") in nodes]
+    attached = [
+        n["attached_node"] for n in nodes.values() if n["resource_type"] == "test" and n.get("attached_node") in nodes
+    ]
     on_left_out = [node for node in attached if node in left_out]
     on_daily = {dg.AssetKey([nodes[n]["schema"], nodes[n]["name"]]) for n in attached if n not in left_out}
     assert on_daily <= {key.asset_key for key in daily_checks}
@@ -118,10 +140,14 @@ def test_daily_job_is_the_main_job_without_what_new_data_leaves_unchanged(defs, 
     assert dg.AssetCheckKey(dg.AssetKey(["gold", "dim_customers"]), "great_expectations") in daily_checks
 
     schedules = {s.name: s for s in defs.schedules}
-    assert (schedules["cdp_main_daily"].job_name, schedules["cdp_main_daily"].cron_schedule) == \
-        ("cdp_daily", "0 3 * * 1-6")
-    assert (schedules["cdp_main_weekly"].job_name, schedules["cdp_main_weekly"].cron_schedule) == \
-        ("cdp_main", "0 3 * * 0")
+    assert (schedules["cdp_main_daily"].job_name, schedules["cdp_main_daily"].cron_schedule) == (
+        "cdp_daily",
+        "0 3 * * 1-6",
+    )
+    assert (schedules["cdp_main_weekly"].job_name, schedules["cdp_main_weekly"].cron_schedule) == (
+        "cdp_main",
+        "0 3 * * 0",
+    )
 
 
 def test_both_jobs_run_dbt_after_the_spark_steps_that_write_its_sources(defs):
@@ -134,8 +160,17 @@ def test_both_jobs_run_dbt_after_the_spark_steps_that_write_its_sources(defs):
         plan = create_execution_plan(defs.resolve_job_def(job_name))
         steps = [step.key for step in plan.get_steps_to_execute_in_topo_order()]
         assert [step for step in steps if "dbt" in step] == ["cdp_dbt_orders", "cdp_dbt_models"], (job_name, steps)
-        order = [steps.index(step) for step in ("identity_resolution", "cdp_dbt_orders", "silver__customer_scores",
-                                                 "cdp_dbt_models", "gold_great_expectations", "activation")]
+        order = [
+            steps.index(step)
+            for step in (
+                "identity_resolution",
+                "cdp_dbt_orders",
+                "silver__customer_scores",
+                "cdp_dbt_models",
+                "gold_great_expectations",
+                "activation",
+            )
+        ]
         assert order == sorted(order), (job_name, steps)
         assert max(steps.index(writer) for writer in ("bronze_events", "bronze_ingest")) < order[0], (job_name, steps)
 
@@ -145,8 +180,10 @@ def test_a_failing_blocking_check_stops_the_syncs_downstream():
     check fails, so no sync runs (and the syncs' Spark job is never launched)."""
     from dagster_project.defs.activation.assets import activation
 
-    @dg.asset(key=["gold", "dim_customers"],
-              check_specs=[dg.AssetCheckSpec("great_expectations", asset=["gold", "dim_customers"], blocking=True)])
+    @dg.asset(
+        key=["gold", "dim_customers"],
+        check_specs=[dg.AssetCheckSpec("great_expectations", asset=["gold", "dim_customers"], blocking=True)],
+    )
     def dim_customers():
         yield dg.Output(None)
         yield dg.AssetCheckResult(passed=False, check_name="great_expectations")
@@ -154,14 +191,17 @@ def test_a_failing_blocking_check_stops_the_syncs_downstream():
     from dagster_project.resources import CdpSettingsResource
 
     models = [dg.AssetSpec(key) for key in activation.dependency_keys if key.path[-1] != "dim_customers"]
-    result = dg.materialize([dim_customers, activation, *models], raise_on_error=False,
-                            selection=dg.AssetSelection.assets(dim_customers, activation),
-                            resources={"pipes": dg.PipesSubprocessClient(), "cdp_settings": CdpSettingsResource()})
+    result = dg.materialize(
+        [dim_customers, activation, *models],
+        raise_on_error=False,
+        selection=dg.AssetSelection.assets(dim_customers, activation),
+        resources={"pipes": dg.PipesSubprocessClient(), "cdp_settings": CdpSettingsResource()},
+    )
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert materialized == {"gold/dim_customers"}
     started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
     failed = {e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"}
-    assert (started, failed) == ({"gold__dim_customers"}, {"gold__dim_customers"})   # activation never started
+    assert (started, failed) == ({"gold__dim_customers"}, {"gold__dim_customers"})  # activation never started
 
 
 @pytest.mark.parametrize("module", ["dagster_project.definitions", "devstack.definitions"])
@@ -175,25 +215,37 @@ def test_code_location_loads_the_way_dagster_dev_loads_it(tmp_path, module):
     dagster = Path(sys.executable).with_name("dagster")
     result = subprocess.run(
         [str(dagster), "definitions", "validate", "-m", module],
-        capture_output=True, text=True, env={**__import__("os").environ, "DAGSTER_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "DAGSTER_HOME": str(tmp_path)},
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
 
 
 def test_event_sources_have_daily_partitions_and_the_schedule_covers_yesterday_and_today(defs):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     graph = defs.resolve_asset_graph()
-    partitions = {key.path[-1]: graph.get(key).partitions_def for key in graph.get_all_asset_keys()
-                  if key.path[0] == "bronze"}
+    partitions = {
+        key.path[-1]: graph.get(key).partitions_def for key in graph.get_all_asset_keys() if key.path[0] == "bronze"
+    }
     assert {name for name, p in partitions.items() if p is not None} == {
-        "web_events", "email_events", "social_mentions", "survey_responses", "pos_transactions", "shop_order_lines"}
+        "web_events",
+        "email_events",
+        "social_mentions",
+        "survey_responses",
+        "pos_transactions",
+        "shop_order_lines",
+    }
     assert isinstance(partitions["web_events"], dg.DailyPartitionsDefinition)
     assert partitions["crm_contacts"] is None and partitions["shop_orders"] is None
 
     with dg.instance_for_test() as instance:
         context = dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=datetime(2026, 1, 2, 3, tzinfo=timezone.utc))
+            instance=instance, scheduled_execution_time=datetime(2026, 1, 2, 3, tzinfo=UTC)
+        )
         [request] = defs.resolve_schedule_def("cdp_main_daily").evaluate_tick(context).run_requests
-    assert (request.tags["dagster/asset_partition_range_start"],
-            request.tags["dagster/asset_partition_range_end"]) == ("2026-01-01", "2026-01-02")
+    assert (request.tags["dagster/asset_partition_range_start"], request.tags["dagster/asset_partition_range_end"]) == (
+        "2026-01-01",
+        "2026-01-02",
+    )

@@ -9,9 +9,20 @@ import pytest
 
 from devstack.sample.generate import generate
 
-SOURCES = {"crm_contacts", "shop_orders", "shop_order_lines", "pos_transactions", "support_tickets",
-           "web_events", "email_events", "survey_responses", "enrichment_demographics", "social_mentions",
-           "postal_codes", "exchange_rates"}
+SOURCES = {
+    "crm_contacts",
+    "shop_orders",
+    "shop_order_lines",
+    "pos_transactions",
+    "support_tickets",
+    "web_events",
+    "email_events",
+    "survey_responses",
+    "enrichment_demographics",
+    "social_mentions",
+    "postal_codes",
+    "exchange_rates",
+}
 
 
 def _files(root):
@@ -34,7 +45,7 @@ def test_regenerating_leaves_unchanged_files_untouched(tmp_path):
     before = {p: p.stat().st_mtime_ns for p in landing.rglob("*") if p.is_file()}
     generate(landing, tmp_path / "truth", customers=40, seed=1, days=2)
     assert {p: p.stat().st_mtime_ns for p in landing.rglob("*") if p.is_file()} == before
-    assert not [p for p in landing.rglob(".*")], "no temporary files left behind"
+    assert not list(landing.rglob(".*")), "no temporary files left behind"
 
 
 def test_a_withheld_last_day_is_delivered_later_without_touching_the_earlier_files(tmp_path):
@@ -78,8 +89,11 @@ def test_every_source_is_delivered_daily_in_dated_folders(zone):
 
 
 def test_crm_is_a_change_feed_with_updates_deletes_and_late_changes(zone):
-    rows = [(p.parent.name, r) for p in sorted((zone.landing_dir / "crm" / "contacts").rglob("*.csv"))
-            for r in csv.DictReader(p.open(encoding="utf-8"))]
+    rows = [
+        (p.parent.name, r)
+        for p in sorted((zone.landing_dir / "crm" / "contacts").rglob("*.csv"))
+        for r in csv.DictReader(p.open(encoding="utf-8"))
+    ]
     ops = {r["op"] for _, r in rows}
     assert {"I", "U", "D"} <= ops
     late = [r for day, r in rows if r["op"] == "U" and r["change_ts"][:10] < day]
@@ -95,15 +109,27 @@ def test_truth_has_households_and_people_disagree_across_silos(zone):
     assert shared and any(len({p["last_name"] for p in h}) == 1 for h in shared)
     assert zone.households == len(households) < len(people)
 
-    truth = {(r["source_table"], r["source_record_id"]): r["person_id"]
-             for r in csv.DictReader((zone.truth_dir / "source_records.csv").open(encoding="utf-8"))}
+    truth = {
+        (r["source_table"], r["source_record_id"]): r["person_id"]
+        for r in csv.DictReader((zone.truth_dir / "source_records.csv").open(encoding="utf-8"))
+    }
     canonical = {p["person_id"]: p["email"] for p in people}
-    orders = [json.loads(line) for p in (zone.landing_dir / "shop" / "orders").rglob("*.jsonl")
-              for line in p.open(encoding="utf-8") if not line.startswith('{"order_id": "BAD')]
-    differing = [o for o in orders if o["customer_email"].strip().lower() != canonical[truth[("shop_orders", o["order_id"])]]]
+    orders = [
+        json.loads(line)
+        for p in (zone.landing_dir / "shop" / "orders").rglob("*.jsonl")
+        for line in p.open(encoding="utf-8")
+        if not line.startswith('{"order_id": "BAD')
+    ]
+    differing = [
+        o for o in orders if o["customer_email"].strip().lower() != canonical[truth[("shop_orders", o["order_id"])]]
+    ]
     assert len(differing) > len(orders) * 0.05, "orders carry old, re-cased or tagged emails"
-    phones = {r["phone"] for p in (zone.landing_dir / "crm" / "contacts").rglob("*.csv")
-              for r in csv.DictReader(p.open(encoding="utf-8")) if r["phone"]}
+    phones = {
+        r["phone"]
+        for p in (zone.landing_dir / "crm" / "contacts").rglob("*.csv")
+        for r in csv.DictReader(p.open(encoding="utf-8"))
+        if r["phone"]
+    }
     assert any(x.startswith("+") for x in phones) and any(x.startswith("0") for x in phones)
 
 
@@ -111,8 +137,12 @@ def test_manifest_counts_rows_and_deliberately_broken_ones(zone):
     manifest = json.loads((zone.truth_dir / "manifest.json").read_text())["sources"]
     lines = sum(1 for p in (zone.landing_dir / "shop" / "orders").rglob("*.jsonl") for _ in p.open())
     assert manifest["shop_orders"]["rows"] == lines
-    broken = sum(1 for p in (zone.landing_dir / "shop" / "orders").rglob("*.jsonl") for line in p.open()
-                 if line.startswith('{"order_id": "BAD'))
+    broken = sum(
+        1
+        for p in (zone.landing_dir / "shop" / "orders").rglob("*.jsonl")
+        for line in p.open()
+        if line.startswith('{"order_id": "BAD')
+    )
     assert manifest["shop_orders"]["bad_rows"] == broken > 0
 
 

@@ -7,7 +7,9 @@ from pyspark.sql import Row
 from pyspark.testing import assertDataFrameEqual
 
 from spark_jobs.identity.clusters import (
-    ComponentsDidNotConverge, connected_components, oversized_components,
+    ComponentsDidNotConverge,
+    connected_components,
+    oversized_components,
 )
 
 
@@ -18,11 +20,20 @@ def _graph(spark, ids, links):
 
 
 def test_components_are_labelled_by_their_smallest_id(spark):
-    nodes, edges = _graph(spark, ["a", "b", "c", "d", "e", "f"],
-                          [("c", "b"), ("b", "a"), ("e", "d"), ("d", "d"), ("x", "f")])  # self-link, unknown node
-    assertDataFrameEqual(connected_components(nodes, edges),
-                         [Row(id="a", component="a"), Row(id="b", component="a"), Row(id="c", component="a"),
-                          Row(id="d", component="d"), Row(id="e", component="d"), Row(id="f", component="f")])
+    nodes, edges = _graph(
+        spark, ["a", "b", "c", "d", "e", "f"], [("c", "b"), ("b", "a"), ("e", "d"), ("d", "d"), ("x", "f")]
+    )  # self-link, unknown node
+    assertDataFrameEqual(
+        connected_components(nodes, edges),
+        [
+            Row(id="a", component="a"),
+            Row(id="b", component="a"),
+            Row(id="c", component="a"),
+            Row(id="d", component="d"),
+            Row(id="e", component="d"),
+            Row(id="f", component="f"),
+        ],
+    )
 
 
 def test_a_long_chain_and_a_star_converge_to_one_component(spark):
@@ -43,5 +54,6 @@ def test_too_long_a_chain_is_an_error_not_a_wrong_answer(spark):
 
 def test_oversized_components_are_flagged(spark):
     nodes, edges = _graph(spark, ["a", "b", "c", "d"], [("a", "b"), ("b", "c")])
-    assertDataFrameEqual(oversized_components(connected_components(nodes, edges), limit=2),
-                         [Row(component="a", size=3)])
+    assertDataFrameEqual(
+        oversized_components(connected_components(nodes, edges), limit=2), [Row(component="a", size=3)]
+    )

@@ -8,14 +8,31 @@ import pytest
 
 from spark_jobs.identity.comparisons import LEVELS, RECORD_COLUMNS, compare, street_similarity
 
-PAIR_SCHEMA = ", ".join(f"{c}_{side} {'date' if c == 'birth_date' else 'string'}"
-                        for c in RECORD_COLUMNS for side in ("l", "r"))
-BASE = {"given_name": "anna", "first_name": "anna", "last_name": "kowalski", "birth_date": date(1980, 3, 4),
-        "email": "anna.k@example.com", "phone": "+447700900123", "address_line": "12 high street",
-        "city": "london", "postcode": "N11AA"}
-OTHER = {"given_name": "zoe", "first_name": "zoe", "last_name": "nguyen", "birth_date": date(1955, 11, 20),
-         "email": "zn@mail.org", "phone": "+15125550100", "address_line": "9 oak road", "city": "leeds",
-         "postcode": "LS11XY"}
+PAIR_SCHEMA = ", ".join(
+    f"{c}_{side} {'date' if c == 'birth_date' else 'string'}" for c in RECORD_COLUMNS for side in ("l", "r")
+)
+BASE = {
+    "given_name": "anna",
+    "first_name": "anna",
+    "last_name": "kowalski",
+    "birth_date": date(1980, 3, 4),
+    "email": "anna.k@example.com",
+    "phone": "+447700900123",
+    "address_line": "12 high street",
+    "city": "london",
+    "postcode": "N11AA",
+}
+OTHER = {
+    "given_name": "zoe",
+    "first_name": "zoe",
+    "last_name": "nguyen",
+    "birth_date": date(1955, 11, 20),
+    "email": "zn@mail.org",
+    "phone": "+15125550100",
+    "address_line": "9 oak road",
+    "city": "leeds",
+    "postcode": "LS11XY",
+}
 
 
 def _levels(spark, cases: dict[str, tuple[dict, dict]], comparison: str) -> dict[str, str | None]:
@@ -65,8 +82,14 @@ def test_last_name_levels_and_a_surname_changed_at_marriage(spark):
         "exact after a swap": (_names("smith", "john"), _names("john", "smith")),
     }
     levels = _levels(spark, cases, "last_name")
-    assert levels == {"exact": "exact", "close": "close", "similar": "similar", "changed": "changed",
-                      "different": "different", "exact after a swap": "exact"}
+    assert levels == {
+        "exact": "exact",
+        "close": "close",
+        "similar": "similar",
+        "changed": "changed",
+        "different": "different",
+        "exact after a swap": "exact",
+    }
 
 
 def test_birth_date_levels(spark):
@@ -79,8 +102,14 @@ def test_birth_date_levels(spark):
         "different": (date(1980, 3, 4), date(1955, 11, 20)),
     }
     levels = _levels(spark, {k: ({"birth_date": a}, {"birth_date": b}) for k, (a, b) in cases.items()}, "birth_date")
-    assert levels == {"exact": "exact", "one digit off": "one_edit", "two digits transposed": "one_edit",
-                      "day_month_swapped": "day_month_swapped", "same_year": "same_year", "different": "different"}
+    assert levels == {
+        "exact": "exact",
+        "one digit off": "one_edit",
+        "two digits transposed": "one_edit",
+        "day_month_swapped": "day_month_swapped",
+        "same_year": "same_year",
+        "different": "different",
+    }
 
 
 def test_email_and_phone_levels(spark):
@@ -92,10 +121,18 @@ def test_email_and_phone_levels(spark):
         "different": ("anna.k@example.com", "zn@mail.org"),
     }
     levels = _levels(spark, {k: ({"email": a}, {"email": b}) for k, (a, b) in emails.items()}, "email")
-    assert levels == {"exact": "exact", "same_local_part": "same_local_part", "local_part_close": "local_part_close",
-                      "other digits": "different", "different": "different"}
-    phones = {"exact": ("+447700900123", "+447700900123"), "last_7_digits": ("+447700900123", "+337700900123"),
-              "different": ("+447700900123", "+15125550100")}
+    assert levels == {
+        "exact": "exact",
+        "same_local_part": "same_local_part",
+        "local_part_close": "local_part_close",
+        "other digits": "different",
+        "different": "different",
+    }
+    phones = {
+        "exact": ("+447700900123", "+447700900123"),
+        "last_7_digits": ("+447700900123", "+337700900123"),
+        "different": ("+447700900123", "+15125550100"),
+    }
     levels = _levels(spark, {k: ({"phone": a}, {"phone": b}) for k, (a, b) in phones.items()}, "phone")
     assert levels == {k: k for k in phones}
 
@@ -104,26 +141,40 @@ def test_location_levels(spark):
     cases = {
         "address": ({"address_line": "12 high street"}, {"address_line": "12 highstreet"}),
         "street": ({"address_line": "12 high street"}, {"address_line": "12 hgh stret"}),
-        "street_elsewhere": ({"address_line": "12 high street"},
-                             {"address_line": "12 high street", "city": "leeds", "postcode": "LS11XY"}),
+        "street_elsewhere": (
+            {"address_line": "12 high street"},
+            {"address_line": "12 high street", "city": "leeds", "postcode": "LS11XY"},
+        ),
         "postcode": ({"address_line": "12 high street"}, {"address_line": "3 oak road"}),
-        "city_or_near_postcode": ({"address_line": "12 high street"},
-                                  {"address_line": "3 oak road", "postcode": "N11AB"}),
+        "city_or_near_postcode": (
+            {"address_line": "12 high street"},
+            {"address_line": "3 oak road", "postcode": "N11AB"},
+        ),
         "different": ({"address_line": "12 high street"}, OTHER),
         "house number differs": ({"address_line": "12 high street"}, {"address_line": "14 high street"}),
         "nothing to compare": ({"address_line": None, "city": None, "postcode": None}, {}),
     }
     levels = _levels(spark, cases, "location")
-    assert levels == {"address": "address", "street": "street", "street_elsewhere": "street_elsewhere",
-                      "postcode": "postcode", "city_or_near_postcode": "city_or_near_postcode",
-                      "different": "different", "house number differs": "postcode", "nothing to compare": None}
+    assert levels == {
+        "address": "address",
+        "street": "street",
+        "street_elsewhere": "street_elsewhere",
+        "postcode": "postcode",
+        "city_or_near_postcode": "city_or_near_postcode",
+        "different": "different",
+        "house number differs": "postcode",
+        "nothing to compare": None,
+    }
 
 
-@pytest.mark.parametrize("left, right, expected", [
-    ("12 high street", "12 highstreet", 1.0),
-    ("12 high street", "14 high street", 0.0),      # house numbers must agree
-    ("high street", "12 high street", 1.0),         # one side has no number: the street decides
-    (None, "12 high street", None),
-])
+@pytest.mark.parametrize(
+    "left, right, expected",
+    [
+        ("12 high street", "12 highstreet", 1.0),
+        ("12 high street", "14 high street", 0.0),  # house numbers must agree
+        ("high street", "12 high street", 1.0),  # one side has no number: the street decides
+        (None, "12 high street", None),
+    ],
+)
 def test_street_similarity(left, right, expected):
     assert street_similarity(left, right) == expected

@@ -7,11 +7,17 @@ import itertools
 import math
 
 import pytest
-from pyspark.sql import Row
 
 from spark_jobs.identity.comparisons import COMPARISONS, LEVELS, level
-from spark_jobs.identity.probabilistic import (HOUSEHOLD_AGREEMENT_CAP, Model, candidate_pairs, estimate, pairs_by_rule,
-                                              score_pairs, term_frequencies)
+from spark_jobs.identity.probabilistic import (
+    HOUSEHOLD_AGREEMENT_CAP,
+    Model,
+    candidate_pairs,
+    estimate,
+    pairs_by_rule,
+    score_pairs,
+    term_frequencies,
+)
 
 PERSON = ("first_name", "birth_date")
 
@@ -23,8 +29,10 @@ def _uniform(comparison: str, top: float) -> dict[int, float]:
 
 def test_em_recovers_m_and_the_prior_with_u_fixed():
     # Pairs compared on first name and birth date only (no location, email or phone: no home).
-    m_true = {"first_name": {0: 0.05, 1: 0.01, 2: 0.04, 3: 0.10, 4: 0.02, 5: 0.08, 6: 0.70},
-              "birth_date": {0: 0.03, 1: 0.01, 2: 0.01, 3: 0.05, 4: 0.90}}
+    m_true = {
+        "first_name": {0: 0.05, 1: 0.01, 2: 0.04, 3: 0.10, 4: 0.02, 5: 0.08, 6: 0.70},
+        "birth_date": {0: 0.03, 1: 0.01, 2: 0.01, 3: 0.05, 4: 0.90},
+    }
     u = {c: _uniform(c, 0.002) for c in COMPARISONS}
     u["first_name"] = {0: 0.95, 1: 0.005, 2: 0.02, 3: 0.01, 4: 0.001, 5: 0.004, 6: 0.01}
     u["birth_date"] = {0: 0.97, 1: 0.02, 2: 0.0001, 3: 0.0049, 4: 0.005}
@@ -33,7 +41,7 @@ def test_em_recovers_m_and_the_prior_with_u_fixed():
     for first, dob in itertools.product(range(7), range(5)):
         p_m = m_true["first_name"][first] * m_true["birth_date"][dob]
         p_u = u["first_name"][first] * u["birth_date"][dob]
-        pattern = {c: None for c in COMPARISONS} | {"first_name": first, "birth_date": dob}
+        pattern = dict.fromkeys(COMPARISONS) | {"first_name": first, "birth_date": dob}
         patterns.append((pattern, total * (prior * p_m + (1 - prior) * p_u)))
     model = estimate(patterns, u, total, max_iterations=2000, tolerance=1e-9)
     assert model.prior == pytest.approx(prior, rel=0.05)
@@ -57,7 +65,8 @@ def test_a_pair_that_shares_a_home_is_scored_against_households():
     at_home = exact | {"email": None, "phone": None}
     odds = lambda p: math.log2(p / (1 - p))  # noqa: E731
     assert model.pattern_weight(elsewhere) == pytest.approx(
-        odds(0.001) + 3 * math.log2(0.8 / 0.01) + math.log2((0.2 / 5) / (0.99 / 5)))
+        odds(0.001) + 3 * math.log2(0.8 / 0.01) + math.log2((0.2 / 5) / (0.99 / 5))
+    )
     # At home the address is the context (home_prior), and the person fields count against home_u.
     assert model.pattern_weight(at_home) == pytest.approx(odds(0.4) + 3 * math.log2(0.8 / 0.3))
     # On a shared email, another address is a move: the location does not count; another phone
@@ -66,26 +75,31 @@ def test_a_pair_that_shares_a_home_is_scored_against_households():
     assert model.pattern_weight(moved) == pytest.approx(model.pattern_weight(at_home))
     other_phone = exact | {"location": None, "phone": level("phone", "different")}
     assert model.pattern_weight(other_phone) == pytest.approx(
-        odds(0.4) + 3 * math.log2(0.8 / 0.3) + math.log2((0.2 / 2) / (0.99 / 2)))
+        odds(0.4) + 3 * math.log2(0.8 / 0.3) + math.log2((0.2 / 2) / (0.99 / 2))
+    )
 
 
 def test_term_frequencies_and_their_adjustment_by_hand(spark):
     records = spark.createDataFrame(
         [(f"r{i}", given, "smith", "N11AA") for i, given in enumerate(["anna", "anna", "anna", "zoe"])],
-        "record_id string, given_name string, last_name string, postcode string")
+        "record_id string, given_name string, last_name string, postcode string",
+    )
     tf = term_frequencies(records)
     assert tf == {"first_name": {"anna": 0.75, "zoe": 0.25}, "last_name": {"smith": 1.0}, "postcode": {"N11AA": 1.0}}
     model = _model(tf=tf)
-    squares = 0.75 ** 2 + 0.25 ** 2
-    assert model.tf_adjustment("first_name", "zoe") == pytest.approx(math.log2(squares / 0.25))    # rare: +1.32
-    assert model.tf_adjustment("first_name", "anna") == pytest.approx(math.log2(squares / 0.75))   # common: -0.26
-    assert model.tf_adjustment("first_name", "ulla") == pytest.approx(math.log2(squares / 0.25))   # unseen: rarest
+    squares = 0.75**2 + 0.25**2
+    assert model.tf_adjustment("first_name", "zoe") == pytest.approx(math.log2(squares / 0.25))  # rare: +1.32
+    assert model.tf_adjustment("first_name", "anna") == pytest.approx(math.log2(squares / 0.75))  # common: -0.26
+    assert model.tf_adjustment("first_name", "ulla") == pytest.approx(math.log2(squares / 0.25))  # unseen: rarest
 
-    schema = ("id_l string, given_name_l string, last_name_l string, postcode_l string, postcode_r string, "
-              "names_swapped boolean, " + ", ".join(f"gamma_{c} int" for c in COMPARISONS))
+    schema = (
+        "id_l string, given_name_l string, last_name_l string, postcode_l string, postcode_r string, "
+        "names_swapped boolean, " + ", ".join(f"gamma_{c} int" for c in COMPARISONS)
+    )
     exact_first = [level("first_name", "exact") if c == "first_name" else None for c in COMPARISONS]
-    pairs = spark.createDataFrame([(given, given, "smith", None, None, False, *exact_first)
-                                   for given in ("zoe", "anna")], schema)
+    pairs = spark.createDataFrame(
+        [(given, given, "smith", None, None, False, *exact_first) for given in ("zoe", "anna")], schema
+    )
     scored = {r.id_l: r.match_weight for r in score_pairs(pairs, model).collect()}
     base = math.log2(0.001 / 0.999) + math.log2(0.8 / 0.01)
     assert scored["zoe"] == pytest.approx(base + math.log2(squares / 0.25))
@@ -93,15 +107,28 @@ def test_term_frequencies_and_their_adjustment_by_hand(spark):
 
 
 def test_blocking_finds_swapped_names_and_typos_and_skips_oversized_keys(spark):
-    records = spark.createDataFrame([
-        ("a", "john", "smith", "1980-01-02", None),
-        ("b", "smith", "john", "1990-05-06", None),      # names swapped: the 'names' rule
-        ("c", "jonh", "smyth", "1980-01-02", None),      # typos in both: soundex of a name + dob
-        ("d", "zoe", "nguyen", None, "N11AA"),
-        ("e", "zoe", "nguyen", None, "N11AA"),
-    ], "record_id string, first_name string, last_name string, birth_date string, postcode string") \
-        .selectExpr("*", "CAST(birth_date AS date) AS dob", "NULL AS address_line", "NULL AS city",
-                    "NULL AS email", "NULL AS phone").drop("birth_date").withColumnRenamed("dob", "birth_date")
+    records = (
+        spark.createDataFrame(
+            [
+                ("a", "john", "smith", "1980-01-02", None),
+                ("b", "smith", "john", "1990-05-06", None),  # names swapped: the 'names' rule
+                ("c", "jonh", "smyth", "1980-01-02", None),  # typos in both: soundex of a name + dob
+                ("d", "zoe", "nguyen", None, "N11AA"),
+                ("e", "zoe", "nguyen", None, "N11AA"),
+            ],
+            "record_id string, first_name string, last_name string, birth_date string, postcode string",
+        )
+        .selectExpr(
+            "*",
+            "CAST(birth_date AS date) AS dob",
+            "NULL AS address_line",
+            "NULL AS city",
+            "NULL AS email",
+            "NULL AS phone",
+        )
+        .drop("birth_date")
+        .withColumnRenamed("dob", "birth_date")
+    )
     rules = {(r.id_l, r.id_r, r.rule) for r in pairs_by_rule(records, max_block_size=10).collect()}
     assert ("a", "b", "names") in rules
     assert ("a", "c", "name_dob") in rules

@@ -10,8 +10,10 @@ TRUTH = [("r1", "P1", "H1"), ("r2", "P1", "H1"), ("r3", "P1", "H1"), ("r4", "P2"
 
 
 def _score(spark, predicted, truth=TRUTH):
-    return score(spark.createDataFrame(predicted, "record_id string, customer_id string"),
-                 spark.createDataFrame(truth, "record_id string, person_id string, household_id string"))
+    return score(
+        spark.createDataFrame(predicted, "record_id string, customer_id string"),
+        spark.createDataFrame(truth, "record_id string, person_id string, household_id string"),
+    )
 
 
 def test_pairwise_bcubed_and_household_merges(spark):
@@ -23,13 +25,17 @@ def test_pairwise_bcubed_and_household_merges(spark):
     assert s.bcubed_precision == pytest.approx(0.8)
     assert s.bcubed_recall == pytest.approx((2 / 3 + 2 / 3 + 1 / 3 + 1 + 1) / 5)
     assert s.household_pairs_merged == 1
-    assert s.household_false_merge_rate == pytest.approx(1 / 3)   # of r1-r4, r2-r4, r3-r4
+    assert s.household_false_merge_rate == pytest.approx(1 / 3)  # of r1-r4, r2-r4, r3-r4
 
 
 def test_a_perfect_resolution_and_unresolved_records(spark):
     perfect = _score(spark, [("r1", "A"), ("r2", "A"), ("r3", "A"), ("r4", "B"), ("r5", "C")])
-    assert (perfect.pairwise_precision, perfect.pairwise_recall, perfect.bcubed_f1, perfect.household_pairs_merged) \
-        == (1.0, 1.0, 1.0, 0)
+    assert (perfect.pairwise_precision, perfect.pairwise_recall, perfect.bcubed_f1, perfect.household_pairs_merged) == (
+        1.0,
+        1.0,
+        1.0,
+        0,
+    )
     # r2 and r3 missing from the prediction: each is its own customer.
     partial = _score(spark, [("r1", "A"), ("r4", "B"), ("r5", "C")])
     assert (partial.pairwise_precision, partial.pairwise_recall) == (1.0, 0.0)
@@ -37,9 +43,12 @@ def test_a_perfect_resolution_and_unresolved_records(spark):
 
 def test_a_link_between_two_files_counts_only_pairs_across_them(spark):
     # P1 has a1 (file a), b1 and b2 (file b): 2 true cross pairs; a1-b1 found, b2 alone.
-    truth = spark.createDataFrame([("a1", "P1", "a"), ("b1", "P1", "b"), ("b2", "P1", "b"), ("a2", "P2", "a"),
-                                   ("b3", "P2", "b")], "record_id string, person_id string, file string")
-    predicted = spark.createDataFrame([("a1", "X"), ("b1", "X"), ("b2", "Y"), ("a2", "Z"), ("b3", "Z")],
-                                      "record_id string, customer_id string")
+    truth = spark.createDataFrame(
+        [("a1", "P1", "a"), ("b1", "P1", "b"), ("b2", "P1", "b"), ("a2", "P2", "a"), ("b3", "P2", "b")],
+        "record_id string, person_id string, file string",
+    )
+    predicted = spark.createDataFrame(
+        [("a1", "X"), ("b1", "X"), ("b2", "Y"), ("a2", "Z"), ("b3", "Z")], "record_id string, customer_id string"
+    )
     s = score(predicted, truth)
     assert (s.pairwise_precision, s.pairwise_recall) == (1.0, pytest.approx(2 / 3))

@@ -7,17 +7,23 @@ import json
 from datetime import date
 from pathlib import Path
 
+from conftest import write_lines
 from pyspark.sql import Row
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from conftest import write_lines
 from spark_jobs.ingest.bronze import (
-    INGESTION_LOG_TABLE, PROCESSED_FILES_TABLE, QUARANTINE_TABLE, ingest_contract,
+    INGESTION_LOG_TABLE,
+    PROCESSED_FILES_TABLE,
+    QUARANTINE_TABLE,
+    ingest_contract,
 )
 from spark_jobs.ingest.contracts import get_contract
 
-CRM_HEADER = "op,change_ts,contact_id,first_name,last_name,email,phone,birth_date,street,city,postcode,country,loyalty_card_id,created_at"
+CRM_HEADER = (
+    "op,change_ts,contact_id,first_name,last_name,email,phone,birth_date,street,city,postcode,country,"
+    "loyalty_card_id,created_at"
+)
 
 
 def crm(op, ts, contact_id, city="London", email=None):
@@ -26,8 +32,16 @@ def crm(op, ts, contact_id, city="London", email=None):
 
 
 def web_event(event_id, ts="2026-01-02T10:00:00Z", **extra):
-    return json.dumps({"event_id": event_id, "anonymous_id": "a1", "event_type": "page_view",
-                       "platform": "web", "event_ts": ts, **extra})
+    return json.dumps(
+        {
+            "event_id": event_id,
+            "anonymous_id": "a1",
+            "event_type": "page_view",
+            "platform": "web",
+            "event_ts": ts,
+            **extra,
+        }
+    )
 
 
 def ingest(spark, name: str, landing: Path, batch: str):
@@ -35,8 +49,15 @@ def ingest(spark, name: str, landing: Path, batch: str):
 
 
 def counts(stats):
-    return (stats.files, stats.failed_files, stats.received, stats.accepted, stats.quarantined,
-            stats.inserted, stats.updated)
+    return (
+        stats.files,
+        stats.failed_files,
+        stats.received,
+        stats.accepted,
+        stats.quarantined,
+        stats.inserted,
+        stats.updated,
+    )
 
 
 def test_rerun_reads_nothing_and_redelivered_rows_are_not_duplicated(fresh_database, tmp_path):
@@ -54,14 +75,17 @@ def test_rerun_reads_nothing_and_redelivered_rows_are_not_duplicated(fresh_datab
     assert counts(third) == (1, 0, 2, 2, 0, 1, 0)
     assertDataFrameEqual(
         spark.table("bronze.web_events").select("event_id", "event_date", "_batch_id"),
-        [Row(event_id="E1", event_date=date(2026, 1, 2), _batch_id="b1"),
-         Row(event_id="E2", event_date=date(2026, 1, 2), _batch_id="b1"),
-         Row(event_id="E3", event_date=date(2026, 1, 3), _batch_id="b3")],
+        [
+            Row(event_id="E1", event_date=date(2026, 1, 2), _batch_id="b1"),
+            Row(event_id="E2", event_date=date(2026, 1, 2), _batch_id="b1"),
+            Row(event_id="E3", event_date=date(2026, 1, 3), _batch_id="b3"),
+        ],
     )
     assert spark.sql("DESCRIBE DETAIL bronze.web_events").first().partitionColumns == ["event_date"]
     quarantine = spark.table(QUARANTINE_TABLE).collect()
     assert [(q.entity, q.raw_record, q.reason) for q in quarantine] == [
-        ("web_events", "{oops", "unparseable jsonl record")]
+        ("web_events", "{oops", "unparseable jsonl record")
+    ]
     log = spark.table(INGESTION_LOG_TABLE).where("entity = 'web_events'").orderBy("batch_id")
     assert [(r.received, r.accepted, r.quarantined) for r in log.collect()] == [(3, 2, 1), (0, 0, 0), (2, 2, 0)]
 
@@ -70,12 +94,18 @@ def test_cdc_latest_change_wins_whatever_file_it_came_in(fresh_database, tmp_pat
     spark, contacts = fresh_database, tmp_path / "landing" / "crm" / "contacts"
     # The update (t2) arrives in an earlier delivery than the insert (t1).
     write_lines(contacts / "2026-01-01" / "changes.csv", [CRM_HEADER, crm("U", "2026-01-01T02:00:00Z", "C1", "Paris")])
-    write_lines(contacts / "2026-01-02" / "changes.csv", [CRM_HEADER, crm("I", "2026-01-01T01:00:00Z", "C1", "London"),
-                                                           crm("I", "2026-01-01T01:00:00Z", "C2", "Leeds")])
+    write_lines(
+        contacts / "2026-01-02" / "changes.csv",
+        [CRM_HEADER, crm("I", "2026-01-01T01:00:00Z", "C1", "London"), crm("I", "2026-01-01T01:00:00Z", "C2", "Leeds")],
+    )
     ingest(spark, "crm_contacts", tmp_path / "landing", "b1")
-    assertDataFrameEqual(spark.table("bronze.crm_contacts").select("contact_id", "city", "op", "_is_deleted"),
-                         [Row(contact_id="C1", city="Paris", op="U", _is_deleted=False),
-                          Row(contact_id="C2", city="Leeds", op="I", _is_deleted=False)])
+    assertDataFrameEqual(
+        spark.table("bronze.crm_contacts").select("contact_id", "city", "op", "_is_deleted"),
+        [
+            Row(contact_id="C1", city="Paris", op="U", _is_deleted=False),
+            Row(contact_id="C2", city="Leeds", op="I", _is_deleted=False),
+        ],
+    )
 
     # And across batches: a late, older update does not overwrite the newer one.
     write_lines(contacts / "2026-01-03" / "changes.csv", [CRM_HEADER, crm("U", "2026-01-01T01:30:00Z", "C1", "Rome")])
@@ -88,7 +118,11 @@ def test_cdc_latest_change_wins_whatever_file_it_came_in(fresh_database, tmp_pat
     ingest(spark, "crm_contacts", tmp_path / "landing", "b3")
     history = spark.table("bronze.crm_contacts_history")
     assert sorted((r.contact_id, r.op, r.city, r._batch_id) for r in history.collect()) == [
-        ("C1", "I", "London", "b1"), ("C1", "U", "Paris", "b1"), ("C1", "U", "Rome", "b2"), ("C2", "I", "Leeds", "b1")]
+        ("C1", "I", "London", "b1"),
+        ("C1", "U", "Paris", "b1"),
+        ("C1", "U", "Rome", "b2"),
+        ("C2", "I", "Leeds", "b1"),
+    ]
 
 
 def test_delete_is_honoured_and_neither_a_late_update_nor_a_replay_resurrects(fresh_database, tmp_path):
@@ -99,17 +133,23 @@ def test_delete_is_honoured_and_neither_a_late_update_nor_a_replay_resurrects(fr
     write_lines(contacts / "d2" / "a.csv", [CRM_HEADER, crm("D", "2026-01-03T00:00:00Z", "C1")])
     ingest(spark, "crm_contacts", landing, "b2")
     # late update (older than the delete) and a replay of the original insert
-    write_lines(contacts / "d3" / "a.csv", [CRM_HEADER, crm("U", "2026-01-02T00:00:00Z", "C1", "Oslo"),
-                                             crm("I", "2026-01-01T01:00:00Z", "C1")])
+    write_lines(
+        contacts / "d3" / "a.csv",
+        [CRM_HEADER, crm("U", "2026-01-02T00:00:00Z", "C1", "Oslo"), crm("I", "2026-01-01T01:00:00Z", "C1")],
+    )
     stats = ingest(spark, "crm_contacts", landing, "b3")
     assert (stats.inserted, stats.updated) == (0, 0)
     # a delete of a key never seen leaves a tombstone, so its late insert stays deleted too
     write_lines(contacts / "d4" / "a.csv", [CRM_HEADER, crm("D", "2026-01-05T00:00:00Z", "C9")])
     write_lines(contacts / "d5" / "a.csv", [CRM_HEADER, crm("I", "2026-01-04T00:00:00Z", "C9")])
     ingest(spark, "crm_contacts", landing, "b4")
-    assertDataFrameEqual(spark.table("bronze.crm_contacts").select("contact_id", "op", "city", "_is_deleted"),
-                         [Row(contact_id="C1", op="D", city="London", _is_deleted=True),
-                          Row(contact_id="C9", op="D", city="London", _is_deleted=True)])
+    assertDataFrameEqual(
+        spark.table("bronze.crm_contacts").select("contact_id", "op", "city", "_is_deleted"),
+        [
+            Row(contact_id="C1", op="D", city="London", _is_deleted=True),
+            Row(contact_id="C9", op="D", city="London", _is_deleted=True),
+        ],
+    )
 
 
 def test_a_new_optional_column_is_added_and_reported(fresh_database, tmp_path):
@@ -119,16 +159,20 @@ def test_a_new_optional_column_is_added_and_reported(fresh_database, tmp_path):
     write_lines(landing / "web" / "events" / "2026-01-03" / "b.jsonl", [web_event("E2", consent_version="v2")])
     stats = ingest(spark, "web_events", landing, "b2")
     assert stats.new_columns == "consent_version"
-    assertDataFrameEqual(spark.table("bronze.web_events").select("event_id", "consent_version"),
-                         [Row(event_id="E1", consent_version=None), Row(event_id="E2", consent_version="v2")])
+    assertDataFrameEqual(
+        spark.table("bronze.web_events").select("event_id", "consent_version"),
+        [Row(event_id="E1", consent_version=None), Row(event_id="E2", consent_version="v2")],
+    )
 
 
 def test_a_removed_required_column_fails_the_file_with_a_clear_error(fresh_database, tmp_path):
     spark, landing = fresh_database, tmp_path / "landing"
     contacts = landing / "crm" / "contacts"
     write_lines(contacts / "good.csv", [CRM_HEADER, crm("I", "2026-01-01T01:00:00Z", "C1")])
-    write_lines(contacts / "no_op.csv", [CRM_HEADER.replace("op,", "", 1),
-                                         crm("I", "2026-01-01T01:00:00Z", "C2").split(",", 1)[1]])
+    write_lines(
+        contacts / "no_op.csv",
+        [CRM_HEADER.replace("op,", "", 1), crm("I", "2026-01-01T01:00:00Z", "C2").split(",", 1)[1]],
+    )
     stats = ingest(spark, "crm_contacts", landing, "b1")
     assert counts(stats) == (1, 1, 1, 1, 0, 1, 0)
     failed = spark.table(PROCESSED_FILES_TABLE).where("status = 'failed'").collect()
@@ -156,9 +200,11 @@ def test_unreadable_and_wrong_format_files_fail_alone_and_the_rest_loads(fresh_d
     assert (files["mixed.jsonl"].received, files["mixed.jsonl"].accepted, files["mixed.jsonl"].quarantined) == (3, 1, 2)
     assert spark.table("bronze.web_events").count() == 3001
     reasons = sorted(r.reason for r in spark.table(QUARANTINE_TABLE).collect())
-    assert reasons == ["column event_type: 'teleport' is not one of ['page_view', 'product_view', 'search', "
-                       "'add_to_cart', 'checkout', 'purchase', 'login', 'app_open']",
-                       "unparseable jsonl record"]
+    assert reasons == [
+        "column event_type: 'teleport' is not one of ['page_view', 'product_view', 'search', "
+        "'add_to_cart', 'checkout', 'purchase', 'login', 'app_open']",
+        "unparseable jsonl record",
+    ]
     # failed files are not retried until they change; a fixed re-delivery is read again
     assert counts(ingest(spark, "web_events", landing, "b2"))[:2] == (0, 0)
     (events / "truncated.jsonl.gz").write_bytes(gzip.compress((web_event("T1") + "\n").encode()))
@@ -167,18 +213,27 @@ def test_unreadable_and_wrong_format_files_fail_alone_and_the_rest_loads(fresh_d
 
 def test_vendor_columns_are_renamed_and_dates_parsed_with_the_contract_format(fresh_database, tmp_path):
     spark, landing = fresh_database, tmp_path / "landing"
-    write_lines(landing / "vendor" / "demographics" / "2026-01-01" / "demo.csv", [
-        "REC_ID,EMAIL_SHA256,ADDR_LINE_1,POST_CD,AGE_BAND,HH_INCOME_BAND,HOMEOWNER_FLG,NUM_CHILDREN,DELIVERY_DT",
-        "V1,abc,,,25-34,50-75k,Y,2,20260101",
-        "V2,,,,35-44,,N,0,20260101",
-    ])
+    write_lines(
+        landing / "vendor" / "demographics" / "2026-01-01" / "demo.csv",
+        [
+            "REC_ID,EMAIL_SHA256,ADDR_LINE_1,POST_CD,AGE_BAND,HH_INCOME_BAND,HOMEOWNER_FLG,NUM_CHILDREN,DELIVERY_DT",
+            "V1,abc,,,25-34,50-75k,Y,2,20260101",
+            "V2,,,,35-44,,N,0,20260101",
+        ],
+    )
     stats = ingest(spark, "enrichment_demographics", landing, "b1")
     assert (stats.accepted, stats.quarantined) == (1, 1)
     row = spark.table("bronze.enrichment_demographics").first()
     assert (row.vendor_record_id, row.email_sha256, row.is_homeowner, row.children_count, row.delivered_on) == (
-        "V1", "abc", True, 2, date(2026, 1, 1))
-    assert spark.table(QUARANTINE_TABLE).first().reason == \
-        "neither a hashed email nor a full postal address to match on"
+        "V1",
+        "abc",
+        True,
+        2,
+        date(2026, 1, 1),
+    )
+    assert (
+        spark.table(QUARANTINE_TABLE).first().reason == "neither a hashed email nor a full postal address to match on"
+    )
 
 
 def test_latest_per_key_gives_the_same_rows_by_broadcast_and_by_full_window(spark, monkeypatch):
@@ -186,14 +241,21 @@ def test_latest_per_key_gives_the_same_rows_by_broadcast_and_by_full_window(spar
 
     contract = get_contract("crm_contacts")
     rows = [  # C1: three changes, the delete at the newest time wins; C2: a tie on time, later file wins
-        ("U", "2026-01-01 02:00:00", "C1", "f1", "h1"), ("D", "2026-01-01 03:00:00", "C1", "f1", "h2"),
-        ("I", "2026-01-01 01:00:00", "C1", "f2", "h3"), ("U", "2026-01-01 05:00:00", "C2", "f1", "h4"),
-        ("U", "2026-01-01 05:00:00", "C2", "f2", "h5"), ("I", "2026-01-01 01:00:00", "C3", "f1", "h6"),
+        ("U", "2026-01-01 02:00:00", "C1", "f1", "h1"),
+        ("D", "2026-01-01 03:00:00", "C1", "f1", "h2"),
+        ("I", "2026-01-01 01:00:00", "C1", "f2", "h3"),
+        ("U", "2026-01-01 05:00:00", "C2", "f1", "h4"),
+        ("U", "2026-01-01 05:00:00", "C2", "f2", "h5"),
+        ("I", "2026-01-01 01:00:00", "C3", "f1", "h6"),
     ]
-    df = spark.createDataFrame(rows, "op string, change_ts string, contact_id string, _source_file string, "
-                                     "_row_hash string").withColumn("change_ts", F.to_timestamp("change_ts"))
-    expected = [Row(contact_id="C1", op="D", _source_file="f1"), Row(contact_id="C2", op="U", _source_file="f2"),
-                Row(contact_id="C3", op="I", _source_file="f1")]
+    df = spark.createDataFrame(
+        rows, "op string, change_ts string, contact_id string, _source_file string, _row_hash string"
+    ).withColumn("change_ts", F.to_timestamp("change_ts"))
+    expected = [
+        Row(contact_id="C1", op="D", _source_file="f1"),
+        Row(contact_id="C2", op="U", _source_file="f2"),
+        Row(contact_id="C3", op="I", _source_file="f1"),
+    ]
     assertDataFrameEqual(apply.latest_per_key(df, contract).select("contact_id", "op", "_source_file"), expected)
     monkeypatch.setattr(apply, "MAX_BROADCAST_KEYS", 0)  # too many repeated keys: sort the whole batch
     assertDataFrameEqual(apply.latest_per_key(df, contract).select("contact_id", "op", "_source_file"), expected)
@@ -202,12 +264,18 @@ def test_latest_per_key_gives_the_same_rows_by_broadcast_and_by_full_window(spar
 def test_a_new_csv_column_is_added_and_files_with_either_header_load_together(fresh_database, tmp_path):
     spark, contacts = fresh_database, tmp_path / "landing" / "crm" / "contacts" / "2026-01-01"
     write_lines(contacts / "old.csv", [CRM_HEADER, crm("I", "2026-01-01T01:00:00Z", "C1")])
-    write_lines(contacts / "new.csv", [CRM_HEADER + ",preferred_store", crm("I", "2026-01-01T01:00:00Z", "C2") + ",S07"])
+    write_lines(
+        contacts / "new.csv", [CRM_HEADER + ",preferred_store", crm("I", "2026-01-01T01:00:00Z", "C2") + ",S07"]
+    )
     stats = ingest(spark, "crm_contacts", tmp_path / "landing", "b1")
     assert (stats.received, stats.accepted, stats.new_columns) == (2, 2, "preferred_store")
-    assertDataFrameEqual(spark.table("bronze.crm_contacts").select("contact_id", "city", "preferred_store"),
-                         [Row(contact_id="C1", city="London", preferred_store=None),
-                          Row(contact_id="C2", city="London", preferred_store="S07")])
+    assertDataFrameEqual(
+        spark.table("bronze.crm_contacts").select("contact_id", "city", "preferred_store"),
+        [
+            Row(contact_id="C1", city="London", preferred_store=None),
+            Row(contact_id="C2", city="London", preferred_store="S07"),
+        ],
+    )
 
 
 def test_a_first_batch_with_every_row_quarantined_still_creates_the_empty_table(fresh_database, tmp_path):
@@ -236,8 +304,10 @@ def test_odd_file_names_are_read_literally_and_counted(fresh_database, tmp_path)
         write_lines(events / name, [web_event(event_id), "{oops"])
     stats = ingest(spark, "web_events", landing, "b1")
     assert counts(stats) == (4, 0, 8, 4, 4, 4, 0)
-    files = {Path(r.file_path).name: (r.status, r.received, r.accepted) for r in spark.table(PROCESSED_FILES_TABLE).collect()}
-    assert files == {name: ("loaded", 2, 1) for name in names}
+    files = {
+        Path(r.file_path).name: (r.status, r.received, r.accepted) for r in spark.table(PROCESSED_FILES_TABLE).collect()
+    }
+    assert files == dict.fromkeys(names, ("loaded", 2, 1))
     by_file = {Path(r._source_file).name: r.event_id for r in spark.table("bronze.web_events").collect()}
     assert by_file == names
     assert {Path(r.source_file).name for r in spark.table(QUARANTINE_TABLE).collect()} == set(names)
@@ -255,9 +325,12 @@ def test_symlinks_are_not_followed_and_an_impossible_date_folder_is_no_crash(fre
     (events / "2026-01-02" / "loop").symlink_to(events)
     write_lines(events / "2026-02-30" / "late.jsonl", [web_event("E2")])
     stats = ingest(spark, "web_events", landing, "b1")
-    assert counts(stats) == (2, 0, 2, 2, 2, 0, 0)[:2] + (2, 2, 0, 2, 0)
+    assert counts(stats) == (*(2, 0, 2, 2, 2, 0, 0)[:2], 2, 2, 0, 2, 0)
     assert sorted(r.event_id for r in spark.table("bronze.web_events").collect()) == ["E1", "E2"]
-    assert sorted(Path(r.file_path).name for r in spark.table(PROCESSED_FILES_TABLE).collect()) == ["late.jsonl", "real.jsonl"]
+    assert sorted(Path(r.file_path).name for r in spark.table(PROCESSED_FILES_TABLE).collect()) == [
+        "late.jsonl",
+        "real.jsonl",
+    ]
 
 
 def test_a_repeated_csv_header_name_fails_its_file_alone(fresh_database, tmp_path):
@@ -267,8 +340,12 @@ def test_a_repeated_csv_header_name_fails_its_file_alone(fresh_database, tmp_pat
     write_lines(contacts / "twice.csv", [CRM_HEADER + ",city", crm("I", "2026-01-01T01:00:00Z", "C2") + ",Leeds"])
     stats = ingest(spark, "crm_contacts", landing, "b1")
     assert (stats.files, stats.failed_files, stats.accepted) == (1, 1, 1)
-    failed = {Path(r.file_path).name: r.error for r in spark.table(PROCESSED_FILES_TABLE).where("status = 'failed'").collect()}
-    assert failed == {"twice.csv": "repeated column name(s) ['city'] in the CSV header: which one holds the value is unknown"}
+    failed = {
+        Path(r.file_path).name: r.error for r in spark.table(PROCESSED_FILES_TABLE).where("status = 'failed'").collect()
+    }
+    assert failed == {
+        "twice.csv": "repeated column name(s) ['city'] in the CSV header: which one holds the value is unknown"
+    }
     assert counts(ingest(spark, "crm_contacts", landing, "b2"))[:2] == (0, 0)
 
 
@@ -277,7 +354,9 @@ def test_a_new_column_delta_cannot_name_is_renamed_by_the_documented_rule(fresh_
     events = landing / "web" / "events" / "2026-01-02"
     write_lines(events / "good.jsonl", [web_event("E1")])
     # and a key that repeats a declared one in other case (Spark resolves names case-insensitively)
-    write_lines(events / "odd_key.jsonl", [web_event("E2", **{"unit price (EUR)": "3", "a=b;c": "x", "EVENT_ID": "e2"})])
+    write_lines(
+        events / "odd_key.jsonl", [web_event("E2", **{"unit price (EUR)": "3", "a=b;c": "x", "EVENT_ID": "e2"})]
+    )
     stats = ingest(spark, "web_events", landing, "b1")
     assert (stats.files, stats.failed_files, stats.accepted) == (2, 0, 2)
     assert sorted(stats.new_columns.split(",")) == ["EVENT_ID_2", "a_b_c", "unit_price_eur"]
@@ -302,12 +381,22 @@ def test_values_that_only_look_valid_are_quarantined_with_their_reason(fresh_dat
     spark, landing = fresh_database, tmp_path / "landing"
 
     def order(order_id, amount, status="completed", ts="2026-01-01T10:00:00Z"):
-        return (f'{{"order_id": "{order_id}", "customer_email": "a@x.com", "order_ts": "{ts}", "currency": "EUR", '
-                f'"total_amount": {amount}, "status": "{status}", "updated_at": "{ts}"}}')
+        return (
+            f'{{"order_id": "{order_id}", "customer_email": "a@x.com", "order_ts": "{ts}", "currency": "EUR", '
+            f'"total_amount": {amount}, "status": "{status}", "updated_at": "{ts}"}}'
+        )
 
-    write_lines(landing / "shop" / "orders" / "2026-01-02" / "orders.jsonl", [
-        order("O1", "12.5"), order("O2", '"NaN"'), order("O3", '"Infinity"'), order("O4", "1e309"),
-        order("O5", "3", status=" completed"), order("O6", "4", ts="9999-12-31T00:00:00Z")])
+    write_lines(
+        landing / "shop" / "orders" / "2026-01-02" / "orders.jsonl",
+        [
+            order("O1", "12.5"),
+            order("O2", '"NaN"'),
+            order("O3", '"Infinity"'),
+            order("O4", "1e309"),
+            order("O5", "3", status=" completed"),
+            order("O6", "4", ts="9999-12-31T00:00:00Z"),
+        ],
+    )
     stats = ingest(spark, "shop_orders", landing, "b1")
     assert (stats.received, stats.accepted, stats.quarantined) == (6, 1, 5)
     reasons = {json.loads(r.raw_record)["order_id"]: r.reason for r in spark.table(QUARANTINE_TABLE).collect()}
@@ -318,6 +407,6 @@ def test_values_that_only_look_valid_are_quarantined_with_their_reason(fresh_dat
         "O3": "column total_amount: 'Infinity' is not a finite number",
         "O5": "column status: ' completed' is not one of ['pending', 'completed', 'cancelled', 'refunded']",
         "O6": "column order_ts: '9999-12-31T00:00:00Z' is outside 1900-01-01 to 2100-12-31; "
-              "column updated_at: '9999-12-31T00:00:00Z' is outside 1900-01-01 to 2100-12-31",
+        "column updated_at: '9999-12-31T00:00:00Z' is outside 1900-01-01 to 2100-12-31",
     }
     assert [r.order_id for r in spark.table("bronze.shop_orders").collect()] == ["O1"]

@@ -10,12 +10,15 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import write_lines
+
 from spark_jobs.ingest import bronze
 from spark_jobs.ingest.contracts import get_contract
 
-HEADER = "op,change_ts,contact_id,first_name,last_name,email,phone,birth_date,street,city,postcode,country,loyalty_card_id,created_at"
+HEADER = (
+    "op,change_ts,contact_id,first_name,last_name,email,phone,birth_date,street,city,postcode,country,"
+    "loyalty_card_id,created_at"
+)
 ROWS = [
     "I,2026-01-01T01:00:00Z,C1,Ann,Lee,ann@x.com,,1990-01-02,1 High St,London,N1 1AA,GB,,2024-01-01T00:00:00Z",
     "U,2026-01-02T01:00:00Z,C1,Ann,Lee,ann@y.com,,1990-01-02,1 High St,Leeds,LS1 1AA,GB,,2024-01-01T00:00:00Z",
@@ -40,13 +43,19 @@ def snapshot(spark) -> dict:
     """What a run leaves, without batch ids and times (which differ from run to run)."""
     log = spark.table(bronze.INGESTION_LOG_TABLE).where("entity = 'crm_contacts' AND files > 0").collect()
     return {
-        "bronze": sorted((r.contact_id, str(r.change_ts), r.city, r._is_deleted)
-                         for r in spark.table("bronze.crm_contacts").collect()),
+        "bronze": sorted(
+            (r.contact_id, str(r.change_ts), r.city, r._is_deleted)
+            for r in spark.table("bronze.crm_contacts").collect()
+        ),
         "history": sorted((r.contact_id, r._row_hash) for r in spark.table("bronze.crm_contacts_history").collect()),
-        "quarantine": sorted((r.landing_path, r.raw_record, r.reason, r.quarantine_id)
-                             for r in spark.table(bronze.QUARANTINE_TABLE).collect()),
-        "files": sorted((r.landing_path, r.status, r.received, r.accepted, r.quarantined)
-                        for r in spark.table(bronze.PROCESSED_FILES_TABLE).collect()),
+        "quarantine": sorted(
+            (r.landing_path, r.raw_record, r.reason, r.quarantine_id)
+            for r in spark.table(bronze.QUARANTINE_TABLE).collect()
+        ),
+        "files": sorted(
+            (r.landing_path, r.status, r.received, r.accepted, r.quarantined)
+            for r in spark.table(bronze.PROCESSED_FILES_TABLE).collect()
+        ),
         "log": [sum(r[c] for r in log) for c in ("files", "received", "accepted", "quarantined")],
     }
 
@@ -69,7 +78,7 @@ def test_a_crash_after_any_commit_is_completed_by_the_next_run(fresh_database, t
     original = getattr(bronze, commit)
 
     def commit_then_die(*args, **kwargs):
-        result = original(*args, **kwargs)
+        original(*args, **kwargs)
         raise Crash(commit)
 
     monkeypatch.setattr(bronze, commit, commit_then_die)
@@ -109,11 +118,17 @@ def test_sigkill_between_the_files_and_the_log_commit_loses_no_batch(tmp_path):
     (the batch used to vanish from the log), then a new process."""
     env = {**os.environ, "CDP_HOME": str(tmp_path / "home")}
     deliver(tmp_path / "home" / "landing")
-    killed = subprocess.run([sys.executable, "-c", KILL_AFTER, "record_files"], env=env, capture_output=True,
-                            text=True, timeout=600)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_AFTER, "record_files"], env=env, capture_output=True, text=True, timeout=600
+    )
     assert killed.returncode == -9, killed.stderr[-2000:]
-    rerun = subprocess.run([sys.executable, "-c", RERUN_AND_SHOW, str(Path(__file__).parent)], env=env,
-                           capture_output=True, text=True, timeout=600)
+    rerun = subprocess.run(
+        [sys.executable, "-c", RERUN_AND_SHOW, str(Path(__file__).parent)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     shown = json.loads(next(line for line in rerun.stdout.splitlines() if line.startswith("SNAPSHOT "))[9:])
     assert shown["log"] == [2, 4, 3, 1]

@@ -8,9 +8,9 @@ import os
 import shutil
 from dataclasses import replace
 from datetime import date
-from pathlib import Path
 
 from conftest import write_lines
+
 from spark_jobs.ingest.bronze import PROCESSED_FILES_TABLE, QUARANTINE_TABLE, ingest_contract, ingest_sources
 from spark_jobs.ingest.contracts import get_contract
 from spark_jobs.ingest.parse import NOT_UTF8_CSV, NOT_UTF8_JSON, REPEATED_KEYS
@@ -19,8 +19,17 @@ POSTAL_HEADER = "country,postcode,city,region,latitude,longitude"
 
 
 def web_event(event_id, ts="2026-01-02T10:00:00Z", **extra):
-    return json.dumps({"event_id": event_id, "anonymous_id": "a1", "event_type": "page_view",
-                       "platform": "web", "event_ts": ts, **extra}, ensure_ascii=False)
+    return json.dumps(
+        {
+            "event_id": event_id,
+            "anonymous_id": "a1",
+            "event_type": "page_view",
+            "platform": "web",
+            "event_ts": ts,
+            **extra,
+        },
+        ensure_ascii=False,
+    )
 
 
 def quarantine(spark) -> dict[str, str]:
@@ -29,8 +38,9 @@ def quarantine(spark) -> dict[str, str]:
 
 def test_text_that_is_not_utf8_is_quarantined_unless_the_contract_declares_its_encoding(fresh_database, tmp_path):
     spark, landing = fresh_database, tmp_path / "landing"
-    latin1 = (POSTAL_HEADER + "\nFR,75001,Paris,Île-de-France,48.86,2.34\nFR,13001,Marseille,PACA,43.3,5.37\n"
-              ).encode("latin-1")
+    latin1 = (POSTAL_HEADER + "\nFR,75001,Paris,Île-de-France,48.86,2.34\nFR,13001,Marseille,PACA,43.3,5.37\n").encode(
+        "latin-1"
+    )
     for folder in ("reference/postal_codes", "reference/latin1"):
         (landing / folder / "2026-01-02").mkdir(parents=True)
         (landing / folder / "2026-01-02" / "codes.csv").write_bytes(latin1)
@@ -45,8 +55,9 @@ def test_text_that_is_not_utf8_is_quarantined_unless_the_contract_declares_its_e
     assert reasons == [NOT_UTF8_CSV]
     assert [r.city for r in spark.table("bronze.postal_codes").collect()] == ["Marseille"]
 
-    declared = replace(get_contract("postal_codes"), name="postal_codes_latin1", landing="reference/latin1",
-                       encoding="ISO-8859-1")
+    declared = replace(
+        get_contract("postal_codes"), name="postal_codes_latin1", landing="reference/latin1", encoding="ISO-8859-1"
+    )
     stats = ingest_contract(spark, declared, landing.as_uri(), "b1")
     assert (stats.received, stats.accepted) == (2, 2)
     assert {r.region for r in spark.table("bronze.postal_codes_latin1").collect()} == {"Île-de-France", "PACA"}
@@ -60,18 +71,24 @@ def test_text_that_is_not_utf8_is_quarantined_unless_the_contract_declares_its_e
 def test_csv_is_read_per_rfc_4180(fresh_database, tmp_path):
     """Quoted commas, doubled quotes and quoted newlines; a backslash is an ordinary character."""
     spark, landing = fresh_database, tmp_path / "landing"
-    write_lines(landing / "reference" / "postal_codes" / "2026-01-02" / "codes.csv", [
-        POSTAL_HEADER,
-        'GB,N1 1AA,London,"Greater London, ""Inner""",51.5,-0.1',
-        'GB,M1 1AA,Manchester,"North\nWest",53.5,-2.2',
-        'GB,B1 1AA,Birmingham,West \\Midlands,52.5,-1.9',
-        'GB,"L1 1AA,Liverpool,unclosed quote,53.4,-3.0',
-    ])
+    write_lines(
+        landing / "reference" / "postal_codes" / "2026-01-02" / "codes.csv",
+        [
+            POSTAL_HEADER,
+            'GB,N1 1AA,London,"Greater London, ""Inner""",51.5,-0.1',
+            'GB,M1 1AA,Manchester,"North\nWest",53.5,-2.2',
+            "GB,B1 1AA,Birmingham,West \\Midlands,52.5,-1.9",
+            'GB,"L1 1AA,Liverpool,unclosed quote,53.4,-3.0',
+        ],
+    )
     stats = ingest_contract(spark, get_contract("postal_codes"), landing.as_uri(), "b1")
     assert (stats.received, stats.accepted, stats.quarantined) == (4, 3, 1)
     regions = {r.city: r.region for r in spark.table("bronze.postal_codes").collect()}
-    assert regions == {"London": 'Greater London, "Inner"', "Manchester": "North\nWest",
-                       "Birmingham": "West \\Midlands"}
+    assert regions == {
+        "London": 'Greater London, "Inner"',
+        "Manchester": "North\nWest",
+        "Birmingham": "West \\Midlands",
+    }
     assert list(quarantine(spark).values()) == ["unparseable csv record"]
 
 
@@ -100,8 +117,10 @@ def test_an_event_redelivered_on_another_day_replaces_the_stored_one(fresh_datab
 
 def test_new_columns_beyond_the_cap_are_kept_in_one_map_column(fresh_database, tmp_path):
     spark, landing = fresh_database, tmp_path / "landing"
-    write_lines(landing / "web" / "events" / "2026-01-02" / "e.jsonl", [
-        web_event("E1", colour="red", size=3, weight="2kg"), web_event("E2")])
+    write_lines(
+        landing / "web" / "events" / "2026-01-02" / "e.jsonl",
+        [web_event("E1", colour="red", size=3, weight="2kg"), web_event("E2")],
+    )
     capped = replace(get_contract("web_events"), max_new_columns=1)
     stats = ingest_contract(spark, capped, landing.as_uri(), "b1")
     assert stats.new_columns == "colour,_extra_fields"
@@ -109,8 +128,10 @@ def test_new_columns_beyond_the_cap_are_kept_in_one_map_column(fresh_database, t
     assert rows == {"E1": ("red", {"size": "3", "weight": "2kg"}), "E2": (None, None)}
 
     # CSV: the same rule, by header name
-    write_lines(landing / "reference" / "postal_codes" / "2026-01-02" / "codes.csv", [
-        POSTAL_HEADER + ",b_extra,a_extra,c_extra", "GB,N1 1AA,London,,51.5,-0.1,2,1,"])
+    write_lines(
+        landing / "reference" / "postal_codes" / "2026-01-02" / "codes.csv",
+        [POSTAL_HEADER + ",b_extra,a_extra,c_extra", "GB,N1 1AA,London,,51.5,-0.1,2,1,"],
+    )
     stats = ingest_contract(spark, replace(get_contract("postal_codes"), max_new_columns=1), landing.as_uri(), "b1")
     assert stats.new_columns == "a_extra,_extra_fields"
     row = spark.table("bronze.postal_codes").first()
@@ -148,6 +169,7 @@ def test_moving_the_landing_zone_neither_rereads_nor_duplicates(fresh_database, 
     assert (stats.files, stats.received, stats.inserted) == (1, 2, 0)
     assert spark.table("bronze.web_events").count() == 1
     assert [(r.landing_path, r.raw_record) for r in spark.table(QUARANTINE_TABLE).collect()] == [
-        ("web/events/2026-01-02/e.jsonl", "{oops")]
+        ("web/events/2026-01-02/e.jsonl", "{oops")
+    ]
     paths = {r.landing_path for r in spark.table(PROCESSED_FILES_TABLE).collect()}
     assert paths == {"web/events/2026-01-02/e.jsonl"}

@@ -21,17 +21,26 @@ CSV_COLUMNS = [c.file_name for c in CSV_SOURCE.columns]
 JSON_KEYS = [c.file_name for c in JSON_SOURCE.columns]
 
 # Any character a file system allows in a name, weighted towards those that broke paths before.
-names = st.text(st.one_of(st.sampled_from(" %#?[]{}*+:;=,'\"&é€\\"), st.characters(
-    exclude_characters="/\x00", exclude_categories=("Cs",))), min_size=1, max_size=24).filter(
-    lambda n: n not in (".", "..") and not n.startswith((".", "_")) and len(n.encode()) < 200)
-field = st.one_of(st.text(max_size=12), st.sampled_from(["", '"', '""', "a,b", "x\ny", "NaN", "1e309", "GB",
-                                                          "2026-01-02T10:00:00Z", "9999-12-31", " page_view"]))
+names = st.text(
+    st.one_of(
+        st.sampled_from(" %#?[]{}*+:;=,'\"&é€\\"), st.characters(exclude_characters="/\x00", exclude_categories=("Cs",))
+    ),
+    min_size=1,
+    max_size=24,
+).filter(lambda n: n not in (".", "..") and not n.startswith((".", "_")) and len(n.encode()) < 200)
+field = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(
+        ["", '"', '""', "a,b", "x\ny", "NaN", "1e309", "GB", "2026-01-02T10:00:00Z", "9999-12-31", " page_view"]
+    ),
+)
 
 
 @st.composite
 def csv_file(draw) -> bytes:
-    header = draw(st.lists(st.one_of(st.sampled_from(CSV_COLUMNS), st.text(min_size=1, max_size=8)),
-                           min_size=1, max_size=9))
+    header = draw(
+        st.lists(st.one_of(st.sampled_from(CSV_COLUMNS), st.text(min_size=1, max_size=8)), min_size=1, max_size=9)
+    )
     rows = draw(st.lists(st.lists(field, min_size=0, max_size=len(header) + 2), max_size=6))
 
     def line(values):
@@ -47,8 +56,10 @@ def json_file(draw) -> bytes:
     for _ in range(draw(st.integers(0, 6))):
         keys = draw(st.lists(st.one_of(st.sampled_from(JSON_KEYS), st.text(max_size=6)), max_size=8))
         values = [draw(st.one_of(field, st.integers(), st.none(), st.floats())) for _ in keys]
-        body = ", ".join(f"{json.dumps(k)}: {json.dumps(v, ensure_ascii=draw(st.booleans()))}"
-                         for k, v in zip(keys, values))  # written by hand: keys may repeat
+        body = ", ".join(
+            f"{json.dumps(k)}: {json.dumps(v, ensure_ascii=draw(st.booleans()))}"
+            for k, v in zip(keys, values, strict=True)
+        )  # written by hand: keys may repeat
         lines.append(draw(st.sampled_from(["{" + body + "}", "{" + body, body, ""])))
     return "\n".join(lines).encode(draw(st.sampled_from(["utf-8", "latin-1"])), errors="replace")
 
@@ -66,8 +77,12 @@ def delivery(draw) -> tuple[str, bytes]:
 runs = count()
 
 
-@settings(max_examples=10, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=10,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(st.lists(delivery(), min_size=1, max_size=5), st.lists(delivery(), min_size=0, max_size=3))
 def test_any_delivery_is_accounted_for(fresh_database, tmp_path, csv_deliveries, json_deliveries):
     spark = fresh_database

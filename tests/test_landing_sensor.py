@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -11,12 +11,11 @@ import pytest
 
 from dagster_project.defs.ingest.assets import build_bronze_assets
 from dagster_project.defs.ingest.sensors import build_landing_sensor, list_landing, new_files_request
-from devstack.s3_server import LOCAL_CREDENTIALS, LocalS3Server
 from dagster_project.resources import CdpSettingsResource
+from devstack.s3_server import LOCAL_CREDENTIALS, LocalS3Server
 from spark_jobs.ingest.contracts import get_contract
 from spark_jobs.ingest.landing import LandingFile
 from spark_jobs.settings import Settings
-
 from tests.conftest import write_lines
 
 bronze_assets = build_bronze_assets()
@@ -33,7 +32,8 @@ def _deliver(landing: Path, relative: str, modified: datetime) -> Path:
 def _tick(landing: Path, cursor: str | None):
     with dg.instance_for_test() as instance:
         context = dg.build_sensor_context(
-            instance=instance, cursor=cursor,
+            instance=instance,
+            cursor=cursor,
             resources={"cdp_settings": CdpSettingsResource(home=str(landing.parent), landing_dir=str(landing))},
         )
         return sensor.evaluate_tick(context)
@@ -45,11 +45,11 @@ def _selected(request: dg.RunRequest) -> set[str]:
 
 def test_new_files_trigger_one_run_with_their_delivery_days_and_nothing_twice(tmp_path):
     landing = tmp_path / "landing"
-    t0 = datetime(2026, 1, 1, 8, tzinfo=timezone.utc)
+    t0 = datetime(2026, 1, 1, 8, tzinfo=UTC)
     _deliver(landing, "crm/contacts/2025-12-30/contacts.csv", t0)
     _deliver(landing, "web/events/2025-12-30/events-1.jsonl", t0)
     _deliver(landing, "web/events/2025-12-31/events-2.jsonl.gz", t0)
-    _deliver(landing, "web/events/2025-12-31/.events-3.jsonl.tmp", t0)   # still being written
+    _deliver(landing, "web/events/2025-12-31/.events-3.jsonl.tmp", t0)  # still being written
 
     first = _tick(landing, None)
     [request] = first.run_requests
@@ -61,21 +61,23 @@ def test_new_files_trigger_one_run_with_their_delivery_days_and_nothing_twice(tm
     assert again.run_requests == [] and again.skip_message == "no new landing files"
 
     # A later delivery of one event source: only that table and only its day.
-    _deliver(landing, "web/events/2026-01-02/events-4.jsonl", datetime(2026, 1, 2, 6, tzinfo=timezone.utc))
+    _deliver(landing, "web/events/2026-01-02/events-4.jsonl", datetime(2026, 1, 2, 6, tzinfo=UTC))
     [request] = _tick(landing, first.cursor).run_requests
     assert _selected(request) == {"bronze/web_events"}
-    assert (request.tags["dagster/asset_partition_range_start"],
-            request.tags["dagster/asset_partition_range_end"]) == ("2026-01-02", "2026-01-02")
+    assert (request.tags["dagster/asset_partition_range_start"], request.tags["dagster/asset_partition_range_end"]) == (
+        "2026-01-02",
+        "2026-01-02",
+    )
 
 
 def test_unpartitioned_sources_run_without_a_partition_and_files_outside_date_folders_use_their_mtime(tmp_path):
     landing = tmp_path / "landing"
-    _deliver(landing, "shop/orders/orders.jsonl", datetime(2026, 1, 1, tzinfo=timezone.utc))
+    _deliver(landing, "shop/orders/orders.jsonl", datetime(2026, 1, 1, tzinfo=UTC))
     [request] = _tick(landing, None).run_requests
     assert _selected(request) == {"bronze/shop_orders"}
     assert "dagster/asset_partition_range_start" not in request.tags
 
-    _deliver(landing, "email/events/dropped-by-hand.csv", datetime(2026, 3, 4, 10, tzinfo=timezone.utc))
+    _deliver(landing, "email/events/dropped-by-hand.csv", datetime(2026, 3, 4, 10, tzinfo=UTC))
     [request] = _tick(landing, None).run_requests
     assert request.tags["dagster/asset_partition_range_start"] == "2026-03-04"
 
@@ -88,8 +90,10 @@ def test_event_files_before_the_first_partition_are_reported_not_requested():
     request, cursor, warnings = new_files_request([web_events], {"web_events": [old]}, {}, date(2026, 1, 1))
     assert request is None
     assert cursor == {"web_events": 1_700_000_000_000}  # reported once, not on every tick
-    assert warnings == [f"web_events: {old.path} has delivery day 2019-05-01, outside the event partitions "
-                        "(2025-01-01 to 2026-01-01); not ingested"]
+    assert warnings == [
+        f"web_events: {old.path} has delivery day 2019-05-01, outside the event partitions "
+        "(2025-01-01 to 2026-01-01); not ingested"
+    ]
 
 
 @pytest.fixture
@@ -108,15 +112,27 @@ def test_an_s3_landing_zone_is_listed_with_boto3(s3_landing):
     client.put_object(Bucket="landing-bucket", Key="zone/web/events/2025-12-31/e.jsonl", Body=b'{"a": 1}\n')
     client.put_object(Bucket="landing-bucket", Key="zone/web/events/2025-12-31/_SUCCESS", Body=b"")
     client.put_object(Bucket="landing-bucket", Key="zone/web/events_archive/old.jsonl", Body=b"{}\n")
-    settings = Settings.from_env({"CDP_LANDING_URL": "s3a://landing-bucket/zone",
-                                  "CDP_S3_ENDPOINT_URL": s3_landing.endpoint_url})
+    settings = Settings.from_env(
+        {"CDP_LANDING_URL": "s3a://landing-bucket/zone", "CDP_S3_ENDPOINT_URL": s3_landing.endpoint_url}
+    )
     [seen] = list_landing(settings, get_contract("web_events"))
     assert (seen.path, seen.size, seen.delivery_date.isoformat()) == (
-        "s3a://landing-bucket/zone/web/events/2025-12-31/e.jsonl", 9, "2025-12-31")
+        "s3a://landing-bucket/zone/web/events/2025-12-31/e.jsonl",
+        9,
+        "2025-12-31",
+    )
 
 
 def test_hidden_files_and_folders_are_not_deliveries():
     from spark_jobs.ingest.landing import is_hidden
 
-    assert [is_hidden(p) for p in ["2025-12-31/a.jsonl", "2025-12-31/.a.jsonl.tmp", "_staging/2025-12-31/a.jsonl",
-                                   "2025-12-31/_SUCCESS", "a_b/c.csv"]] == [False, True, True, True, False]
+    assert [
+        is_hidden(p)
+        for p in [
+            "2025-12-31/a.jsonl",
+            "2025-12-31/.a.jsonl.tmp",
+            "_staging/2025-12-31/a.jsonl",
+            "2025-12-31/_SUCCESS",
+            "a_b/c.csv",
+        ]
+    ] == [False, True, True, True, False]

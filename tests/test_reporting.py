@@ -18,7 +18,9 @@ with open_reporter() as reporter:
 
 def test_nested_metadata_is_declared_as_json():
     assert to_pipes_metadata({"rows": 3, "failed": ["a"], "detail": {"n": 1}}) == {
-        "rows": 3, "failed": {"raw_value": ["a"], "type": "json"}, "detail": {"raw_value": {"n": 1}, "type": "json"},
+        "rows": 3,
+        "failed": {"raw_value": ["a"], "type": "json"},
+        "detail": {"raw_value": {"n": 1}, "type": "json"},
     }
 
 
@@ -29,15 +31,17 @@ def test_failed_check_reported_through_pipes_blocks_downstream_assets():
 
     @dg.asset_check(asset=table, name="quality", blocking=True)
     def quality(context: dg.AssetCheckExecutionContext, pipes: dg.PipesSubprocessClient) -> dg.AssetCheckResult:
-        return pipes.run(context=context.op_execution_context,
-                         command=[sys.executable, "-c", REPORT_FAILED_CHECK]).get_asset_check_result()
+        return pipes.run(
+            context=context.op_execution_context, command=[sys.executable, "-c", REPORT_FAILED_CHECK]
+        ).get_asset_check_result()
 
     @dg.asset(key=["activation", "export"], deps=[table])
     def export() -> None:
         return None
 
-    result = dg.materialize([table, quality, export], resources={"pipes": dg.PipesSubprocessClient()},
-                            raise_on_error=False)
+    result = dg.materialize(
+        [table, quality, export], resources={"pipes": dg.PipesSubprocessClient()}, raise_on_error=False
+    )
 
     [evaluation] = result.get_asset_check_evaluations()
     assert not evaluation.passed

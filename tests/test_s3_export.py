@@ -19,21 +19,39 @@ def s3_server(tmp_path):
 
 def test_formula_like_values_are_neutralised():
     assert [neutralise_formula(v) for v in ["=HYPERLINK(1)", "+1", "-2", "@SUM", "ann@x.com", 3, None]] == [
-        "'=HYPERLINK(1)", "'+1", "'-2", "'@SUM", "ann@x.com", 3, None,
+        "'=HYPERLINK(1)",
+        "'+1",
+        "'-2",
+        "'@SUM",
+        "ann@x.com",
+        3,
+        None,
     ]
 
 
 def test_audience_is_exported_as_csv_and_survives_a_server_restart(fresh_database, s3_server, tmp_path, monkeypatch):
     spark = fresh_database
-    for key, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(key, value)
-    spark.createDataFrame([
-        ("cus_2", "bob@x.com", "=cmd()", 3, Decimal("30.00")),
-        ("cus_1", "ann@x.com", "Ann", 2, Decimal("12.50")),
-    ], "customer_id string, email string, first_name string, order_count bigint, total_spend decimal(14,2)") \
-        .write.format("delta").saveAsTable("gold.sync_s3__test_audience")
-    settings = Settings.from_env({"CDP_HOME": str(tmp_path / "home"), "CDP_S3_ENDPOINT_URL": s3_server.endpoint_url,
-                                  "CDP_EXPORT_BUCKET": "exports", "CDP_EXPORT_PREFIX": "aud"})
+    spark.createDataFrame(
+        [
+            ("cus_2", "bob@x.com", "=cmd()", 3, Decimal("30.00")),
+            ("cus_1", "ann@x.com", "Ann", 2, Decimal("12.50")),
+        ],
+        "customer_id string, email string, first_name string, order_count bigint, total_spend decimal(14,2)",
+    ).write.format("delta").saveAsTable("gold.sync_s3__test_audience")
+    settings = Settings.from_env(
+        {
+            "CDP_HOME": str(tmp_path / "home"),
+            "CDP_S3_ENDPOINT_URL": s3_server.endpoint_url,
+            "CDP_EXPORT_BUCKET": "exports",
+            "CDP_EXPORT_PREFIX": "aud",
+        }
+    )
 
     result = export_audience(spark, settings, "test_audience")
 
@@ -62,5 +80,5 @@ def test_a_local_s3_port_already_taken_is_a_clear_error(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        with pytest.raises(RuntimeError, match="port .* is in use"):
+        with pytest.raises(RuntimeError, match=r"port .* is in use"):
             LocalS3Server(tmp_path / "s3", port=taken.getsockname()[1]).start()

@@ -7,27 +7,43 @@ from spark_jobs.spark import delta_maven_coordinate, spark_conf, write_spark_def
 def test_defaults_keep_all_state_under_one_folder_in_the_repo():
     settings = Settings.from_env({})
     assert settings.home == REPO_ROOT / ".cdp"
-    for path in (settings.landing_dir, settings.lakehouse_dir, settings.metastore_dir,
-                 settings.dagster_home, settings.s3_data_dir, settings.spark_conf_dir):
+    for path in (
+        settings.landing_dir,
+        settings.lakehouse_dir,
+        settings.metastore_dir,
+        settings.dagster_home,
+        settings.s3_data_dir,
+        settings.spark_conf_dir,
+    ):
         assert settings.home in path.parents
     assert settings.spark_master == "local[*]"
     assert settings.s3_endpoint_url == ""
 
 
 def test_environment_overrides_and_round_trips(tmp_path):
-    env = {"CDP_HOME": str(tmp_path), "CDP_SPARK_MASTER": "spark://head:7077", "CDP_SPARK_SHUFFLE_PARTITIONS": "64",
-           "CDP_EXPORT_BUCKET": "prod-exports", "CDP_HIVE_METASTORE_URIS": "thrift://hms:9083"}
+    env = {
+        "CDP_HOME": str(tmp_path),
+        "CDP_SPARK_MASTER": "spark://head:7077",
+        "CDP_SPARK_SHUFFLE_PARTITIONS": "64",
+        "CDP_EXPORT_BUCKET": "prod-exports",
+        "CDP_HIVE_METASTORE_URIS": "thrift://hms:9083",
+    }
     settings = Settings.from_env(env)
-    assert (settings.spark_master, settings.spark_shuffle_partitions, settings.export_bucket) == \
-        ("spark://head:7077", 64, "prod-exports")
+    assert (settings.spark_master, settings.spark_shuffle_partitions, settings.export_bucket) == (
+        "spark://head:7077",
+        64,
+        "prod-exports",
+    )
     assert settings.lakehouse_dir == tmp_path / "lakehouse"
     assert Settings.from_env(settings.to_env()) == settings
 
 
 def test_delta_jar_matches_the_installed_wheels():
     spark_minor = ".".join(importlib.metadata.version("pyspark").split(".")[:2])
-    assert delta_maven_coordinate() == \
-        f"io.delta:delta-spark_{spark_minor}_2.13:{importlib.metadata.version('delta-spark')}"
+    assert (
+        delta_maven_coordinate()
+        == f"io.delta:delta-spark_{spark_minor}_2.13:{importlib.metadata.version('delta-spark')}"
+    )
 
 
 def test_local_conf_uses_embedded_metastore_and_cluster_conf_uses_a_shared_one(tmp_path):
@@ -36,8 +52,11 @@ def test_local_conf_uses_embedded_metastore_and_cluster_conf_uses_a_shared_one(t
     assert local["spark.sql.warehouse.dir"] == (tmp_path / "lakehouse").as_uri()
     assert local["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
 
-    cluster = spark_conf(Settings.from_env({"CDP_HOME": str(tmp_path), "CDP_SPARK_MASTER": "yarn",
-                                            "CDP_HIVE_METASTORE_URIS": "thrift://hms:9083"}))
+    cluster = spark_conf(
+        Settings.from_env(
+            {"CDP_HOME": str(tmp_path), "CDP_SPARK_MASTER": "yarn", "CDP_HIVE_METASTORE_URIS": "thrift://hms:9083"}
+        )
+    )
     assert cluster["spark.hadoop.hive.metastore.uris"] == "thrift://hms:9083"
     assert "spark.hadoop.javax.jdo.option.ConnectionURL" not in cluster
     assert "spark.driver.host" not in cluster

@@ -52,7 +52,7 @@ class Deliveries:
         self.files: list[Path] = []
         self.rows = 0
         self.bad_rows = 0
-        self._by_day: dict[date, list[int]] = {}     # day -> [files, rows, bad rows]
+        self._by_day: dict[date, list[int]] = {}  # day -> [files, rows, bad rows]
 
     def _count(self, day: date, rows: int, bad_rows: int) -> None:
         counts = self._by_day.setdefault(day, [0, 0, 0])
@@ -97,8 +97,11 @@ class Deliveries:
         if through is None:
             return {"files": len(self.files), "rows": self.rows, "bad_rows": self.bad_rows}
         delivered = [counts for day, counts in self._by_day.items() if day <= through]
-        return {"files": sum(c[0] for c in delivered), "rows": sum(c[1] for c in delivered),
-                "bad_rows": sum(c[2] for c in delivered)}
+        return {
+            "files": sum(c[0] for c in delivered),
+            "rows": sum(c[1] for c in delivered),
+            "bad_rows": sum(c[2] for c in delivered),
+        }
 
     def withhold_after(self, day: date) -> None:
         """Remove the folders of the days after ``day``: deliveries that have not arrived yet."""

@@ -13,33 +13,161 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 
+UK_INWARD_LETTERS = "ABDEFGHJLNPQRSTUWXYZ"  # the letters a UK postcode's inward code uses
+
 FIRST_NAMES = [
-    "Olivia", "Liam", "Emma", "Noah", "Amelia", "Oliver", "Sophia", "Elijah", "Isabella", "James",
-    "Ava", "William", "Mia", "Benjamin", "Evelyn", "Lucas", "Harper", "Henry", "Camila", "Theodore",
-    "Robert", "Elizabeth", "Katherine", "Michael", "Zoë", "José", "Chloé", "Søren", "Aoife", "Mateus",
-    "Margaret", "Richard", "Jennifer", "Thomas", "Daniel", "Alexander", "Charlotte", "Joseph", "Anthony",
-    "Patricia", "Susan", "Christopher", "Rebecca", "Samuel", "Victoria", "Nicholas", "Jonathan", "Frederick",
+    "Olivia",
+    "Liam",
+    "Emma",
+    "Noah",
+    "Amelia",
+    "Oliver",
+    "Sophia",
+    "Elijah",
+    "Isabella",
+    "James",
+    "Ava",
+    "William",
+    "Mia",
+    "Benjamin",
+    "Evelyn",
+    "Lucas",
+    "Harper",
+    "Henry",
+    "Camila",
+    "Theodore",
+    "Robert",
+    "Elizabeth",
+    "Katherine",
+    "Michael",
+    "Zoë",
+    "José",
+    "Chloé",
+    "Søren",
+    "Aoife",
+    "Mateus",
+    "Margaret",
+    "Richard",
+    "Jennifer",
+    "Thomas",
+    "Daniel",
+    "Alexander",
+    "Charlotte",
+    "Joseph",
+    "Anthony",
+    "Patricia",
+    "Susan",
+    "Christopher",
+    "Rebecca",
+    "Samuel",
+    "Victoria",
+    "Nicholas",
+    "Jonathan",
+    "Frederick",
 ]
 NICKNAMES = {
-    "Robert": ["Bob", "Rob", "Bobby"], "Elizabeth": ["Liz", "Beth", "Lizzie"], "William": ["Bill", "Will"],
-    "Katherine": ["Kate", "Kathy"], "Michael": ["Mike", "Mick"], "James": ["Jim", "Jimmy"],
-    "Benjamin": ["Ben"], "Theodore": ["Ted", "Theo"], "Isabella": ["Bella", "Izzy"], "Olivia": ["Liv"],
-    "Margaret": ["Maggie", "Peggy"], "Richard": ["Rick", "Dick"], "Jennifer": ["Jen", "Jenny"],
-    "Thomas": ["Tom"], "Daniel": ["Dan", "Danny"], "Alexander": ["Alex"], "Charlotte": ["Charlie"],
-    "Joseph": ["Joe"], "Anthony": ["Tony"], "Patricia": ["Pat", "Trish"], "Susan": ["Sue"],
-    "Christopher": ["Chris"], "Rebecca": ["Becky"], "Samuel": ["Sam"], "Victoria": ["Vicky"],
-    "Nicholas": ["Nick"], "Jonathan": ["Jon"], "Frederick": ["Fred"],
+    "Robert": ["Bob", "Rob", "Bobby"],
+    "Elizabeth": ["Liz", "Beth", "Lizzie"],
+    "William": ["Bill", "Will"],
+    "Katherine": ["Kate", "Kathy"],
+    "Michael": ["Mike", "Mick"],
+    "James": ["Jim", "Jimmy"],
+    "Benjamin": ["Ben"],
+    "Theodore": ["Ted", "Theo"],
+    "Isabella": ["Bella", "Izzy"],
+    "Olivia": ["Liv"],
+    "Margaret": ["Maggie", "Peggy"],
+    "Richard": ["Rick", "Dick"],
+    "Jennifer": ["Jen", "Jenny"],
+    "Thomas": ["Tom"],
+    "Daniel": ["Dan", "Danny"],
+    "Alexander": ["Alex"],
+    "Charlotte": ["Charlie"],
+    "Joseph": ["Joe"],
+    "Anthony": ["Tony"],
+    "Patricia": ["Pat", "Trish"],
+    "Susan": ["Sue"],
+    "Christopher": ["Chris"],
+    "Rebecca": ["Becky"],
+    "Samuel": ["Sam"],
+    "Victoria": ["Vicky"],
+    "Nicholas": ["Nick"],
+    "Jonathan": ["Jon"],
+    "Frederick": ["Fred"],
 }
 LAST_NAMES = [
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
-    "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore",
-    "O'Brien", "Müller", "Nguyen", "Kowalski", "Rossi", "Dubois", "Silva", "Jensen", "Jackson", "White",
-    "Harris", "Martin", "Thompson", "Clarke", "Robinson", "Walker", "Young", "Allen", "King", "Wright",
-    "Scott", "Green", "Baker", "Adams", "Nelson", "Hill", "Campbell", "Mitchell", "Roberts", "Carter",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "O'Brien",
+    "Müller",
+    "Nguyen",
+    "Kowalski",
+    "Rossi",
+    "Dubois",
+    "Silva",
+    "Jensen",
+    "Jackson",
+    "White",
+    "Harris",
+    "Martin",
+    "Thompson",
+    "Clarke",
+    "Robinson",
+    "Walker",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Green",
+    "Baker",
+    "Adams",
+    "Nelson",
+    "Hill",
+    "Campbell",
+    "Mitchell",
+    "Roberts",
+    "Carter",
 ]
 EMAIL_DOMAINS = ["gmail.com", "outlook.com", "yahoo.com", "proton.me", "icloud.com", "example.org"]
-STREETS = ["High", "Church", "Station", "Victoria", "Park", "Mill", "Green", "Manor", "Kings", "Queens",
-           "North", "South", "West", "London", "Albert", "Grange", "Springfield", "Windsor", "York", "Oak"]
+STREETS = [
+    "High",
+    "Church",
+    "Station",
+    "Victoria",
+    "Park",
+    "Mill",
+    "Green",
+    "Manor",
+    "Kings",
+    "Queens",
+    "North",
+    "South",
+    "West",
+    "London",
+    "Albert",
+    "Grange",
+    "Springfield",
+    "Windsor",
+    "York",
+    "Oak",
+]
 STREET_TYPES = [("Street", "St"), ("Road", "Rd"), ("Avenue", "Ave"), ("Lane", "Ln"), ("Drive", "Dr")]
 
 
@@ -71,7 +199,7 @@ PLACES = [
 class Address:
     number: int
     street: str
-    street_type: int      # index into STREET_TYPES
+    street_type: int  # index into STREET_TYPES
     unit: int | None
     place: Place
     postcode: str
@@ -94,7 +222,7 @@ class Person:
     birth_date: date
     email: str
     old_email: str | None
-    phone_national: str            # digits after the country code
+    phone_national: str  # digits after the country code
     address: Address
     old_address: Address | None
     loyalty_card_id: str | None
@@ -122,10 +250,21 @@ def _email(rng: random.Random, first: str, last: str, n: int) -> str:
 
 def _address(rng: random.Random, place: Place | None = None) -> Address:
     place = place or rng.choice(PLACES)
-    postcode = f"{place.postcode_prefix}{rng.randint(0, 9)}" if place.country in ("US", "DE", "FR") else \
-        f"{place.postcode_prefix} {rng.randint(1, 9)}{rng.choice('ABDEFGHJLNPQRSTUWXYZ')}{rng.choice('ABDEFGHJLNPQRSTUWXYZ')}"
-    return Address(rng.randint(1, 250), rng.choice(STREETS), rng.randrange(len(STREET_TYPES)),
-                   rng.randint(1, 12) if rng.random() < 0.2 else None, place, postcode)
+    postcode = (
+        f"{place.postcode_prefix}{rng.randint(0, 9)}"
+        if place.country in ("US", "DE", "FR")
+        else f"{place.postcode_prefix} {rng.randint(1, 9)}"
+        + rng.choice(UK_INWARD_LETTERS)
+        + rng.choice(UK_INWARD_LETTERS)
+    )
+    return Address(
+        rng.randint(1, 250),
+        rng.choice(STREETS),
+        rng.randrange(len(STREET_TYPES)),
+        rng.randint(1, 12) if rng.random() < 0.2 else None,
+        place,
+        postcode,
+    )
 
 
 def make_population(rng: random.Random, count: int) -> list[Person]:
@@ -144,28 +283,35 @@ def make_population(rng: random.Random, count: int) -> list[Person]:
             first = rng.choice(FIRST_NAMES)
             email = _email(rng, first, last, i)
             moved = rng.random() < 0.25
-            people.append(Person(
-                person_id=f"P{i:07d}", household_id=f"H{household:07d}", first_name=first, last_name=last,
-                birth_date=date(rng.randint(1945, 2006), rng.randint(1, 12), rng.randint(1, 28)),
-                email=email,
-                old_email=_email(rng, first, last, i + 7_000_000) if rng.random() < 0.25 else None,
-                phone_national=f"7{rng.randint(100, 999)}{rng.randint(100000, 999999)}",
-                address=address, old_address=_address(rng) if moved else None,
-                loyalty_card_id=f"L{i:09d}" if rng.random() < 0.35 else None,
-                handle=f"@{ascii_fold(first).lower()}_{i}" if rng.random() < 0.05 else None,
-            ))
+            people.append(
+                Person(
+                    person_id=f"P{i:07d}",
+                    household_id=f"H{household:07d}",
+                    first_name=first,
+                    last_name=last,
+                    birth_date=date(rng.randint(1945, 2006), rng.randint(1, 12), rng.randint(1, 28)),
+                    email=email,
+                    old_email=_email(rng, first, last, i + 7_000_000) if rng.random() < 0.25 else None,
+                    phone_national=f"7{rng.randint(100, 999)}{rng.randint(100000, 999999)}",
+                    address=address,
+                    old_address=_address(rng) if moved else None,
+                    loyalty_card_id=f"L{i:09d}" if rng.random() < 0.35 else None,
+                    handle=f"@{ascii_fold(first).lower()}_{i}" if rng.random() < 0.05 else None,
+                )
+            )
     return people
 
 
 # --- how systems garble a person --------------------------------------------------------
+
 
 def typo(rng: random.Random, text: str) -> str:
     if len(text) < 4:
         return text
     i = rng.randrange(1, len(text) - 2)
     if rng.random() < 0.5:
-        return text[:i] + text[i + 1] + text[i] + text[i + 2:]   # swap two letters
-    return text[:i] + text[i + 1:]                                 # drop one
+        return text[:i] + text[i + 1] + text[i] + text[i + 2 :]  # swap two letters
+    return text[:i] + text[i + 1 :]  # drop one
 
 
 def first_name_variant(rng: random.Random, person: Person) -> str:
@@ -210,9 +356,16 @@ def phone_variant(rng: random.Random, person: Person) -> str:
         n = n[:9]  # French numbers have 9 digits after +33 (10 would not parse)
     if cc == "1":
         n = f"512{n[-7:]}"
-        return [f"+1 {n[:3]}-{n[3:6]}-{n[6:]}", f"({n[:3]}) {n[3:6]}-{n[6:]}", f"{n[:3]}.{n[3:6]}.{n[6:]}",
-                f"+1{n}", f"1-{n[:3]}-{n[3:6]}-{n[6:]}"][style]
-    return [f"+{cc} {n[:4]} {n[4:]}", f"0{n[:4]} {n[4:]}", f"+{cc}{n}", f"00{cc} {n}", f"(0{n[:4]}) {n[4:7]}-{n[7:]}"][style]
+        return [
+            f"+1 {n[:3]}-{n[3:6]}-{n[6:]}",
+            f"({n[:3]}) {n[3:6]}-{n[6:]}",
+            f"{n[:3]}.{n[3:6]}.{n[6:]}",
+            f"+1{n}",
+            f"1-{n[:3]}-{n[3:6]}-{n[6:]}",
+        ][style]
+    return [f"+{cc} {n[:4]} {n[4:]}", f"0{n[:4]} {n[4:]}", f"+{cc}{n}", f"00{cc} {n}", f"(0{n[:4]}) {n[4:7]}-{n[7:]}"][
+        style
+    ]
 
 
 def address_variant(rng: random.Random, person: Person, old_share: float = 0.3) -> Address:

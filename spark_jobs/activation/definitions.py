@@ -79,8 +79,18 @@ def parse_sync(raw: Any, where: str) -> SyncDefinition:
     """Validate one definition; every problem is reported with the file and the field."""
     if not isinstance(raw, dict):
         raise SyncDefinitionError(f"{where}: a sync definition is a mapping of settings")
-    unknown = set(raw) - {"name", "model", "destination", "identifier", "fields", "mode", "schedule",
-                          "batch_size", "rate_limit_per_second", "description"}
+    unknown = set(raw) - {
+        "name",
+        "model",
+        "destination",
+        "identifier",
+        "fields",
+        "mode",
+        "schedule",
+        "batch_size",
+        "rate_limit_per_second",
+        "description",
+    }
     if unknown:
         raise SyncDefinitionError(f"{where}: unknown setting(s) {sorted(unknown)}")
     name = _require(raw, "name", where)
@@ -92,8 +102,9 @@ def parse_sync(raw: Any, where: str) -> SyncDefinition:
     destination = dict(_require(raw, "destination", where, dict))
     destination_type = destination.pop("type", None)
     if destination_type not in DESTINATION_TYPES:
-        raise SyncDefinitionError(f"{where}: destination.type must be one of {list(DESTINATION_TYPES)}, "
-                                  f"got {destination_type!r}")
+        raise SyncDefinitionError(
+            f"{where}: destination.type must be one of {list(DESTINATION_TYPES)}, got {destination_type!r}"
+        )
     identifier = _require(raw, "identifier", where, dict)
     fields_ = _require(raw, "fields", where, dict)
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in fields_.items()):
@@ -108,11 +119,18 @@ def parse_sync(raw: Any, where: str) -> SyncDefinition:
     if not isinstance(rate, (int, float)) or rate <= 0:
         raise SyncDefinitionError(f"{where}: rate_limit_per_second must be a positive number")
     return SyncDefinition(
-        name=name, model=model, destination_type=destination_type, destination=destination,
+        name=name,
+        model=model,
+        destination_type=destination_type,
+        destination=destination,
         source_key=_require(identifier, "source", f"{where}: identifier"),
         destination_key=_require(identifier, "destination", f"{where}: identifier"),
-        fields=dict(fields_), mode=mode, schedule=raw.get("schedule"), batch_size=batch_size,
-        rate_limit_per_second=float(rate), description=str(raw.get("description", "")).strip(),
+        fields=dict(fields_),
+        mode=mode,
+        schedule=raw.get("schedule"),
+        batch_size=batch_size,
+        rate_limit_per_second=float(rate),
+        description=str(raw.get("description", "")).strip(),
     )
 
 

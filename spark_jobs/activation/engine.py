@@ -29,7 +29,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -42,19 +42,23 @@ log = logging.getLogger(__name__)
 
 DATABASE = "activation"
 STATE_TABLE, PLANS_TABLE = f"{DATABASE}.sync_state", f"{DATABASE}.sync_plans"
-ERRORS_TABLE, LOG_TABLE, SUPPRESSIONS_TABLE = f"{DATABASE}.sync_errors", f"{DATABASE}.sync_log", f"{DATABASE}.suppressions"
+ERRORS_TABLE, LOG_TABLE, SUPPRESSIONS_TABLE = (
+    f"{DATABASE}.sync_errors",
+    f"{DATABASE}.sync_log",
+    f"{DATABASE}.suppressions",
+)
 SUPPRESSION_COLUMN = "suppression_reason"
 
 TABLES = {
     STATE_TABLE: "sync_name string, record_key string, row_hash string, status string, destination_id string, "
-                 "run_id string, synced_at timestamp",
+    "run_id string, synced_at timestamp",
     PLANS_TABLE: "sync_name string, run_id string, op string, record_key string, row_hash string, reason string, "
-                 "payload string, destination_id string, previous_status string",
+    "payload string, destination_id string, previous_status string",
     ERRORS_TABLE: "sync_name string, run_id string, record_key string, op string, error string, occurred_at timestamp",
     LOG_TABLE: "sync_name string, run_id string, destination string, mode string, dry_run boolean, status string, "
-               "started_at timestamp, finished_at timestamp, planned bigint, sent bigint, inserted bigint, "
-               "updated bigint, removed bigint, skipped bigint, failed bigint, skipped_by_reason map<string,bigint>, "
-               "error string",
+    "started_at timestamp, finished_at timestamp, planned bigint, sent bigint, inserted bigint, "
+    "updated bigint, removed bigint, skipped bigint, failed bigint, skipped_by_reason map<string,bigint>, "
+    "error string",
     SUPPRESSIONS_TABLE: "customer_id string, reason string, requested_at timestamp",
 }
 PARTITIONED_BY_SYNC = {STATE_TABLE, PLANS_TABLE}
@@ -79,13 +83,18 @@ def current_rows(spark: SparkSession, sync: SyncDefinition) -> DataFrame:
     if missing:
         raise SyncModelError(f"{sync.table} lacks column(s) {missing} that sync '{sync.name}' needs")
     payload = F.to_json(F.struct(*[F.col(column).alias(name) for column, name in sync.fields.items()]))
-    rows = model.select(F.col(sync.source_key).cast("string").alias("record_key"), payload.alias("payload"),
-                        F.col(SUPPRESSION_COLUMN).alias("model_reason"),
-                        (F.col("customer_id") if "customer_id" in model.columns else F.lit(None)).alias("customer_id"))
+    rows = model.select(
+        F.col(sync.source_key).cast("string").alias("record_key"),
+        payload.alias("payload"),
+        F.col(SUPPRESSION_COLUMN).alias("model_reason"),
+        (F.col("customer_id") if "customer_id" in model.columns else F.lit(None)).alias("customer_id"),
+    )
     erased = spark.table(SUPPRESSIONS_TABLE).groupBy("customer_id").agg(F.min("reason").alias("listed_reason"))
-    return rows.join(erased, "customer_id", "left") \
-        .select("record_key", "payload", F.coalesce("listed_reason", "model_reason").alias("reason")) \
+    return (
+        rows.join(erased, "customer_id", "left")
+        .select("record_key", "payload", F.coalesce("listed_reason", "model_reason").alias("reason"))
         .withColumn("row_hash", F.sha2(F.concat_ws("|", "payload", F.coalesce("reason", F.lit(""))), 256))
+    )
 
 
 def plan(spark: SparkSession, sync: SyncDefinition) -> DataFrame:
@@ -96,16 +105,20 @@ def plan(spark: SparkSession, sync: SyncDefinition) -> DataFrame:
     gone, suppressed = F.col("c.record_key").isNull(), F.col("c.reason").isNotNull()
     synced, unchanged = F.col("s.status") == "synced", F.col("s.row_hash") == F.col("c.row_hash")
     mirror = F.lit(sync.mode == "mirror")
-    op = (F.when(gone, F.when(synced & mirror, "remove").otherwise("forget"))
-          .when(suppressed, F.when(synced & mirror, "remove").when(unchanged, None).otherwise("skip"))
-          .when(F.col("s.record_key").isNull() | (F.col("s.status") == "skipped"), "insert")
-          .when(unchanged | F.lit(sync.mode == "append"), None)
-          .otherwise("update"))
+    op = (
+        F.when(gone, F.when(synced & mirror, "remove").otherwise("forget"))
+        .when(suppressed, F.when(synced & mirror, "remove").when(unchanged, None).otherwise("skip"))
+        .when(F.col("s.record_key").isNull() | (F.col("s.status") == "skipped"), "insert")
+        .when(unchanged | F.lit(sync.mode == "append"), None)
+        .otherwise("update")
+    )
     return joined.select(
-        op.alias("op"), F.coalesce("c.record_key", "s.record_key").alias("record_key"),
+        op.alias("op"),
+        F.coalesce("c.record_key", "s.record_key").alias("record_key"),
         F.col("c.row_hash").alias("row_hash"),
         F.when(gone, "left the audience").otherwise(F.col("c.reason")).alias("reason"),
-        F.col("c.payload").alias("payload"), F.col("s.destination_id").alias("destination_id"),
+        F.col("c.payload").alias("payload"),
+        F.col("s.destination_id").alias("destination_id"),
         F.col("s.status").alias("previous_status"),
     ).where(F.col("op").isNotNull())
 
@@ -135,8 +148,16 @@ def event_id(sync: SyncDefinition, op: str, key: str, row_hash: str | None) -> s
 class SyncRun:
     """One run of one sync: plan, send in batches, checkpoint state, log."""
 
-    def __init__(self, spark: SparkSession, sync: SyncDefinition, destination_factory, *, dry_run: bool = False,
-                 checkpoint_rows: int = 100_000, run_id: str | None = None) -> None:
+    def __init__(
+        self,
+        spark: SparkSession,
+        sync: SyncDefinition,
+        destination_factory,
+        *,
+        dry_run: bool = False,
+        checkpoint_rows: int = 100_000,
+        run_id: str | None = None,
+    ) -> None:
         self.spark, self.sync, self.dry_run = spark, sync, dry_run
         self.destination_factory, self.checkpoint_rows = destination_factory, checkpoint_rows
         self.run_id = run_id or uuid.uuid4().hex[:12]
@@ -145,19 +166,28 @@ class SyncRun:
         self._errors: list[tuple] = []
 
     def run(self) -> dict[str, Any]:
-        started, clock = datetime.now(timezone.utc), time.monotonic()
+        started, clock = datetime.now(UTC), time.monotonic()
         ensure_tables(self.spark)
         self._write_plan()
-        planned = self.spark.table(PLANS_TABLE).where((F.col("sync_name") == self.sync.name) & (F.col("op") != "forget"))
-        by_op = planned.groupBy("op").agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("record_key").alias("keys")).collect()
+        planned = self.spark.table(PLANS_TABLE).where(
+            (F.col("sync_name") == self.sync.name) & (F.col("op") != "forget")
+        )
+        by_op = (
+            planned.groupBy("op")
+            .agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("record_key").alias("keys"))
+            .collect()
+        )
         if any(r.rows != r.keys for r in by_op):
-            raise SyncModelError(f"{self.sync.table} has more than one row for some {self.sync.source_key}: "
-                                 f"a sync needs one row per identifier (dbt test its grain)")
+            raise SyncModelError(
+                f"{self.sync.table} has more than one row for some {self.sync.source_key}: "
+                f"a sync needs one row per identifier (dbt test its grain)"
+            )
         counts = {r.op: r.rows for r in by_op}
         self.stats.planned = sum(counts.values())
-        if self.dry_run:   # what would be skipped, and why
-            self.stats.skipped_by_reason.update({r.reason: r["count"] for r in planned.where("op = 'skip'")
-                                                 .groupBy("reason").count().collect()})
+        if self.dry_run:  # what would be skipped, and why
+            self.stats.skipped_by_reason.update(
+                {r.reason: r["count"] for r in planned.where("op = 'skip'").groupBy("reason").count().collect()}
+            )
         log.info("sync %s (%s, run %s): planned %s", self.sync.name, self.sync.mode, self.run_id, counts or "nothing")
         status, error, destination_meta = "dry_run" if self.dry_run else "succeeded", None, {}
         try:
@@ -170,23 +200,46 @@ class SyncRun:
         finally:
             self._log(started, status, error)
         elapsed = time.monotonic() - clock
-        return {"run_id": self.run_id, "status": status, "dry_run": self.dry_run, "mode": self.sync.mode,
-                "planned": self.stats.planned, "sent": self.stats.sent, "inserted": self.stats.inserted,
-                "updated": self.stats.updated, "removed": self.stats.removed, "skipped": self.stats.skipped,
-                "skipped_by_reason": dict(self.stats.skipped_by_reason), "failed": self.stats.failed,
-                "planned_by_op": counts, "seconds": round(elapsed, 1),
-                "rows_per_second": round(self.stats.planned / elapsed, 1) if elapsed else None, **destination_meta}
+        return {
+            "run_id": self.run_id,
+            "status": status,
+            "dry_run": self.dry_run,
+            "mode": self.sync.mode,
+            "planned": self.stats.planned,
+            "sent": self.stats.sent,
+            "inserted": self.stats.inserted,
+            "updated": self.stats.updated,
+            "removed": self.stats.removed,
+            "skipped": self.stats.skipped,
+            "skipped_by_reason": dict(self.stats.skipped_by_reason),
+            "failed": self.stats.failed,
+            "planned_by_op": counts,
+            "seconds": round(elapsed, 1),
+            "rows_per_second": round(self.stats.planned / elapsed, 1) if elapsed else None,
+            **destination_meta,
+        }
 
     def _write_plan(self) -> None:
-        plan(self.spark, self.sync).select(F.lit(self.sync.name).alias("sync_name"), F.lit(self.run_id).alias("run_id"),
-                                           "op", "record_key", "row_hash", "reason", "payload", "destination_id",
-                                           "previous_status") \
-            .writeTo(PLANS_TABLE).overwrite(F.col("sync_name") == self.sync.name)
+        plan(self.spark, self.sync).select(
+            F.lit(self.sync.name).alias("sync_name"),
+            F.lit(self.run_id).alias("run_id"),
+            "op",
+            "record_key",
+            "row_hash",
+            "reason",
+            "payload",
+            "destination_id",
+            "previous_status",
+        ).writeTo(PLANS_TABLE).overwrite(F.col("sync_name") == self.sync.name)
 
     def _send(self) -> dict[str, Any]:
         destination: Destination = self.destination_factory(self.sync, self.run_id)
-        rows = self.spark.table(PLANS_TABLE).where(F.col("sync_name") == self.sync.name) \
-            .select("op", "record_key", "row_hash", "reason", "payload", "destination_id").toLocalIterator()
+        rows = (
+            self.spark.table(PLANS_TABLE)
+            .where(F.col("sync_name") == self.sync.name)
+            .select("op", "record_key", "row_hash", "reason", "payload", "destination_id")
+            .toLocalIterator()
+        )
         batches: dict[str, list] = {"insert": [], "update": [], "remove": []}
         since_checkpoint = 0
         for row in rows:
@@ -205,7 +258,7 @@ class SyncRun:
         for op, batch in batches.items():
             if batch:
                 self._deliver(destination, op, batch)
-        meta = destination.close()      # files: the last parts and the manifest
+        meta = destination.close()  # files: the last parts and the manifest
         self._checkpoint(destination, flush=False)
         return meta
 
@@ -217,14 +270,23 @@ class SyncRun:
             self._state_updates.append((row.record_key, None, None, None, "delete"))
 
     def _deliver(self, destination: Destination, op: str, rows: list) -> int:
-        changes = [Change("remove" if op == "remove" else "upsert", r.record_key,
-                          json.loads(r.payload) if r.payload else {}, r.destination_id,
-                          event_id(self.sync, op, r.record_key, r.row_hash)) for r in rows]
+        changes = [
+            Change(
+                "remove" if op == "remove" else "upsert",
+                r.record_key,
+                json.loads(r.payload) if r.payload else {},
+                r.destination_id,
+                event_id(self.sync, op, r.record_key, r.row_hash),
+            )
+            for r in rows
+        ]
         outcomes: list[Outcome] = destination.remove(changes) if op == "remove" else destination.upsert(changes)
         by_key = {r.record_key: r for r in rows}
-        if len(outcomes) != len(rows) or set(o.key for o in outcomes) != set(by_key):
-            raise RuntimeError(f"{type(destination).__name__} answered {len(outcomes)} outcome(s) for {len(rows)} change(s)")
-        now = datetime.now(timezone.utc)
+        if len(outcomes) != len(rows) or {o.key for o in outcomes} != set(by_key):
+            raise RuntimeError(
+                f"{type(destination).__name__} answered {len(outcomes)} outcome(s) for {len(rows)} change(s)"
+            )
+        now = datetime.now(UTC)
         for outcome in outcomes:
             row = by_key[outcome.key]
             if not outcome.ok:
@@ -233,8 +295,11 @@ class SyncRun:
             elif op == "remove":
                 self.stats.removed += 1
                 # Still in the model but suppressed: remember it as skipped; gone: forget it.
-                self._state_updates.append((row.record_key, row.row_hash, "skipped", None, "upsert")
-                                           if row.row_hash else (row.record_key, None, None, None, "delete"))
+                self._state_updates.append(
+                    (row.record_key, row.row_hash, "skipped", None, "upsert")
+                    if row.row_hash
+                    else (row.record_key, None, None, None, "delete")
+                )
             else:
                 if op == "insert":
                     self.stats.inserted += 1
@@ -249,7 +314,9 @@ class SyncRun:
             destination.flush()
         if self._state_updates:
             updates = self.spark.createDataFrame(
-                self._state_updates, "record_key string, row_hash string, status string, destination_id string, action string")
+                self._state_updates,
+                "record_key string, row_hash string, status string, destination_id string, action string",
+            )
             updates.createOrReplaceTempView("cdp_sync_state_updates")
             self.spark.sql(f"""
                 MERGE INTO {STATE_TABLE} t
@@ -264,19 +331,49 @@ class SyncRun:
                             current_timestamp())
             """)
             done = self.stats.sent + self.stats.failed + self.stats.skipped
-            log.info("sync %s: %d of %d planned record(s) done (%d sent, %d failed); state checkpointed",
-                     self.sync.name, done, self.stats.planned, self.stats.sent, self.stats.failed)
+            log.info(
+                "sync %s: %d of %d planned record(s) done (%d sent, %d failed); state checkpointed",
+                self.sync.name,
+                done,
+                self.stats.planned,
+                self.stats.sent,
+                self.stats.failed,
+            )
             self._state_updates = []
         if self._errors:
-            self.spark.createDataFrame(self._errors, TABLES[ERRORS_TABLE]).write.format("delta").mode("append") \
-                .saveAsTable(ERRORS_TABLE)
+            self.spark.createDataFrame(self._errors, TABLES[ERRORS_TABLE]).write.format("delta").mode(
+                "append"
+            ).saveAsTable(ERRORS_TABLE)
             self._errors = []
 
     def _log(self, started: datetime, status: str, error: str | None) -> None:
         s = self.stats
-        row = (self.sync.name, self.run_id, self.sync.destination_type, self.sync.mode, self.dry_run, status, started,
-               datetime.now(timezone.utc), s.planned, s.sent, s.inserted, s.updated, s.removed, s.skipped, s.failed,
-               dict(s.skipped_by_reason), error)
+        row = (
+            self.sync.name,
+            self.run_id,
+            self.sync.destination_type,
+            self.sync.mode,
+            self.dry_run,
+            status,
+            started,
+            datetime.now(UTC),
+            s.planned,
+            s.sent,
+            s.inserted,
+            s.updated,
+            s.removed,
+            s.skipped,
+            s.failed,
+            dict(s.skipped_by_reason),
+            error,
+        )
         self.spark.createDataFrame([row], TABLES[LOG_TABLE]).write.format("delta").mode("append").saveAsTable(LOG_TABLE)
-        log.info("sync %s %s: planned %d = sent %d + skipped %d + failed %d", self.sync.name, status, s.planned,
-                 s.sent, s.skipped, s.failed)
+        log.info(
+            "sync %s %s: planned %d = sent %d + skipped %d + failed %d",
+            self.sync.name,
+            status,
+            s.planned,
+            s.sent,
+            s.skipped,
+            s.failed,
+        )

@@ -63,8 +63,13 @@ def upload_atomically(client, local_file: Path, bucket: str, key: str) -> None:
     temp_key = f"{key}.tmp-{uuid.uuid4().hex}"
     client.upload_file(str(local_file), bucket, temp_key, ExtraArgs={"ContentType": "text/csv"})
     try:
-        client.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": temp_key},
-                           ContentType="text/csv", MetadataDirective="REPLACE")
+        client.copy_object(
+            Bucket=bucket,
+            Key=key,
+            CopySource={"Bucket": bucket, "Key": temp_key},
+            ContentType="text/csv",
+            MetadataDirective="REPLACE",
+        )
     finally:
         client.delete_object(Bucket=bucket, Key=temp_key)
 
@@ -99,9 +104,14 @@ def export_audience(spark, settings: Settings, audience: str) -> ExportResult:
 
 
 def report_export(reporter, audience: str, result: ExportResult) -> None:
-    reporter.materialized(export_asset(audience), {
-        "uri": f"s3://{result.bucket}/{result.key}", "rows": result.rows, "bytes": result.bytes,
-    })
+    reporter.materialized(
+        export_asset(audience),
+        {
+            "uri": f"s3://{result.bucket}/{result.key}",
+            "rows": result.rows,
+            "bytes": result.bytes,
+        },
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

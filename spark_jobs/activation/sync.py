@@ -27,8 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sync", action="append", default=[], help="sync name (repeatable)")
     parser.add_argument("--all", action="store_true", help="every defined sync")
     parser.add_argument("--dry-run", action="store_true", help="plan and log only; send nothing, keep the state")
-    parser.add_argument("--export", action="append", default=[], metavar="AUDIENCE",
-                        help="also write gold.sync_s3__<AUDIENCE> as one CSV (s3_export.py)")
+    parser.add_argument(
+        "--export",
+        action="append",
+        default=[],
+        metavar="AUDIENCE",
+        help="also write gold.sync_s3__<AUDIENCE> as one CSV (s3_export.py)",
+    )
     args = parser.parse_args(argv)
     syncs = {s.name: s for s in load_syncs()}
     names = sorted(syncs) if args.all else args.sync
@@ -39,17 +44,19 @@ def main(argv: list[str] | None = None) -> int:
         for audience in args.export:
             report_export(reporter, audience, export_audience(spark, settings, audience))
         failed = {}
-        for name in names:   # one sync that cannot run does not hold back the others
+        for name in names:  # one sync that cannot run does not hold back the others
             sync = syncs[name]
             try:
-                metrics = SyncRun(spark, sync, lambda s, run_id: open_destination(s, run_id, settings),
-                                  dry_run=args.dry_run).run()
-            except Exception as error:   # noqa: BLE001 - reported below, after the other syncs ran
+                metrics = SyncRun(
+                    spark, sync, lambda s, run_id: open_destination(s, run_id, settings), dry_run=args.dry_run
+                ).run()
+            except Exception as error:
                 log.exception("sync %s could not run", name)
                 failed[name] = f"{type(error).__name__}: {error}"
                 continue
-            reporter.materialized("/".join(sync.asset_key), {"model": sync.table, "destination": sync.destination_type,
-                                                              **metrics})
+            reporter.materialized(
+                "/".join(sync.asset_key), {"model": sync.table, "destination": sync.destination_type, **metrics}
+            )
         if failed:
             raise RuntimeError(f"{len(failed)} sync(s) could not run: {failed}")
     return 0

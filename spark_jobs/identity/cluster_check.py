@@ -34,17 +34,22 @@ def contradicting_pairs(records: DataFrame, clusters: DataFrame, model: Model | 
     CONTRADICTION_PROBABILITY (so a typo, or one field replaced while the rest agrees, is no
     contradiction). Without a model, both the first names and the birth dates must differ."""
     named = comparable(records).select("record_id").join(clusters, "record_id")
-    pairs = named.select(F.col("record_id").alias("id_l"), "component") \
-        .join(named.select(F.col("record_id").alias("id_r"), "component"), "component") \
+    pairs = (
+        named.select(F.col("record_id").alias("id_l"), "component")
+        .join(named.select(F.col("record_id").alias("id_r"), "component"), "component")
         .where("id_l < id_r")
+    )
     compared = compare(with_sides(pairs, records))
     first_differs = F.coalesce(F.col("gamma_first_name") == level("first_name", "different"), F.lit(False))
     dob_differs = F.coalesce(F.col("gamma_birth_date") == level("birth_date", "different"), F.lit(False))
     if model is None:
         return compared.where(first_differs & dob_differs).select("component", "id_l", "id_r")
     clashing = compared.where(first_differs | dob_differs)
-    return score_pairs(clashing, model).where(F.col("match_probability") < CONTRADICTION_PROBABILITY) \
+    return (
+        score_pairs(clashing, model)
+        .where(F.col("match_probability") < CONTRADICTION_PROBABILITY)
         .select("component", "id_l", "id_r")
+    )
 
 
 def _rebuild(frame: pd.DataFrame) -> pd.DataFrame:
@@ -54,8 +59,9 @@ def _rebuild(frame: pd.DataFrame) -> pd.DataFrame:
     for row in frame[frame["kind"] == "conflict"].itertuples():
         conflicts.setdefault(row.record_id, set()).add(row.linked_to)
         conflicts.setdefault(row.linked_to, set()).add(row.record_id)
-    links = frame[frame["kind"] == "link"].sort_values(["strength", "weight", "record_id", "linked_to"],
-                                                       ascending=[False, False, True, True])
+    links = frame[frame["kind"] == "link"].sort_values(
+        ["strength", "weight", "record_id", "linked_to"], ascending=[False, False, True, True]
+    )
     parent: dict[str, str] = {}
     members: dict[str, set[str]] = {}
 
@@ -77,33 +83,54 @@ def _rebuild(frame: pd.DataFrame) -> pd.DataFrame:
             parent[small] = large
             members[large] |= members.pop(small)
         out.append(("link", row.record_id, row.linked_to, row.rule, component, keep))
-    for root, group in members.items():
+    for group in members.values():
         label = min(group)
         out.extend(("member", record_id, None, None, label, True) for record_id in group)
     return pd.DataFrame(out, columns=["kind", "record_id", "linked_to", "rule", "component", "kept"])
 
 
-def split_contradictions(records: DataFrame, links: DataFrame, clusters: DataFrame, model: Model | None,
-                         strong_rules: tuple[str, ...]) -> tuple[DataFrame, DataFrame, int]:
+def split_contradictions(
+    records: DataFrame, links: DataFrame, clusters: DataFrame, model: Model | None, strong_rules: tuple[str, ...]
+) -> tuple[DataFrame, DataFrame, int]:
     """(clusters, links kept, number of links dropped). ``links`` in the evidence shape."""
     conflicts = contradicting_pairs(records, clusters, model).localCheckpoint(eager=True)
     if conflicts.isEmpty():
         return clusters, links, 0
     flagged = conflicts.select("component").distinct()
     inside = links.join(clusters, "record_id").join(flagged, "component", "left_semi")
-    strength = F.when(F.col("rule").isin(*strong_rules), F.lit(2)) \
-        .when(F.col("rule") != "fellegi_sunter", F.lit(1)).otherwise(F.lit(0))
-    rows = inside.select(F.lit("link").alias("kind"), "component", "record_id", "linked_to", "rule",
-                         strength.alias("strength"), F.coalesce("match_weight", F.lit(0.0)).alias("weight")) \
-        .unionByName(conflicts.select(F.lit("conflict").alias("kind"), "component", F.col("id_l").alias("record_id"),
-                                      F.col("id_r").alias("linked_to"), F.lit(None).cast("string").alias("rule"),
-                                      F.lit(0).alias("strength"), F.lit(0.0).alias("weight")))
+    strength = (
+        F.when(F.col("rule").isin(*strong_rules), F.lit(2))
+        .when(F.col("rule") != "fellegi_sunter", F.lit(1))
+        .otherwise(F.lit(0))
+    )
+    rows = inside.select(
+        F.lit("link").alias("kind"),
+        "component",
+        "record_id",
+        "linked_to",
+        "rule",
+        strength.alias("strength"),
+        F.coalesce("match_weight", F.lit(0.0)).alias("weight"),
+    ).unionByName(
+        conflicts.select(
+            F.lit("conflict").alias("kind"),
+            "component",
+            F.col("id_l").alias("record_id"),
+            F.col("id_r").alias("linked_to"),
+            F.lit(None).cast("string").alias("rule"),
+            F.lit(0).alias("strength"),
+            F.lit(0.0).alias("weight"),
+        )
+    )
     decisions = rows.groupBy("component").applyInPandas(_rebuild, DECISIONS).localCheckpoint(eager=True)
     dropped = decisions.where("kind = 'link' AND NOT kept").select("record_id", "linked_to", "rule").distinct()
     relabelled = decisions.where("kind = 'member'").select("record_id", F.col("component").alias("rebuilt"))
     # One join, not a union of two differently partitioned frames: downstream joins of a union
     # of checkpoints failed with "Can't zip RDDs with unequal numbers of partitions" at 100k.
-    new_clusters = clusters.join(relabelled, "record_id", "left") \
-        .select("record_id", F.coalesce("rebuilt", "component").alias("component")).localCheckpoint(eager=True)
+    new_clusters = (
+        clusters.join(relabelled, "record_id", "left")
+        .select("record_id", F.coalesce("rebuilt", "component").alias("component"))
+        .localCheckpoint(eager=True)
+    )
     kept = links.join(dropped, ["record_id", "linked_to", "rule"], "left_anti")
     return new_clusters, kept, dropped.count()

@@ -29,26 +29,36 @@ def connected_components(nodes: DataFrame, edges: DataFrame, max_rounds: int = 5
     component.
     """
     ids = nodes.select(F.col("id").cast("string").alias("id")).distinct()
-    pairs = edges.select(F.col("src").cast("string").alias("a"), F.col("dst").cast("string").alias("b")) \
-        .where("a IS NOT NULL AND b IS NOT NULL AND a <> b")
-    neighbours = pairs.unionByName(pairs.select(F.col("b").alias("a"), F.col("a").alias("b"))).distinct() \
-        .join(ids.withColumnRenamed("id", "a"), "a", "left_semi") \
-        .join(ids.withColumnRenamed("id", "b"), "b", "left_semi").localCheckpoint(eager=True)
+    pairs = edges.select(F.col("src").cast("string").alias("a"), F.col("dst").cast("string").alias("b")).where(
+        "a IS NOT NULL AND b IS NOT NULL AND a <> b"
+    )
+    neighbours = (
+        pairs.unionByName(pairs.select(F.col("b").alias("a"), F.col("a").alias("b")))
+        .distinct()
+        .join(ids.withColumnRenamed("id", "a"), "a", "left_semi")
+        .join(ids.withColumnRenamed("id", "b"), "b", "left_semi")
+        .localCheckpoint(eager=True)
+    )
 
     labels = ids.select("id", F.col("id").alias("component")).localCheckpoint(eager=True)
     for round_number in range(1, max_rounds + 1):
-        offered = neighbours.join(labels.withColumnRenamed("id", "a"), "a") \
-            .select(F.col("b").alias("id"), "component")
-        updated = labels.unionByName(offered).groupBy("id").agg(F.min("component").alias("component")) \
+        offered = neighbours.join(labels.withColumnRenamed("id", "a"), "a").select(F.col("b").alias("id"), "component")
+        updated = (
+            labels.unionByName(offered)
+            .groupBy("id")
+            .agg(F.min("component").alias("component"))
             .localCheckpoint(eager=True)
-        changed = updated.alias("n").join(labels.alias("o"), "id") \
-            .where(F.col("n.component") != F.col("o.component")).count()
+        )
+        changed = (
+            updated.alias("n").join(labels.alias("o"), "id").where(F.col("n.component") != F.col("o.component")).count()
+        )
         labels = updated
         log.info("connected components: round %d, %d label(s) changed", round_number, changed)
         if changed == 0:
             return labels
     raise ComponentsDidNotConverge(
-        f"labels still changing after {max_rounds} rounds: a chain of links longer than that exists")
+        f"labels still changing after {max_rounds} rounds: a chain of links longer than that exists"
+    )
 
 
 def component_sizes(components: DataFrame) -> DataFrame:

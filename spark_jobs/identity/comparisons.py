@@ -46,8 +46,17 @@ TF_FIELDS = {"first_name": "given_name", "last_name": "last_name", "postcode": "
 JW_CLOSE, JW_SIMILAR, JW_CITY = 0.92, 0.8, 0.9
 STREET_CLOSE = 0.8
 # Columns a record needs for comparing (records.py and persons.py give all of them).
-RECORD_COLUMNS = ("given_name", "first_name", "last_name", "birth_date", "email", "phone", "address_line",
-                  "city", "postcode")
+RECORD_COLUMNS = (
+    "given_name",
+    "first_name",
+    "last_name",
+    "birth_date",
+    "email",
+    "phone",
+    "address_line",
+    "city",
+    "postcode",
+)
 
 
 def level(comparison: str, name: str) -> int:
@@ -56,9 +65,13 @@ def level(comparison: str, name: str) -> int:
 
 # --- string similarity (one vectorised UDF) ------------------------------------------------
 
-SIMILARITY = StructType([StructField(name, DoubleType()) for name in (
-    "given", "first", "last", "given_last", "last_given", "city", "street")]
-    + [StructField("dob_edits", IntegerType())])
+SIMILARITY = StructType(
+    [
+        StructField(name, DoubleType())
+        for name in ("given", "first", "last", "given_last", "last_given", "city", "street")
+    ]
+    + [StructField("dob_edits", IntegerType())]
+)
 
 
 def _jaro_winkler(left: pd.Series, right: pd.Series) -> pd.Series:
@@ -66,8 +79,9 @@ def _jaro_winkler(left: pd.Series, right: pd.Series) -> pd.Series:
     from rapidfuzz.process import cpdist
 
     missing = left.isna() | right.isna()
-    scores = cpdist(left.fillna("").tolist(), right.fillna("").tolist(), scorer=JaroWinkler.normalized_similarity,
-                    workers=1)
+    scores = cpdist(
+        left.fillna("").tolist(), right.fillna("").tolist(), scorer=JaroWinkler.normalized_similarity, workers=1
+    )
     return pd.Series(scores, index=left.index).mask(missing)
 
 
@@ -93,26 +107,50 @@ def street_similarity(left: str | None, right: str | None) -> float | None:
 
 
 def _edits(left: pd.Series, right: pd.Series) -> pd.Series:
-    from rapidfuzz.distance import OSA   # edits with adjacent transpositions counted as one
+    from rapidfuzz.distance import OSA  # edits with adjacent transpositions counted as one
 
-    return pd.Series([OSA.distance(a, b) if isinstance(a, str) and isinstance(b, str) else None
-                      for a, b in zip(left, right)], dtype="Int64")
+    return pd.Series(
+        [
+            OSA.distance(a, b) if isinstance(a, str) and isinstance(b, str) else None
+            for a, b in zip(left, right, strict=True)
+        ],
+        dtype="Int64",
+    )
 
 
 @F.pandas_udf(SIMILARITY)
-def _similarity(given_l: pd.Series, given_r: pd.Series, first_l: pd.Series, first_r: pd.Series,
-                last_l: pd.Series, last_r: pd.Series, city_l: pd.Series, city_r: pd.Series,
-                street_l: pd.Series, street_r: pd.Series, dob_l: pd.Series, dob_r: pd.Series) -> pd.DataFrame:
-    return pd.DataFrame({
-        "given": _jaro_winkler(given_l, given_r), "first": _jaro_winkler(first_l, first_r),
-        "last": _jaro_winkler(last_l, last_r), "given_last": _jaro_winkler(given_l, last_r),
-        "last_given": _jaro_winkler(last_l, given_r), "city": _jaro_winkler(city_l, city_r),
-        "street": pd.Series([street_similarity(a, b) for a, b in zip(street_l, street_r)], dtype="float64"),
-        "dob_edits": _edits(dob_l, dob_r),
-    })
+def _similarity(
+    given_l: pd.Series,
+    given_r: pd.Series,
+    first_l: pd.Series,
+    first_r: pd.Series,
+    last_l: pd.Series,
+    last_r: pd.Series,
+    city_l: pd.Series,
+    city_r: pd.Series,
+    street_l: pd.Series,
+    street_r: pd.Series,
+    dob_l: pd.Series,
+    dob_r: pd.Series,
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "given": _jaro_winkler(given_l, given_r),
+            "first": _jaro_winkler(first_l, first_r),
+            "last": _jaro_winkler(last_l, last_r),
+            "given_last": _jaro_winkler(given_l, last_r),
+            "last_given": _jaro_winkler(last_l, given_r),
+            "city": _jaro_winkler(city_l, city_r),
+            "street": pd.Series(
+                [street_similarity(a, b) for a, b in zip(street_l, street_r, strict=True)], dtype="float64"
+            ),
+            "dob_edits": _edits(dob_l, dob_r),
+        }
+    )
 
 
 # --- levels ----------------------------------------------------------------------------------
+
 
 def _l(column: str) -> Column:
     return F.col(f"{column}_l")
@@ -129,38 +167,65 @@ def _both(column: str) -> Column:
 def _first_name(sim: Column) -> tuple[Column, Column]:
     """(level, names_swapped)."""
     jw = F.greatest(sim.given, sim.first)
-    swapped = (sim.given_last >= JW_CLOSE) & (sim.last_given >= JW_CLOSE) & (jw < JW_CLOSE) \
+    swapped = (
+        (sim.given_last >= JW_CLOSE)
+        & (sim.last_given >= JW_CLOSE)
+        & (jw < JW_CLOSE)
         & (_l("last_name") != _r("last_name"))
-    initial = ((F.length(_l("given_name")) == 1) | (F.length(_r("given_name")) == 1)) \
-        & (F.substring(_l("given_name"), 1, 1) == F.substring(_r("given_name"), 1, 1))
+    )
+    initial = ((F.length(_l("given_name")) == 1) | (F.length(_r("given_name")) == 1)) & (
+        F.substring(_l("given_name"), 1, 1) == F.substring(_r("given_name"), 1, 1)
+    )
     lv = lambda name: F.lit(level("first_name", name))  # noqa: E731
-    out = F.when(~_both("given_name"), F.lit(None)) \
-        .when(_l("given_name") == _r("given_name"), lv("exact")) \
-        .when(_l("first_name") == _r("first_name"), lv("nickname")) \
-        .when(F.coalesce(swapped, F.lit(False)), lv("swapped")) \
-        .when(jw >= JW_CLOSE, lv("close")).when(jw >= JW_SIMILAR, lv("similar")) \
-        .when(initial, lv("initial")).otherwise(lv("different"))
+    out = (
+        F.when(~_both("given_name"), F.lit(None))
+        .when(_l("given_name") == _r("given_name"), lv("exact"))
+        .when(_l("first_name") == _r("first_name"), lv("nickname"))
+        .when(F.coalesce(swapped, F.lit(False)), lv("swapped"))
+        .when(jw >= JW_CLOSE, lv("close"))
+        .when(jw >= JW_SIMILAR, lv("similar"))
+        .when(initial, lv("initial"))
+        .otherwise(lv("different"))
+    )
     return out.cast("int"), F.coalesce(swapped, F.lit(False))
 
 
 def _birth_date(sim: Column) -> Column:
     dob_l, dob_r = _l("birth_date"), _r("birth_date")
     lv = lambda name: F.lit(level("birth_date", name))  # noqa: E731
-    swapped = (F.year(dob_l) == F.year(dob_r)) & (F.month(dob_l) == F.dayofmonth(dob_r)) \
+    swapped = (
+        (F.year(dob_l) == F.year(dob_r))
+        & (F.month(dob_l) == F.dayofmonth(dob_r))
         & (F.dayofmonth(dob_l) == F.month(dob_r))
-    return F.when(~_both("birth_date"), F.lit(None)).when(dob_l == dob_r, lv("exact")) \
-        .when(sim.dob_edits <= 1, lv("one_edit")).when(swapped, lv("day_month_swapped")) \
-        .when(F.year(dob_l) == F.year(dob_r), lv("same_year")).otherwise(lv("different")).cast("int")
+    )
+    return (
+        F.when(~_both("birth_date"), F.lit(None))
+        .when(dob_l == dob_r, lv("exact"))
+        .when(sim.dob_edits <= 1, lv("one_edit"))
+        .when(swapped, lv("day_month_swapped"))
+        .when(F.year(dob_l) == F.year(dob_r), lv("same_year"))
+        .otherwise(lv("different"))
+        .cast("int")
+    )
 
 
 def _last_name(sim: Column, swapped: Column, first: Column, dob: Column, location: Column) -> Column:
     jw = F.when(swapped, sim.last_given).otherwise(sim.last)
     lv = lambda name: F.lit(level("last_name", name))  # noqa: E731
-    married = first.isin(level("first_name", "exact"), level("first_name", "nickname")) \
-        & (dob == level("birth_date", "exact")) & location.isin(level("location", "address"), level("location", "street"))
-    return F.when(~_both("last_name"), F.lit(None)).when(jw >= 1.0, lv("exact")) \
-        .when(jw >= JW_CLOSE, lv("close")).when(jw >= JW_SIMILAR, lv("similar")) \
-        .when(F.coalesce(married, F.lit(False)), lv("changed")).otherwise(lv("different")).cast("int")
+    married = (
+        first.isin(level("first_name", "exact"), level("first_name", "nickname"))
+        & (dob == level("birth_date", "exact"))
+        & location.isin(level("location", "address"), level("location", "street"))
+    )
+    return (
+        F.when(~_both("last_name"), F.lit(None))
+        .when(jw >= 1.0, lv("exact"))
+        .when(jw >= JW_CLOSE, lv("close"))
+        .when(jw >= JW_SIMILAR, lv("similar"))
+        .when(F.coalesce(married, F.lit(False)), lv("changed"))
+        .otherwise(lv("different"))
+        .cast("int")
+    )
 
 
 def _email() -> Column:
@@ -169,18 +234,31 @@ def _email() -> Column:
     local_l, local_r = F.substring_index(_l("email"), "@", 1), F.substring_index(_r("email"), "@", 1)
     lv = lambda name: F.lit(level("email", name))  # noqa: E731
     digits = lambda local: F.regexp_replace(local, "[^0-9]", "")  # noqa: E731
-    close = (F.levenshtein(local_l, local_r) <= 1) & (digits(local_l) == digits(local_r)) \
+    close = (
+        (F.levenshtein(local_l, local_r) <= 1)
+        & (digits(local_l) == digits(local_r))
         & (F.least(F.length(local_l), F.length(local_r)) >= 5)
-    return F.when(~_both("email"), F.lit(None)).when(_l("email") == _r("email"), lv("exact")) \
-        .when(local_l == local_r, lv("same_local_part")).when(close, lv("local_part_close")) \
-        .otherwise(lv("different")).cast("int")
+    )
+    return (
+        F.when(~_both("email"), F.lit(None))
+        .when(_l("email") == _r("email"), lv("exact"))
+        .when(local_l == local_r, lv("same_local_part"))
+        .when(close, lv("local_part_close"))
+        .otherwise(lv("different"))
+        .cast("int")
+    )
 
 
 def _phone() -> Column:
     lv = lambda name: F.lit(level("phone", name))  # noqa: E731
     last7 = F.substring(_l("phone"), -7, 7) == F.substring(_r("phone"), -7, 7)
-    return F.when(~_both("phone"), F.lit(None)).when(_l("phone") == _r("phone"), lv("exact")) \
-        .when(last7, lv("last_7_digits")).otherwise(lv("different")).cast("int")
+    return (
+        F.when(~_both("phone"), F.lit(None))
+        .when(_l("phone") == _r("phone"), lv("exact"))
+        .when(last7, lv("last_7_digits"))
+        .otherwise(lv("different"))
+        .cast("int")
+    )
 
 
 def _location(sim: Column) -> Column:
@@ -197,12 +275,16 @@ def _location(sim: Column) -> Column:
     street_same = _both("address_line") & (street >= 1.0)
     street_close = _both("address_line") & (street >= STREET_CLOSE)
     anything = _both("address_line") | area_known
-    return F.when(~anything, F.lit(None)) \
-        .when(street_same & (area_agrees | ~area_known), lv("address")) \
-        .when(street_close & (area_agrees | ~area_known), lv("street")) \
-        .when(street_close, lv("street_elsewhere")) \
-        .when(F.coalesce(postcode_same, F.lit(False)), lv("postcode")) \
-        .when(area_agrees, lv("city_or_near_postcode")).otherwise(lv("different")).cast("int")
+    return (
+        F.when(~anything, F.lit(None))
+        .when(street_same & (area_agrees | ~area_known), lv("address"))
+        .when(street_close & (area_agrees | ~area_known), lv("street"))
+        .when(street_close, lv("street_elsewhere"))
+        .when(F.coalesce(postcode_same, F.lit(False)), lv("postcode"))
+        .when(area_agrees, lv("city_or_near_postcode"))
+        .otherwise(lv("different"))
+        .cast("int")
+    )
 
 
 def _date_text(column: str) -> Column:
@@ -212,19 +294,45 @@ def _date_text(column: str) -> Column:
 def compare(pairs: DataFrame) -> DataFrame:
     """Adds ``gamma_<comparison>`` for every comparison and ``names_swapped`` to a frame of
     ``<column>_l`` / ``<column>_r`` pairs (see :data:`RECORD_COLUMNS` and :func:`with_sides`)."""
-    sim = _similarity(_l("given_name"), _r("given_name"), _l("first_name"), _r("first_name"), _l("last_name"),
-                      _r("last_name"), _l("city"), _r("city"), _l("address_line"), _r("address_line"),
-                      _date_text("birth_date_l"), _date_text("birth_date_r"))
+    sim = _similarity(
+        _l("given_name"),
+        _r("given_name"),
+        _l("first_name"),
+        _r("first_name"),
+        _l("last_name"),
+        _r("last_name"),
+        _l("city"),
+        _r("city"),
+        _l("address_line"),
+        _r("address_line"),
+        _date_text("birth_date_l"),
+        _date_text("birth_date_r"),
+    )
     with_sim = pairs.withColumn("_sim", sim)
     sim = F.col("_sim")
     first, swapped = _first_name(sim)
-    with_first = with_sim.withColumn("gamma_first_name", first).withColumn("names_swapped", swapped) \
-        .withColumn("gamma_birth_date", _birth_date(sim)).withColumn("gamma_location", _location(sim))
-    return with_first.withColumn(
-        "gamma_last_name", _last_name(sim, F.col("names_swapped"), F.col("gamma_first_name"),
-                                      F.col("gamma_birth_date"), F.col("gamma_location"))) \
-        .withColumn("gamma_email", _email()).withColumn("gamma_phone", _phone()).drop("_sim") \
+    with_first = (
+        with_sim.withColumn("gamma_first_name", first)
+        .withColumn("names_swapped", swapped)
+        .withColumn("gamma_birth_date", _birth_date(sim))
+        .withColumn("gamma_location", _location(sim))
+    )
+    return (
+        with_first.withColumn(
+            "gamma_last_name",
+            _last_name(
+                sim,
+                F.col("names_swapped"),
+                F.col("gamma_first_name"),
+                F.col("gamma_birth_date"),
+                F.col("gamma_location"),
+            ),
+        )
+        .withColumn("gamma_email", _email())
+        .withColumn("gamma_phone", _phone())
+        .drop("_sim")
         .select(*pairs.columns, *[f"gamma_{c}" for c in COMPARISONS], "names_swapped")
+    )
 
 
 def with_sides(pairs: DataFrame, records: DataFrame) -> DataFrame:

@@ -14,17 +14,19 @@ from pathlib import Path
 
 FEBRL = ("febrl1", "febrl2", "febrl3", "febrl4")
 # The same mapping for every FEBRL set: only these columns, no identifier (soc_sec_id is left out).
-FEBRL_MAPPING = ("record_id: rec_id\nfirst_name: given_name\nlast_name: surname\ndob: date_of_birth\n"
-                 "address: address_1\ncity: suburb\nstate: state\npostcode: postcode\n")
+FEBRL_MAPPING = (
+    "record_id: rec_id\nfirst_name: given_name\nlast_name: surname\ndob: date_of_birth\n"
+    "address: address_1\ncity: suburb\nstate: state\npostcode: postcode\n"
+)
 
 
 @dataclass(frozen=True)
 class Dataset:
     name: str
-    people: Path       # the CSV a user would resolve
-    mapping: Path      # its mapping.yml
-    truth: Path        # record_id,person_id[,file]
-    cross_file: bool   # score only pairs across two files (a link, not a de-duplication)
+    people: Path  # the CSV a user would resolve
+    mapping: Path  # its mapping.yml
+    truth: Path  # record_id,person_id[,file]
+    cross_file: bool  # score only pairs across two files (a link, not a de-duplication)
 
 
 def write_febrl(name: str, folder: Path) -> Dataset:
@@ -44,8 +46,9 @@ def write_febrl(name: str, folder: Path) -> Dataset:
     people, mapping, truth = folder / "people.csv", folder / "mapping.yml", folder / "truth.csv"
     frame.drop(columns=["file"]).to_csv(people, index=False)
     mapping.write_text(FEBRL_MAPPING, encoding="utf-8")
-    frame.assign(person_id=frame["rec_id"].str.extract(r"^(rec-\d+)")[0]) \
-        .rename(columns={"rec_id": "record_id"})[["record_id", "person_id", "file"]].to_csv(truth, index=False)
+    frame.assign(person_id=frame["rec_id"].str.extract(r"^(rec-\d+)")[0]).rename(columns={"rec_id": "record_id"})[
+        ["record_id", "person_id", "file"]
+    ].to_csv(truth, index=False)
     return Dataset(name, people, mapping, truth, cross_file=name == "febrl4")
 
 

@@ -30,8 +30,14 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from spark_jobs.identity.links import deterministic_links
-from spark_jobs.identity.probabilistic import (Model, block_keys, candidate_pairs, comparable, probabilistic_links,
-                                              small_blocks)
+from spark_jobs.identity.probabilistic import (
+    Model,
+    block_keys,
+    candidate_pairs,
+    comparable,
+    probabilistic_links,
+    small_blocks,
+)
 
 
 @dataclass
@@ -50,41 +56,66 @@ def with_row_hash(records: DataFrame) -> DataFrame:
 
 def changed_records(now: DataFrame, before: DataFrame) -> DataFrame:
     """``(record_id)`` of records added, removed or changed between two hashed record sets."""
-    joined = now.select("record_id", F.col("row_hash").alias("now")) \
-        .join(before.select("record_id", F.col("row_hash").alias("before")), "record_id", "full_outer")
+    joined = now.select("record_id", F.col("row_hash").alias("now")).join(
+        before.select("record_id", F.col("row_hash").alias("before")), "record_id", "full_outer"
+    )
     return joined.where(~F.col("now").eqNullSafe(F.col("before"))).select("record_id")
 
 
-def incremental_links(records: DataFrame, identifiers: DataFrame, state: LinkState, model: Model,
-                      threshold: float, max_block_size: int = 50) -> tuple[DataFrame, DataFrame, int]:
+def incremental_links(
+    records: DataFrame,
+    identifiers: DataFrame,
+    state: LinkState,
+    model: Model,
+    threshold: float,
+    max_block_size: int = 50,
+) -> tuple[DataFrame, DataFrame, int]:
     """(deterministic links, Fellegi-Sunter links, number of changed records) for the hashed
     matchable ``records`` and their ``identifiers``, given the last run's ``state``."""
     changed = changed_records(records, state.records).localCheckpoint(eager=True)
     n_changed = changed.count()
 
-    groups = identifiers.join(changed, "record_id", "left_semi").select("kind", "value") \
-        .unionByName(state.identifiers.join(changed, "record_id", "left_semi").select("kind", "value")).distinct()
+    groups = (
+        identifiers.join(changed, "record_id", "left_semi")
+        .select("kind", "value")
+        .unionByName(state.identifiers.join(changed, "record_id", "left_semi").select("kind", "value"))
+        .distinct()
+    )
     redecided = deterministic_links(identifiers.join(groups, ["kind", "value"], "left_semi"), records)
-    kept = state.links.where(F.col("rule") != "fellegi_sunter").join(groups, ["kind", "value"], "left_anti") \
+    kept = (
+        state.links.where(F.col("rule") != "fellegi_sunter")
+        .join(groups, ["kind", "value"], "left_anti")
         .select(*redecided.columns)
+    )
     deterministic = kept.unionByName(redecided)
 
     named = comparable(records)
-    blocks = block_keys(named.join(changed, "record_id", "left_semi")) \
-        .unionByName(block_keys(comparable(state.records).join(changed, "record_id", "left_semi"))) \
-        .select("block").distinct()
+    blocks = (
+        block_keys(named.join(changed, "record_id", "left_semi"))
+        .unionByName(block_keys(comparable(state.records).join(changed, "record_id", "left_semi")))
+        .select("block")
+        .distinct()
+    )
     pairs = candidate_pairs(named, max_block_size, only_blocks=blocks)
     compared, _ = probabilistic_links(named, threshold, max_block_size, model, pairs=pairs)
 
     keys = block_keys(named)
     small = small_blocks(keys, max_block_size)
-    earlier = state.links.where(F.col("rule") == "fellegi_sunter") \
-        .join(changed, "record_id", "left_anti") \
+    earlier = (
+        state.links.where(F.col("rule") == "fellegi_sunter")
+        .join(changed, "record_id", "left_anti")
         .join(changed.withColumnRenamed("record_id", "linked_to"), "linked_to", "left_anti")
-    still_candidates = earlier.select("record_id", "linked_to") \
-        .join(keys, "record_id").join(keys.withColumnRenamed("record_id", "linked_to"), ["linked_to", "block"]) \
-        .join(small, "block", "left_semi").select("record_id", "linked_to").distinct()
-    earlier = earlier.join(still_candidates, ["record_id", "linked_to"], "left_semi") \
-        .join(compared.select("record_id", "linked_to"), ["record_id", "linked_to"], "left_anti")
+    )
+    still_candidates = (
+        earlier.select("record_id", "linked_to")
+        .join(keys, "record_id")
+        .join(keys.withColumnRenamed("record_id", "linked_to"), ["linked_to", "block"])
+        .join(small, "block", "left_semi")
+        .select("record_id", "linked_to")
+        .distinct()
+    )
+    earlier = earlier.join(still_candidates, ["record_id", "linked_to"], "left_semi").join(
+        compared.select("record_id", "linked_to"), ["record_id", "linked_to"], "left_anti"
+    )
     fuzzy = earlier.select(*compared.columns).unionByName(compared)
     return deterministic, fuzzy, n_changed

@@ -33,9 +33,9 @@ def new_id(seed: Column) -> Column:
 
 @dataclass
 class Assigned:
-    identity: DataFrame   # record_id, customer_id
-    history: DataFrame    # old_customer_id, new_customer_id, reason, records
-    lineage: DataFrame    # customer_id, current_customer_id
+    identity: DataFrame  # record_id, customer_id
+    history: DataFrame  # old_customer_id, new_customer_id, reason, records
+    lineage: DataFrame  # customer_id, current_customer_id
 
 
 def _first(frame: DataFrame, partition: str, *order: Column) -> DataFrame:
@@ -43,55 +43,95 @@ def _first(frame: DataFrame, partition: str, *order: Column) -> DataFrame:
     return frame.withColumn("_rank", rank).where("_rank = 1").drop("_rank")
 
 
-def assign_ids(clusters: DataFrame, previous: DataFrame | None, lineage: DataFrame | None,
-               run_id: str) -> Assigned:
+def assign_ids(clusters: DataFrame, previous: DataFrame | None, lineage: DataFrame | None, run_id: str) -> Assigned:
     """``clusters(record_id, component)``, ``previous(record_id, customer_id)`` (None on the
     first run), ``lineage(customer_id, current_customer_id)`` of earlier runs."""
     spark = clusters.sparkSession
     previous = previous if previous is not None else spark.createDataFrame([], "record_id string, customer_id string")
-    lineage = lineage if lineage is not None else spark.createDataFrame(
-        [], "customer_id string, current_customer_id string")
+    lineage = (
+        lineage if lineage is not None else spark.createDataFrame([], "customer_id string, current_customer_id string")
+    )
 
-    overlap = clusters.join(previous, "record_id").groupBy("customer_id", "component") \
-        .agg(F.count(F.lit(1)).alias("records")).localCheckpoint(eager=True)
+    overlap = (
+        clusters.join(previous, "record_id")
+        .groupBy("customer_id", "component")
+        .agg(F.count(F.lit(1)).alias("records"))
+        .localCheckpoint(eager=True)
+    )
     homes = _first(overlap, "customer_id", F.desc("records"), "component")
-    survivors = _first(homes, "component", F.desc("records"), "customer_id") \
-        .select("component", F.col("customer_id").alias("survivor"))
+    survivors = _first(homes, "component", F.desc("records"), "customer_id").select(
+        "component", F.col("customer_id").alias("survivor")
+    )
 
     # New ids for clusters nobody calls home; re-seeded with the run id if the id was issued before.
     issued = lineage.select("customer_id").unionByName(previous.select("customer_id")).distinct()
-    orphans = clusters.groupBy("component").agg(F.min("record_id").alias("seed_record")) \
-        .join(survivors, "component", "left_anti").withColumn("candidate", new_id(F.col("seed_record")))
+    orphans = (
+        clusters.groupBy("component")
+        .agg(F.min("record_id").alias("seed_record"))
+        .join(survivors, "component", "left_anti")
+        .withColumn("candidate", new_id(F.col("seed_record")))
+    )
     reused = orphans.join(issued.withColumnRenamed("customer_id", "candidate"), "candidate", "left_semi")
-    fresh = orphans.join(reused.select("component"), "component", "left_anti").select("component", "candidate") \
-        .unionByName(reused.select("component", new_id(F.concat_ws("|", "seed_record", F.lit(run_id)))
-                                   .alias("candidate")))
-    id_of_component = survivors.select("component", F.col("survivor").alias("customer_id")) \
-        .unionByName(fresh.select("component", F.col("candidate").alias("customer_id"))).localCheckpoint(eager=True)
+    fresh = (
+        orphans.join(reused.select("component"), "component", "left_anti")
+        .select("component", "candidate")
+        .unionByName(
+            reused.select("component", new_id(F.concat_ws("|", "seed_record", F.lit(run_id))).alias("candidate"))
+        )
+    )
+    id_of_component = (
+        survivors.select("component", F.col("survivor").alias("customer_id"))
+        .unionByName(fresh.select("component", F.col("candidate").alias("customer_id")))
+        .localCheckpoint(eager=True)
+    )
     identity = clusters.join(id_of_component, "component").select("record_id", "customer_id")
 
-    merged = homes.join(survivors, "component").where(F.col("customer_id") != F.col("survivor")).select(
-        F.col("customer_id").alias("old_customer_id"), F.col("survivor").alias("new_customer_id"),
-        F.lit("merged").alias("reason"), "records")
-    moved = overlap.join(homes.select("customer_id", F.col("component").alias("home")), "customer_id") \
-        .where(F.col("component") != F.col("home")).join(id_of_component.withColumnRenamed("customer_id", "new_customer_id"),
-                                                         "component") \
-        .select(F.col("customer_id").alias("old_customer_id"), "new_customer_id", F.lit("split").alias("reason"),
-                "records")
-    removed = previous.select("customer_id").distinct().join(homes.select("customer_id"), "customer_id", "left_anti") \
-        .select(F.col("customer_id").alias("old_customer_id"), F.lit(None).cast("string").alias("new_customer_id"),
-                F.lit("removed").alias("reason"), F.lit(0).cast("long").alias("records"))
+    merged = (
+        homes.join(survivors, "component")
+        .where(F.col("customer_id") != F.col("survivor"))
+        .select(
+            F.col("customer_id").alias("old_customer_id"),
+            F.col("survivor").alias("new_customer_id"),
+            F.lit("merged").alias("reason"),
+            "records",
+        )
+    )
+    moved = (
+        overlap.join(homes.select("customer_id", F.col("component").alias("home")), "customer_id")
+        .where(F.col("component") != F.col("home"))
+        .join(id_of_component.withColumnRenamed("customer_id", "new_customer_id"), "component")
+        .select(
+            F.col("customer_id").alias("old_customer_id"), "new_customer_id", F.lit("split").alias("reason"), "records"
+        )
+    )
+    removed = (
+        previous.select("customer_id")
+        .distinct()
+        .join(homes.select("customer_id"), "customer_id", "left_anti")
+        .select(
+            F.col("customer_id").alias("old_customer_id"),
+            F.lit(None).cast("string").alias("new_customer_id"),
+            F.lit("removed").alias("reason"),
+            F.lit(0).cast("long").alias("records"),
+        )
+    )
     history = merged.unionByName(moved).unionByName(removed).localCheckpoint(eager=True)
 
     # Lineage: where each earlier id's current id went this run, plus the new ids themselves.
     retired = history.where(F.col("reason").isin("merged", "removed")).select(
-        F.col("old_customer_id").alias("current_customer_id"), F.col("new_customer_id").alias("successor"),
-        F.lit(True).alias("retired"))
-    known = lineage.unionByName(previous.select("customer_id", F.col("customer_id").alias("current_customer_id"))) \
-        .dropDuplicates(["customer_id"])
+        F.col("old_customer_id").alias("current_customer_id"),
+        F.col("new_customer_id").alias("successor"),
+        F.lit(True).alias("retired"),
+    )
+    known = lineage.unionByName(
+        previous.select("customer_id", F.col("customer_id").alias("current_customer_id"))
+    ).dropDuplicates(["customer_id"])
     followed = known.join(retired, "current_customer_id", "left").select(
-        "customer_id", F.when(F.col("retired"), F.col("successor")).otherwise(F.col("current_customer_id"))
-        .alias("current_customer_id"))
+        "customer_id",
+        F.when(F.col("retired"), F.col("successor"))
+        .otherwise(F.col("current_customer_id"))
+        .alias("current_customer_id"),
+    )
     current = id_of_component.select("customer_id", F.col("customer_id").alias("current_customer_id"))
     new_lineage = followed.join(current.select("customer_id"), "customer_id", "left_anti").unionByName(current)
     return Assigned(identity, history, new_lineage)

@@ -31,11 +31,22 @@ from dataclasses import asdict, dataclass, field, replace
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from spark_jobs.identity.comparisons import (COMPARISONS, HOME_LEVELS, HOME_SCORED, HOME_UNSCORED, LEVELS,
-                                             NEUTRAL_LEVELS, TF_FIELDS, compare, home_column, level, shares_home,
-                                             with_sides)
+from spark_jobs.identity.comparisons import (
+    COMPARISONS,
+    HOME_LEVELS,
+    HOME_SCORED,
+    HOME_UNSCORED,
+    LEVELS,
+    NEUTRAL_LEVELS,
+    TF_FIELDS,
+    compare,
+    home_column,
+    level,
+    shares_home,
+    with_sides,
+)
 
-FIELDS = COMPARISONS   # the evidence columns gamma_<field>
+FIELDS = COMPARISONS  # the evidence columns gamma_<field>
 MODEL_VERSION = 2
 DEFAULT_THRESHOLD = 0.5
 RANDOM_PAIRS = 1_000_000
@@ -48,8 +59,9 @@ _SOUNDS = ("soundex(first_name)", "soundex(last_name)")
 _STREET = "replace(address_line, ' ', '')"
 BLOCKING_RULES: dict[str, tuple[tuple[str, ...], ...]] = {
     "names": (("least(first_name, last_name)", "greatest(first_name, last_name)"),),
-    "name_sounds_year": ((f"least({_SOUNDS[0]}, {_SOUNDS[1]})", f"greatest({_SOUNDS[0]}, {_SOUNDS[1]})",
-                          "year(birth_date)"),),
+    "name_sounds_year": (
+        (f"least({_SOUNDS[0]}, {_SOUNDS[1]})", f"greatest({_SOUNDS[0]}, {_SOUNDS[1]})", "year(birth_date)"),
+    ),
     "name_dob": tuple((sound, "birth_date") for sound in _SOUNDS),
     "name_postcode": tuple((sound, "postcode") for sound in _SOUNDS),
     "name_street": tuple((sound, _STREET) for sound in _SOUNDS),
@@ -70,8 +82,10 @@ def comparable(records: DataFrame) -> DataFrame:
     """The records Fellegi-Sunter compares: those with a name (first or last) and at least one
     more field to compare. A record with an email or a phone alone (an order, a ticket) is
     linked by the deterministic rules only."""
-    return records.where("(first_name IS NOT NULL OR last_name IS NOT NULL) AND (birth_date IS NOT NULL "
-                         "OR address_line IS NOT NULL OR postcode IS NOT NULL OR email IS NOT NULL OR phone IS NOT NULL)")
+    return records.where(
+        "(first_name IS NOT NULL OR last_name IS NOT NULL) AND (birth_date IS NOT NULL "
+        "OR address_line IS NOT NULL OR postcode IS NOT NULL OR email IS NOT NULL OR phone IS NOT NULL)"
+    )
 
 
 def block_keys(records: DataFrame, rules: dict[str, tuple[tuple[str, ...], ...]] | None = None) -> DataFrame:
@@ -82,8 +96,11 @@ def block_keys(records: DataFrame, rules: dict[str, tuple[tuple[str, ...], ...]]
         for key in keys:
             parts = [F.expr(e).cast("string") for e in key]
             complete = F.greatest(F.lit(0), *[F.when(p.isNull() | (p == ""), 1) for p in parts]) == 0
-            frames.append(records.select("record_id", F.when(complete, F.concat_ws("\u0001", F.lit(name), *parts))
-                                         .alias("block")).where("block IS NOT NULL"))
+            frames.append(
+                records.select(
+                    "record_id", F.when(complete, F.concat_ws("\u0001", F.lit(name), *parts)).alias("block")
+                ).where("block IS NOT NULL")
+            )
     out = frames[0]
     for frame in frames[1:]:
         out = out.unionByName(frame)
@@ -106,9 +123,17 @@ def pairs_by_rule(records: DataFrame, max_block_size: int = 50, only_blocks: Dat
     if only_blocks is not None:
         small = small.join(only_blocks, "block", "left_semi")
     keyed = keys.join(small, "block", "left_semi")
-    return keyed.alias("l").join(keyed.alias("r"), "block").where(F.col("l.record_id") < F.col("r.record_id")) \
-        .select(F.col("l.record_id").alias("id_l"), F.col("r.record_id").alias("id_r"),
-                rule_of(F.col("block")).alias("rule")).distinct()
+    return (
+        keyed.alias("l")
+        .join(keyed.alias("r"), "block")
+        .where(F.col("l.record_id") < F.col("r.record_id"))
+        .select(
+            F.col("l.record_id").alias("id_l"),
+            F.col("r.record_id").alias("id_r"),
+            rule_of(F.col("block")).alias("rule"),
+        )
+        .distinct()
+    )
 
 
 def candidate_pairs(records: DataFrame, max_block_size: int = 50, only_blocks: DataFrame | None = None) -> DataFrame:
@@ -122,16 +147,29 @@ def random_pairs(records: DataFrame, target: int = RANDOM_PAIRS, seed: int = 42)
     replacement; all pairs when there are fewer than ``target``)."""
     n = records.count()
     spark = records.sparkSession
-    indexed = records.select("record_id").withColumn("i", F.row_number().over(
-        Window.orderBy("record_id")) - 1).localCheckpoint(eager=True)
+    indexed = (
+        records.select("record_id")
+        .withColumn("i", F.row_number().over(Window.orderBy("record_id")) - 1)
+        .localCheckpoint(eager=True)
+    )
     if n * (n - 1) / 2 <= target:
-        left, right = indexed.select(F.col("record_id").alias("id_l"), F.col("i").alias("il")), \
-            indexed.select(F.col("record_id").alias("id_r"), F.col("i").alias("ir"))
+        left, right = (
+            indexed.select(F.col("record_id").alias("id_l"), F.col("i").alias("il")),
+            indexed.select(F.col("record_id").alias("id_r"), F.col("i").alias("ir")),
+        )
         return left.crossJoin(right).where("il < ir").select("id_l", "id_r")
-    draws = spark.range(target).select(F.floor(F.rand(seed) * n).cast("long").alias("il"),
-                                       F.floor(F.rand(seed + 1) * n).cast("long").alias("ir")).where("il <> ir")
-    return draws.join(indexed.select(F.col("i").alias("il"), F.col("record_id").alias("id_l")), "il") \
-        .join(indexed.select(F.col("i").alias("ir"), F.col("record_id").alias("id_r")), "ir").select("id_l", "id_r")
+    draws = (
+        spark.range(target)
+        .select(
+            F.floor(F.rand(seed) * n).cast("long").alias("il"), F.floor(F.rand(seed + 1) * n).cast("long").alias("ir")
+        )
+        .where("il <> ir")
+    )
+    return (
+        draws.join(indexed.select(F.col("i").alias("il"), F.col("record_id").alias("id_l")), "il")
+        .join(indexed.select(F.col("i").alias("ir"), F.col("record_id").alias("id_r")), "ir")
+        .select("id_l", "id_r")
+    )
 
 
 def term_frequencies(records: DataFrame) -> dict[str, dict[str, float]]:
@@ -162,8 +200,8 @@ class Model:
 
     m: dict[str, dict[int, float]]
     u: dict[str, dict[int, float]]
-    prior: float                                    # P(two random records are one person)
-    home_prior: float = 0.5                         # P(one person | the pair shares a home)
+    prior: float  # P(two random records are one person)
+    home_prior: float = 0.5  # P(one person | the pair shares a home)
     home_u: dict[str, dict[int, float]] = field(default_factory=dict)
     iterations: int = 0
     tf: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -185,9 +223,11 @@ class Model:
         total = _log2_odds(self.home_prior if home else self.prior)
         for comparison in COMPARISONS:
             lv = pattern.get(comparison)
-            if lv is None or LEVELS[comparison][lv] in NEUTRAL_LEVELS.get(comparison, ()) \
-                    or (home and (comparison in HOME_UNSCORED
-                                  or LEVELS[comparison][lv] in HOME_LEVELS.get(comparison, ()))):
+            if (
+                lv is None
+                or LEVELS[comparison][lv] in NEUTRAL_LEVELS.get(comparison, ())
+                or (home and (comparison in HOME_UNSCORED or LEVELS[comparison][lv] in HOME_LEVELS.get(comparison, ())))
+            ):
                 continue
             total += self.weight(comparison, lv, home and comparison in HOME_SCORED)
         return total
@@ -205,8 +245,14 @@ class Model:
         rows = []
         for c in COMPARISONS:
             for lv in range(len(LEVELS[c])):
-                row = {"comparison": c, "level": lv, "name": LEVELS[c][lv], "m": self.m[c][lv], "u": self.u[c][lv],
-                       "weight": self.weight(c, lv)}
+                row = {
+                    "comparison": c,
+                    "level": lv,
+                    "name": LEVELS[c][lv],
+                    "m": self.m[c][lv],
+                    "u": self.u[c][lv],
+                    "weight": self.weight(c, lv),
+                }
                 if c in HOME_SCORED:
                     row.update(home_u=self.home_u[c][lv], home_weight=self.weight(c, lv, home=True))
                 rows.append(row)
@@ -222,8 +268,16 @@ class Model:
         if raw.get("version") != MODEL_VERSION:
             return None
         levels = lambda table: {c: {int(lv): p for lv, p in by_level.items()} for c, by_level in table.items()}  # noqa: E731
-        return cls(levels(raw["m"]), levels(raw["u"]), raw["prior"], raw["home_prior"], levels(raw["home_u"]),
-                   raw["iterations"], raw["tf"], raw["version"])
+        return cls(
+            levels(raw["m"]),
+            levels(raw["u"]),
+            raw["prior"],
+            raw["home_prior"],
+            levels(raw["home_u"]),
+            raw["iterations"],
+            raw["tf"],
+            raw["version"],
+        )
 
 
 Pattern = tuple[dict[str, int | None], int]
@@ -237,7 +291,7 @@ def pattern_counts(compared: DataFrame) -> list[Pattern]:
 def u_from_random_pairs(compared: DataFrame) -> dict[str, dict[int, float]]:
     """u per comparison and level: each level's share among random pairs that have both values.
     A level no random pair reached gets half a pair's share (never zero)."""
-    counts = {c: {lv: 0 for lv in range(len(LEVELS[c]))} for c in COMPARISONS}
+    counts = {c: dict.fromkeys(range(len(LEVELS[c])), 0) for c in COMPARISONS}
     for pattern, count in pattern_counts(compared):
         for c, lv in pattern.items():
             if lv is not None:
@@ -263,14 +317,20 @@ def _initial_m(comparison: str) -> dict[int, float]:
 HOUSEHOLD_AGREEMENT_CAP = {"first_name": 0.05, "birth_date": 0.05, "last_name": 1.0}
 
 
-def home_u(u: dict[str, dict[int, float]], m: dict[str, dict[int, float]],
-           rho: dict[str, float]) -> dict[str, dict[int, float]]:
+def home_u(
+    u: dict[str, dict[int, float]], m: dict[str, dict[int, float]], rho: dict[str, float]
+) -> dict[str, dict[int, float]]:
     """u among different people sharing a home: (1 - rho) x random-pair u + rho x m."""
     return {c: {lv: (1 - rho[c]) * u[c][lv] + rho[c] * m[c][lv] for lv in u[c]} for c in HOME_SCORED}
 
 
-def estimate(patterns: list[Pattern], u: dict[str, dict[int, float]], total_pairs: float,
-             max_iterations: int = 200, tolerance: float = 1e-5) -> Model:
+def estimate(
+    patterns: list[Pattern],
+    u: dict[str, dict[int, float]],
+    total_pairs: float,
+    max_iterations: int = 200,
+    tolerance: float = 1e-5,
+) -> Model:
     """EM over the candidate pairs' ``(levels, count)``: m per comparison and level, the prior
     (expected matches among the candidates / all ``total_pairs``), and among the pairs that
     share a home their share of matches and how often different people there agree as a
@@ -281,11 +341,11 @@ def estimate(patterns: list[Pattern], u: dict[str, dict[int, float]], total_pair
     home_prior, rho = 0.5, {c: min(HOUSEHOLD_AGREEMENT_CAP[c], 0.5) for c in HOME_SCORED}
     floor = 1e-6
     iteration = 0
-    for iteration in range(1, max_iterations + 1):
+    for iteration in range(1, max_iterations + 1):  # noqa: B007 - returned after the loop
         model = Model(m, u, prior, home_prior, home_u(u, m, rho))
-        m_counts = {c: {lv: floor for lv in m[c]} for c in COMPARISONS}
-        agreeing = {c: 0.0 for c in HOME_SCORED}
-        known = {c: 0.0 for c in HOME_SCORED}
+        m_counts = {c: dict.fromkeys(m[c], floor) for c in COMPARISONS}
+        agreeing = dict.fromkeys(HOME_SCORED, 0.0)
+        known = dict.fromkeys(HOME_SCORED, 0.0)
         matches = home_matches = home_pairs = 0.0
         for pattern, count in patterns:
             p = _probability(model.pattern_weight(pattern))
@@ -298,18 +358,20 @@ def estimate(patterns: list[Pattern], u: dict[str, dict[int, float]], total_pair
                 home_matches += p * count
                 for c in HOME_SCORED:
                     lv = pattern.get(c)
-                    if lv is not None:   # the chance this non-match agrees as a household, not by chance
+                    if lv is not None:  # the chance this non-match agrees as a household, not by chance
                         household = rho[c] * m[c][lv] / model.home_u[c][lv]
                         known[c] += (1 - p) * count
                         agreeing[c] += (1 - p) * count * household
         new_m = {c: {lv: n / sum(by.values()) for lv, n in by.items()} for c, by in m_counts.items()}
-        new_rho = {c: min(agreeing[c] / known[c] if known[c] else 0.0, HOUSEHOLD_AGREEMENT_CAP[c])
-                   for c in HOME_SCORED}
+        new_rho = {c: min(agreeing[c] / known[c] if known[c] else 0.0, HOUSEHOLD_AGREEMENT_CAP[c]) for c in HOME_SCORED}
         new_prior = min(max(matches / total_pairs, 1e-12), 0.5)
         new_home_prior = min(max(home_matches / home_pairs, 1e-6), 1 - 1e-6) if home_pairs else home_prior
-        change = max(abs(math.log(new_prior / prior)), abs(new_home_prior - home_prior),
-                     *(abs(new_m[c][lv] - m[c][lv]) for c in COMPARISONS for lv in m[c]),
-                     *(abs(new_rho[c] - rho[c]) for c in HOME_SCORED))
+        change = max(
+            abs(math.log(new_prior / prior)),
+            abs(new_home_prior - home_prior),
+            *(abs(new_m[c][lv] - m[c][lv]) for c in COMPARISONS for lv in m[c]),
+            *(abs(new_rho[c] - rho[c]) for c in HOME_SCORED),
+        )
         m, prior, home_prior, rho = new_m, new_prior, new_home_prior, new_rho
         if change < tolerance:
             break
@@ -317,7 +379,7 @@ def estimate(patterns: list[Pattern], u: dict[str, dict[int, float]], total_pair
 
 
 def _probability(weight: float) -> float:
-    return 1 / (1 + 2 ** -weight) if weight > -1000 else 0.0
+    return 1 / (1 + 2**-weight) if weight > -1000 else 0.0
 
 
 def fit(records: DataFrame, compared: DataFrame, random_pair_target: int = RANDOM_PAIRS, seed: int = 42) -> Model:
@@ -340,17 +402,23 @@ def score_pairs(compared: DataFrame, model: Model) -> DataFrame:
     gammas = [F.col(f"gamma_{c}") for c in COMPARISONS]
     keyed = compared.withColumn("_pattern", _pattern_key(gammas))
     patterns = keyed.select("_pattern", *gammas).dropDuplicates(["_pattern"]).collect()
-    table = [(row["_pattern"], model.pattern_weight({c: row[f"gamma_{c}"] for c in COMPARISONS}))
-             for row in patterns]
+    table = [(row["_pattern"], model.pattern_weight({c: row[f"gamma_{c}"] for c in COMPARISONS})) for row in patterns]
     weights = spark.createDataFrame(table, "_pattern string, _weight double")
     scored = keyed.join(F.broadcast(weights), "_pattern", "left").withColumn("_home", home_column())
     adjustments = {
         "first_name": (F.col("gamma_first_name") == level("first_name", "exact"), F.col("given_name_l")),
-        "last_name": ((F.col("gamma_last_name") == level("last_name", "exact")) & ~F.col("names_swapped")
-                      & ~F.col("_home"), F.col("last_name_l")),
-        "postcode": ((F.col("postcode_l") == F.col("postcode_r")) & ~F.col("_home")
-                     & F.col("gamma_location").isin(level("location", "address"), level("location", "street"),
-                                                    level("location", "postcode")), F.col("postcode_l")),
+        "last_name": (
+            (F.col("gamma_last_name") == level("last_name", "exact")) & ~F.col("names_swapped") & ~F.col("_home"),
+            F.col("last_name_l"),
+        ),
+        "postcode": (
+            (F.col("postcode_l") == F.col("postcode_r"))
+            & ~F.col("_home")
+            & F.col("gamma_location").isin(
+                level("location", "address"), level("location", "street"), level("location", "postcode")
+            ),
+            F.col("postcode_l"),
+        ),
     }
     weight = F.col("_weight")
     for name, (applies, value) in adjustments.items():
@@ -361,10 +429,11 @@ def score_pairs(compared: DataFrame, model: Model) -> DataFrame:
         scored = scored.join(F.broadcast(table), value == table[f"_tf_{name}_value"], "left")
         adjustment = F.coalesce(F.col(f"_tf_{name}"), F.lit(unseen))
         weight = weight + F.when(F.coalesce(applies, F.lit(False)), adjustment).otherwise(F.lit(0.0))
-    return scored.withColumn("match_weight", weight) \
-        .withColumn("match_probability", 1 / (1 + F.pow(F.lit(2.0), -F.col("match_weight")))) \
-        .drop("_pattern", "_weight", "_home",
-              *[c for name in TF_FIELDS for c in (f"_tf_{name}_value", f"_tf_{name}")])
+    return (
+        scored.withColumn("match_weight", weight)
+        .withColumn("match_probability", 1 / (1 + F.pow(F.lit(2.0), -F.col("match_weight"))))
+        .drop("_pattern", "_weight", "_home", *[c for name in TF_FIELDS for c in (f"_tf_{name}_value", f"_tf_{name}")])
+    )
 
 
 def _tf_lookup(spark, model: Model, name: str) -> tuple[DataFrame, float] | None:
@@ -377,18 +446,28 @@ def _tf_lookup(spark, model: Model, name: str) -> tuple[DataFrame, float] | None
     return table, model.tf_adjustment(name, "\u0000unseen")
 
 
-def probabilistic_links(records: DataFrame, threshold: float = DEFAULT_THRESHOLD, max_block_size: int = 50,
-                        model: Model | None = None, pairs: DataFrame | None = None) -> tuple[DataFrame, Model]:
+def probabilistic_links(
+    records: DataFrame,
+    threshold: float = DEFAULT_THRESHOLD,
+    max_block_size: int = 50,
+    model: Model | None = None,
+    pairs: DataFrame | None = None,
+) -> tuple[DataFrame, Model]:
     """Links ``(record_id, linked_to, rule, match_weight, match_probability, gamma_*, names_swapped)``
     at or above ``threshold``, and the model: ``model`` when given (an incremental run keeps
     the weights of the last full run), else estimated on these records. ``pairs(id_l, id_r)``
     restricts the comparison to those candidates (default: every candidate pair)."""
     pairs = pairs if pairs is not None else candidate_pairs(records, max_block_size)
-    compared = compare(with_sides(pairs, records)).localCheckpoint(eager=True)   # compared once: fit and score
+    compared = compare(with_sides(pairs, records)).localCheckpoint(eager=True)  # compared once: fit and score
     model = model or fit(records, compared)
     scored = score_pairs(compared, model)
     links = scored.where(F.col("match_probability") >= threshold)
     return links.select(
-        F.col("id_r").alias("record_id"), F.col("id_l").alias("linked_to"), F.lit("fellegi_sunter").alias("rule"),
-        "match_weight", "match_probability", *[f"gamma_{c}" for c in COMPARISONS], "names_swapped",
+        F.col("id_r").alias("record_id"),
+        F.col("id_l").alias("linked_to"),
+        F.lit("fellegi_sunter").alias("rule"),
+        "match_weight",
+        "match_probability",
+        *[f"gamma_{c}" for c in COMPARISONS],
+        "names_swapped",
     ), model

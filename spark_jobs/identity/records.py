@@ -19,8 +19,21 @@ from pyspark.sql import functions as F
 
 from spark_jobs.identity import standardise as std
 
-FIELDS = ("record_id", "source", "first_name", "last_name", "full_name", "dob", "email", "phone",
-          "address", "city", "state", "postcode", "country")
+FIELDS = (
+    "record_id",
+    "source",
+    "first_name",
+    "last_name",
+    "full_name",
+    "dob",
+    "email",
+    "phone",
+    "address",
+    "city",
+    "state",
+    "postcode",
+    "country",
+)
 REQUIRED = ("record_id",)
 IDENTIFIER_FIELD = re.compile(r"^identifier_[a-z0-9_]+$")
 
@@ -35,8 +48,10 @@ def parse_mapping(text: str, source: str = "mapping") -> dict[str, str]:
         raise MappingError(f"{source}: expected one 'field: column' per line")
     unknown = sorted(f for f in set(raw) - set(FIELDS) if not IDENTIFIER_FIELD.match(str(f)))
     if unknown:
-        raise MappingError(f"{source}: unknown field(s) {unknown}; known: {list(FIELDS)} and "
-                           "identifier_<name> (lower case letters, digits, _) for personal identifiers")
+        raise MappingError(
+            f"{source}: unknown field(s) {unknown}; known: {list(FIELDS)} and "
+            "identifier_<name> (lower case letters, digits, _) for personal identifiers"
+        )
     missing = [f for f in REQUIRED if not raw.get(f)]
     if missing:
         raise MappingError(f"{source}: {missing} must be mapped to a column")
@@ -52,8 +67,9 @@ def _text(df: DataFrame, mapping: dict[str, str], field: str) -> Column:
     if column is None:
         return F.lit(None).cast("string")
     if column not in df.columns:
-        raise MappingError(f"field {field} is mapped to column {column!r}, which the input does not have "
-                           f"(columns: {df.columns})")
+        raise MappingError(
+            f"field {field} is mapped to column {column!r}, which the input does not have (columns: {df.columns})"
+        )
     return F.nullif(F.trim(F.col(f"`{column}`").cast("string")), F.lit(""))
 
 
@@ -74,13 +90,21 @@ def standard_records(df: DataFrame, mapping: dict[str, str], default_source: str
     frame = df.select(
         raw["record_id"].alias("record_id"),
         F.coalesce(raw["source"], F.lit(default_source)).alias("source"),
-        first_raw.alias("first_name_raw"), last_raw.alias("last_name_raw"), raw["dob"].alias("dob_raw"),
-        raw["email"].alias("email_raw"), raw["phone"].alias("phone_raw"), raw["address"].alias("address_raw"),
-        raw["city"].alias("city_raw"), raw["state"].alias("state_raw"), raw["postcode"].alias("postcode_raw"),
-        country.alias("country"), *[raw[f].alias(f) for f in identifier_fields(mapping)],
+        first_raw.alias("first_name_raw"),
+        last_raw.alias("last_name_raw"),
+        raw["dob"].alias("dob_raw"),
+        raw["email"].alias("email_raw"),
+        raw["phone"].alias("phone_raw"),
+        raw["address"].alias("address_raw"),
+        raw["city"].alias("city_raw"),
+        raw["state"].alias("state_raw"),
+        raw["postcode"].alias("postcode_raw"),
+        country.alias("country"),
+        *[raw[f].alias(f) for f in identifier_fields(mapping)],
     )
     return frame.select(
-        "record_id", "source",
+        "record_id",
+        "source",
         *[c for c in frame.columns if c.endswith("_raw")],
         std.name(F.col("first_name_raw")).alias("given_name"),
         std.first_name(F.col("first_name_raw")).alias("first_name"),
@@ -93,5 +117,6 @@ def standard_records(df: DataFrame, mapping: dict[str, str], default_source: str
         std.name(F.col("city_raw")).alias("city"),
         std.name(F.col("state_raw")).alias("state"),
         std.postcode(F.col("postcode_raw")).alias("postcode"),
-        "country", *identifier_fields(mapping),
+        "country",
+        *identifier_fields(mapping),
     )

@@ -35,7 +35,7 @@ import argparse
 import json
 import logging
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -43,8 +43,14 @@ from pyspark.sql import functions as F
 from spark_jobs.identity.households import household_members, households
 from spark_jobs.identity.incremental import LinkState
 from spark_jobs.identity.persistent_ids import assign_ids
-from spark_jobs.identity.persons import (SOURCES, VISITOR_SOURCE, crm_identifier_history, identifiers,
-                                         person_records, visitors)
+from spark_jobs.identity.persons import (
+    SOURCES,
+    VISITOR_SOURCE,
+    crm_identifier_history,
+    identifiers,
+    person_records,
+    visitors,
+)
 from spark_jobs.identity.probabilistic import Model
 from spark_jobs.identity.resolution import DEFAULT_SIZE_LIMIT, resolve_records, strongest_rule
 from spark_jobs.jobspec import Check, JobSpec, Output
@@ -55,7 +61,7 @@ log = logging.getLogger(__name__)
 IDENTITY_MAP_TABLE = "silver.identity_map"
 EVIDENCE_TABLE = "silver.identity_evidence"
 HISTORY_TABLE = "silver.customer_id_history"
-CRM_HISTORY_TABLE = "bronze.crm_contacts_history"   # written by ingestion for the cdc source
+CRM_HISTORY_TABLE = "bronze.crm_contacts_history"  # written by ingestion for the cdc source
 LINEAGE_TABLE = "silver.customer_id_lineage"
 HOUSEHOLDS_TABLE = "silver.households"
 HOUSEHOLD_MEMBERS_TABLE = "silver.household_members"
@@ -64,27 +70,50 @@ DIRECTIVES_TABLE = "silver.identity_directives"
 RUNS_TABLE = "silver.identity_runs"
 MODELS_TABLE = "silver.identity_models"
 STATE_TABLES = ("silver._identity_records", "silver._identity_identifiers", "silver._identity_links")
-OUTPUT_TABLES = (EVIDENCE_TABLE, HOUSEHOLDS_TABLE, HOUSEHOLD_MEMBERS_TABLE, HISTORY_TABLE, LINEAGE_TABLE,
-                 ANONYMOUS_IDS_TABLE, RUNS_TABLE)
-DIRECTIVES_SCHEMA = ("directive_id string, action string, record_id string, other_record_id string, "
-                     "reason string, created_by string, created_at timestamp")
-MAPPED_EXACTLY_ONCE = Check("mapped_exactly_once", "silver/identity_map",
-                            "every bronze person record appears once in the identity map", blocking=True)
-NO_OVERSIZED_CUSTOMER = Check("no_oversized_customer", "silver/identity_map",
-                              "no customer holds more records than the size limit", blocking=True)
+OUTPUT_TABLES = (
+    EVIDENCE_TABLE,
+    HOUSEHOLDS_TABLE,
+    HOUSEHOLD_MEMBERS_TABLE,
+    HISTORY_TABLE,
+    LINEAGE_TABLE,
+    ANONYMOUS_IDS_TABLE,
+    RUNS_TABLE,
+)
+DIRECTIVES_SCHEMA = (
+    "directive_id string, action string, record_id string, other_record_id string, "
+    "reason string, created_by string, created_at timestamp"
+)
+MAPPED_EXACTLY_ONCE = Check(
+    "mapped_exactly_once",
+    "silver/identity_map",
+    "every bronze person record appears once in the identity map",
+    blocking=True,
+)
+NO_OVERSIZED_CUSTOMER = Check(
+    "no_oversized_customer", "silver/identity_map", "no customer holds more records than the size limit", blocking=True
+)
 SPEC = JobSpec(
     module="spark_jobs.identity.resolve",
     outputs=(
-        Output(IDENTITY_MAP_TABLE, "Every bronze person record -> its persistent customer id and the strongest rule "
-                                   "that linked it."),
-        Output(EVIDENCE_TABLE, "Every accepted link: rule, identifier kind, match weight and per-field comparison "
-                               "levels."),
+        Output(
+            IDENTITY_MAP_TABLE,
+            "Every bronze person record -> its persistent customer id and the strongest rule that linked it.",
+        ),
+        Output(
+            EVIDENCE_TABLE, "Every accepted link: rule, identifier kind, match weight and per-field comparison levels."
+        ),
         Output(HOUSEHOLDS_TABLE, "Addresses shared by customers: one row per household."),
-        Output(HOUSEHOLD_MEMBERS_TABLE, "Customer -> household, with the relationship the data shows (family, "
-                                        "co_resident)."),
-        Output(HISTORY_TABLE, "Customer-id changes: old id -> new id, merged / split / removed, when and in which run."),
+        Output(
+            HOUSEHOLD_MEMBERS_TABLE,
+            "Customer -> household, with the relationship the data shows (family, co_resident).",
+        ),
+        Output(
+            HISTORY_TABLE, "Customer-id changes: old id -> new id, merged / split / removed, when and in which run."
+        ),
         Output(LINEAGE_TABLE, "Every customer id ever issued -> the id that carries its records now."),
-        Output(ANONYMOUS_IDS_TABLE, "Anonymous web/app ids stitched to a customer by a login or a tracked email click."),
+        Output(
+            ANONYMOUS_IDS_TABLE, "Anonymous web/app ids stitched to a customer by a login or a tracked email click."
+        ),
         Output(RUNS_TABLE, "Resolution metrics per run: records, links by rule, cluster sizes, flagged clusters."),
     ),
     checks=(MAPPED_EXACTLY_ONCE, NO_OVERSIZED_CUSTOMER),
@@ -114,13 +143,19 @@ def crm_history_identifiers(spark: SparkSession) -> DataFrame | None:
     if spark.catalog.tableExists(CRM_HISTORY_TABLE):
         frames.append(crm_identifier_history(spark.table(CRM_HISTORY_TABLE)))
     else:
-        log.warning("no %s yet: the CRM's earlier emails and phones come from the change data feed only",
-                    CRM_HISTORY_TABLE)
+        log.warning(
+            "no %s yet: the CRM's earlier emails and phones come from the change data feed only", CRM_HISTORY_TABLE
+        )
     try:
-        frames.append(crm_identifier_history(
-            spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", 0)
-            .table("bronze.crm_contacts")))
-    except Exception as error:  # noqa: BLE001 - a table without the feed: the history table alone
+        frames.append(
+            crm_identifier_history(
+                spark.read.format("delta")
+                .option("readChangeFeed", "true")
+                .option("startingVersion", 0)
+                .table("bronze.crm_contacts")
+            )
+        )
+    except Exception as error:
         log.warning("no change feed on bronze.crm_contacts (%s)", str(error).splitlines()[0])
     if not frames:
         return None
@@ -143,7 +178,7 @@ def size_distribution(sizes: DataFrame) -> dict[str, int]:
 
 
 def _elapsed(since: datetime) -> float:
-    return (datetime.now(timezone.utc) - since).total_seconds()
+    return (datetime.now(UTC) - since).total_seconds()
 
 
 def last_state(spark: SparkSession) -> LinkState | None:
@@ -152,16 +187,17 @@ def last_state(spark: SparkSession) -> LinkState | None:
     return LinkState(*[spark.table(t) for t in STATE_TABLES])
 
 
-def run(spark: SparkSession, size_limit: int = DEFAULT_SIZE_LIMIT, full: bool = False,
-        reuse_model: bool = False) -> dict:
+def run(
+    spark: SparkSession, size_limit: int = DEFAULT_SIZE_LIMIT, full: bool = False, reuse_model: bool = False
+) -> dict:
     """Resolve the bronze tables into the silver identity tables; return the run's metrics."""
     spark.sql("CREATE DATABASE IF NOT EXISTS silver")
-    run_id, started = uuid.uuid4().hex[:12], datetime.now(timezone.utc)
+    run_id, started = uuid.uuid4().hex[:12], datetime.now(UTC)
     tables = {name: t for name in SOURCES if (t := _table(spark, f"bronze.{name}")) is not None}
     records = person_records(tables)
     ids = identifiers(records)
     history_ids = crm_history_identifiers(spark) if "crm_contacts" in tables else None
-    if history_ids is not None:   # of the contacts that still exist (a deleted one is no record)
+    if history_ids is not None:  # of the contacts that still exist (a deleted one is no record)
         ids = ids.unionByName(history_ids.join(records.select("record_id"), "record_id", "left_semi")).distinct()
     stitched = visitors(_table(spark, "bronze.web_events"), _table(spark, "bronze.email_events"))
     if stitched is not None:
@@ -182,25 +218,38 @@ def run(spark: SparkSession, size_limit: int = DEFAULT_SIZE_LIMIT, full: bool = 
     people = clusters.where("NOT is_visitor").select("record_id", "component")
 
     previous_map = _table(spark, IDENTITY_MAP_TABLE)
-    based_on = spark.sql(f"DESCRIBE HISTORY {IDENTITY_MAP_TABLE}").agg(F.max("version")).first()[0] \
-        if previous_map is not None else -1
-    previous = previous_map.select(F.concat_ws(":", "source_table", "source_record_id").alias("record_id"),
-                                   "customer_id") if previous_map is not None else None
+    based_on = (
+        spark.sql(f"DESCRIBE HISTORY {IDENTITY_MAP_TABLE}").agg(F.max("version")).first()[0]
+        if previous_map is not None
+        else -1
+    )
+    previous = (
+        previous_map.select(F.concat_ws(":", "source_table", "source_record_id").alias("record_id"), "customer_id")
+        if previous_map is not None
+        else None
+    )
     assigned = assign_ids(people, previous, _table(spark, LINEAGE_TABLE), run_id)
     identity = assigned.identity.localCheckpoint(eager=True)
     log.info("identity run %s: persistent ids assigned after %.0f s", run_id, _elapsed(started))
     customer_of_component = clusters.join(identity, "record_id").select("component", "customer_id").distinct()
 
-    evidence = resolved.links.join(clusters.select("record_id", "component"), "record_id") \
-        .join(customer_of_component, "component").drop("component").withColumn("run_id", F.lit(run_id))
+    evidence = (
+        resolved.links.join(clusters.select("record_id", "component"), "record_id")
+        .join(customer_of_component, "component")
+        .drop("component")
+        .withColumn("run_id", F.lit(run_id))
+    )
     _overwrite(evidence, EVIDENCE_TABLE)
 
     members = household_members(records, identity).localCheckpoint(eager=True)
     _overwrite(members, HOUSEHOLD_MEMBERS_TABLE)
     _overwrite(households(members, tables.get("enrichment_demographics")), HOUSEHOLDS_TABLE)
 
-    history = assigned.history.withColumn("based_on_version", F.lit(based_on)) \
-        .withColumn("run_id", F.lit(run_id)).withColumn("changed_at", F.lit(started))
+    history = (
+        assigned.history.withColumn("based_on_version", F.lit(based_on))
+        .withColumn("run_id", F.lit(run_id))
+        .withColumn("changed_at", F.lit(started))
+    )
     if not spark.catalog.tableExists(HISTORY_TABLE):
         history.limit(0).write.format("delta").saveAsTable(HISTORY_TABLE)
     history.createOrReplaceTempView("_id_history_batch")
@@ -209,48 +258,78 @@ def run(spark: SparkSession, size_limit: int = DEFAULT_SIZE_LIMIT, full: bool = 
            AND t.new_customer_id <=> s.new_customer_id AND t.reason = s.reason
         WHEN NOT MATCHED THEN INSERT *""")
     _overwrite(assigned.lineage.localCheckpoint(eager=True), LINEAGE_TABLE)
-    for frame, table in zip((resolved.state.records, resolved.state.identifiers, resolved.state.links), STATE_TABLES):
+    for frame, table in zip(
+        (resolved.state.records, resolved.state.identifiers, resolved.state.links), STATE_TABLES, strict=True
+    ):
         _overwrite(frame, table)
 
-    anonymous = clusters.where("is_visitor").join(customer_of_component, "component").select(
-        F.expr(f"substring(record_id, {len(VISITOR_SOURCE) + 2})").alias("anonymous_id"), "customer_id")
+    anonymous = (
+        clusters.where("is_visitor")
+        .join(customer_of_component, "component")
+        .select(F.expr(f"substring(record_id, {len(VISITOR_SOURCE) + 2})").alias("anonymous_id"), "customer_id")
+    )
     _overwrite(anonymous, ANONYMOUS_IDS_TABLE)
 
     rules = strongest_rule(resolved.links)
-    identity_map = identity.join(records.select("record_id", "source_table", "source_record_id",
-                                                F.col("email").alias("email_normalised"),
-                                                F.col("phone").alias("phone_e164")), "record_id") \
-        .join(rules, "record_id", "left").select(
-            "source_table", "source_record_id", "customer_id",
-            F.coalesce("match_rule", F.lit("no_link")).alias("match_rule"), "email_normalised", "phone_e164",
-            F.lit(run_id).alias("run_id"))
+    identity_map = (
+        identity.join(
+            records.select(
+                "record_id",
+                "source_table",
+                "source_record_id",
+                F.col("email").alias("email_normalised"),
+                F.col("phone").alias("phone_e164"),
+            ),
+            "record_id",
+        )
+        .join(rules, "record_id", "left")
+        .select(
+            "source_table",
+            "source_record_id",
+            "customer_id",
+            F.coalesce("match_rule", F.lit("no_link")).alias("match_rule"),
+            "email_normalised",
+            "phone_e164",
+            F.lit(run_id).alias("run_id"),
+        )
+    )
     _overwrite(identity_map, IDENTITY_MAP_TABLE)
 
     log.info("identity run %s: silver tables written after %.0f s", run_id, _elapsed(started))
     per_customer = spark.table(IDENTITY_MAP_TABLE).groupBy("customer_id").count().localCheckpoint(eager=True)
-    totals = per_customer.agg(F.sum("count").alias("records"), F.count(F.lit(1)).alias("customers"),
-                              F.max("count").alias("largest")).first()
+    totals = per_customer.agg(
+        F.sum("count").alias("records"), F.count(F.lit(1)).alias("customers"), F.max("count").alias("largest")
+    ).first()
     by_rule = {r.rule: r["count"] for r in resolved.links.groupBy("rule").count().collect()}
     by_reason = {r.reason: r["count"] for r in assigned.history.groupBy("reason").count().collect()}
     person_records_now = records.where(~F.col("record_id").startswith(f"{VISITOR_SOURCE}:"))
     metrics = {
-        "run_id": run_id, "records": totals.records or 0, "customers": totals.customers,
-        "links_by_rule": by_rule, "cluster_sizes": size_distribution(per_customer), "largest_cluster": totals.largest or 0,
-        "flagged_clusters": resolved.flagged.count(), "size_limit": size_limit,
+        "run_id": run_id,
+        "records": totals.records or 0,
+        "customers": totals.customers,
+        "links_by_rule": by_rule,
+        "cluster_sizes": size_distribution(per_customer),
+        "largest_cluster": totals.largest or 0,
+        "flagged_clusters": resolved.flagged.count(),
+        "size_limit": size_limit,
         "links_dropped_by_cluster_check": resolved.links_dropped,
-        "ids_merged": by_reason.get("merged", 0), "ids_split": by_reason.get("split", 0),
-        "ids_removed": by_reason.get("removed", 0), "anonymous_ids_stitched": anonymous.count(),
+        "ids_merged": by_reason.get("merged", 0),
+        "ids_split": by_reason.get("split", 0),
+        "ids_removed": by_reason.get("removed", 0),
+        "anonymous_ids_stitched": anonymous.count(),
         "households": members.select("household_id").distinct().count(),
-        "mode": "full" if resolved.changed is None else "incremental", "changed_records": resolved.changed,
+        "mode": "full" if resolved.changed is None else "incremental",
+        "changed_records": resolved.changed,
         "model_reused": model is not None,
         **mapped_exactly_once(spark.table(IDENTITY_MAP_TABLE), person_records_now),
     }
     if resolved.model is not None and model is None:
-        spark.createDataFrame([(run_id, started, resolved.model.to_json())], "run_id string, created_at timestamp, "
-                              "model_json string").write.format("delta").mode("append").saveAsTable(MODELS_TABLE)
-    spark.createDataFrame([(run_id, started, json.dumps(metrics, sort_keys=True))],
-                          "run_id string, run_at timestamp, metrics_json string") \
-        .write.format("delta").mode("append").saveAsTable(RUNS_TABLE)
+        spark.createDataFrame(
+            [(run_id, started, resolved.model.to_json())], "run_id string, created_at timestamp, model_json string"
+        ).write.format("delta").mode("append").saveAsTable(MODELS_TABLE)
+    spark.createDataFrame(
+        [(run_id, started, json.dumps(metrics, sort_keys=True))], "run_id string, run_at timestamp, metrics_json string"
+    ).write.format("delta").mode("append").saveAsTable(RUNS_TABLE)
     return metrics
 
 
@@ -264,25 +343,44 @@ def mapped_exactly_once(mapped: DataFrame, person_records: DataFrame) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Resolve the bronze person records into silver identity tables.")
-    parser.add_argument("--size-limit", type=int, default=DEFAULT_SIZE_LIMIT,
-                        help="records above which a cluster is flagged and split on strong links (default %(default)s)")
-    parser.add_argument("--full", action="store_true",
-                        help="re-link every record and re-estimate the Fellegi-Sunter weights")
-    parser.add_argument("--reuse-model", action="store_true",
-                        help="with --full: keep the last full run's weights instead of estimating them again")
+    parser.add_argument(
+        "--size-limit",
+        type=int,
+        default=DEFAULT_SIZE_LIMIT,
+        help="records above which a cluster is flagged and split on strong links (default %(default)s)",
+    )
+    parser.add_argument(
+        "--full", action="store_true", help="re-link every record and re-estimate the Fellegi-Sunter weights"
+    )
+    parser.add_argument(
+        "--reuse-model",
+        action="store_true",
+        help="with --full: keep the last full run's weights instead of estimating them again",
+    )
     args = parser.parse_args(argv)
     with spark_job("cdp-identity-resolve") as (spark, _, reporter):
         metrics = run(spark, args.size_limit, args.full, args.reuse_model)
         for output in SPEC.outputs:
-            reporter.materialized(output.asset, metrics if output.table == IDENTITY_MAP_TABLE
-                                  else {"run_id": metrics["run_id"]})
+            reporter.materialized(
+                output.asset, metrics if output.table == IDENTITY_MAP_TABLE else {"run_id": metrics["run_id"]}
+            )
         once = {k: metrics[k] for k in ("duplicated_records", "missing_records")}
-        reporter.checked(MAPPED_EXACTLY_ONCE.asset, MAPPED_EXACTLY_ONCE.name,
-                         once["duplicated_records"] == 0 and once["missing_records"] == 0, once)
-        reporter.checked(NO_OVERSIZED_CUSTOMER.asset, NO_OVERSIZED_CUSTOMER.name,
-                         metrics["largest_cluster"] <= args.size_limit,
-                         {"largest_cluster": metrics["largest_cluster"], "size_limit": args.size_limit,
-                          "flagged_clusters": metrics["flagged_clusters"]})
+        reporter.checked(
+            MAPPED_EXACTLY_ONCE.asset,
+            MAPPED_EXACTLY_ONCE.name,
+            once["duplicated_records"] == 0 and once["missing_records"] == 0,
+            once,
+        )
+        reporter.checked(
+            NO_OVERSIZED_CUSTOMER.asset,
+            NO_OVERSIZED_CUSTOMER.name,
+            metrics["largest_cluster"] <= args.size_limit,
+            {
+                "largest_cluster": metrics["largest_cluster"],
+                "size_limit": args.size_limit,
+                "flagged_clusters": metrics["flagged_clusters"],
+            },
+        )
     return 0
 
 

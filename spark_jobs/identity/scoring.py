@@ -54,15 +54,17 @@ def _pair_count(joined: DataFrame, keys: list[str], cross_file: bool) -> DataFra
     if not cross_file:
         return joined.groupBy(*keys).agg(_pairs(F.count(F.lit(1))).alias("pairs"))
     per_file = joined.groupBy(*keys, "file").agg(F.count(F.lit(1)).alias("n_f"))
-    return per_file.groupBy(*keys).agg(((F.sum("n_f") * F.sum("n_f") - F.sum(F.col("n_f") * F.col("n_f"))) / 2)
-                                       .alias("pairs"))
+    return per_file.groupBy(*keys).agg(
+        ((F.sum("n_f") * F.sum("n_f") - F.sum(F.col("n_f") * F.col("n_f"))) / 2).alias("pairs")
+    )
 
 
 def score(predicted: DataFrame, truth: DataFrame) -> Scores:
     """``predicted(record_id, customer_id)`` and ``truth(record_id, person_id[, household_id][, file])``.
     Records missing from ``predicted`` count as their own singleton cluster."""
-    joined = truth.join(predicted, "record_id", "left") \
-        .withColumn("customer_id", F.coalesce("customer_id", F.concat(F.lit("unresolved:"), "record_id")))
+    joined = truth.join(predicted, "record_id", "left").withColumn(
+        "customer_id", F.coalesce("customer_id", F.concat(F.lit("unresolved:"), "record_id"))
+    )
     has_households = "household_id" in truth.columns
     cross_file = "file" in truth.columns
     cells = joined.groupBy("customer_id", "person_id").agg(F.count(F.lit(1)).alias("n"))
@@ -95,5 +97,14 @@ def score(predicted: DataFrame, truth: DataFrame) -> Scores:
         different_people = in_household - person_pairs
         household_rate = household_pairs / different_people if different_people else 0.0
 
-    return Scores(records, precision, recall, _f1(precision, recall), b3_precision, b3_recall,
-                  _f1(b3_precision, b3_recall), household_pairs, household_rate)
+    return Scores(
+        records,
+        precision,
+        recall,
+        _f1(precision, recall),
+        b3_precision,
+        b3_recall,
+        _f1(b3_precision, b3_recall),
+        household_pairs,
+        household_rate,
+    )

@@ -22,24 +22,56 @@ REFERENCE_DIR = Path(__file__).with_name("reference")
 
 # Providers that deliver user+tag@ to user@ (the tag is noise for matching). Gmail also
 # ignores dots in the local part, and googlemail.com is the same mailbox as gmail.com.
-PLUS_TAG_DOMAINS = ("gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "icloud.com",
-                    "me.com", "proton.me", "protonmail.com", "fastmail.com")
+PLUS_TAG_DOMAINS = (
+    "gmail.com",
+    "googlemail.com",
+    "outlook.com",
+    "hotmail.com",
+    "live.com",
+    "icloud.com",
+    "me.com",
+    "proton.me",
+    "protonmail.com",
+    "fastmail.com",
+)
 GMAIL_DOMAINS = ("gmail.com", "googlemail.com")
 EMAIL_SHAPE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 # Single characters folded to ASCII (covers the Latin-1 and Latin Extended-A letters seen in
 # names); the few that become two letters are replaced first.
 _FOLDS = {
-    "a": "àáâãäåāăą", "c": "çćč", "d": "ď", "e": "èéêëēėęě", "i": "ìíîïīį", "l": "ł", "n": "ñńň",
-    "o": "òóôõöøōő", "r": "ŕř", "s": "śšş", "t": "ť", "u": "ùúûüūůűų", "y": "ýÿ", "z": "žźż",
+    "a": "àáâãäåāăą",
+    "c": "çćč",
+    "d": "ď",
+    "e": "èéêëēėęě",
+    "i": "ìíîïīį",
+    "l": "ł",
+    "n": "ñńň",
+    "o": "òóôõöøōő",
+    "r": "ŕř",
+    "s": "śšş",
+    "t": "ť",
+    "u": "ùúûüūůűų",
+    "y": "ýÿ",
+    "z": "žźż",
 }
 _FOLD_FROM = "".join(accented for accented in _FOLDS.values())
 _FOLD_TO = "".join(plain * len(accented) for plain, accented in _FOLDS.items())
 _MULTI_LETTER = {"ß": "ss", "æ": "ae", "œ": "oe", "þ": "th", "đ": "d", "ð": "d"}
 
 STREET_ABBREVIATIONS = {
-    "st": "street", "rd": "road", "ave": "avenue", "av": "avenue", "ln": "lane", "dr": "drive",
-    "ct": "court", "pl": "place", "sq": "square", "blvd": "boulevard", "cres": "crescent", "hwy": "highway",
+    "st": "street",
+    "rd": "road",
+    "ave": "avenue",
+    "av": "avenue",
+    "ln": "lane",
+    "dr": "drive",
+    "ct": "court",
+    "pl": "place",
+    "sq": "square",
+    "blvd": "boulevard",
+    "cres": "crescent",
+    "hwy": "highway",
 }
 UNIT_WORDS = r"(?:flat|apt|apartment|unit|suite|ste|#)"
 
@@ -59,6 +91,7 @@ def fold(column: Column) -> Column:
 
 # --- email ---------------------------------------------------------------------------------
 
+
 def email(column: Column) -> Column:
     """Lower case and trimmed; +tags dropped where the provider ignores them, dots dropped for
     Gmail; null unless it looks like local@domain.tld."""
@@ -71,6 +104,7 @@ def email(column: Column) -> Column:
 
 
 # --- phone ---------------------------------------------------------------------------------
+
 
 def _e164(numbers: pd.Series, regions: pd.Series) -> pd.Series:
     import phonenumbers
@@ -87,7 +121,7 @@ def _e164(numbers: pd.Series, regions: pd.Series) -> pd.Series:
             return None
         return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
-    return pd.Series([one(n, r) for n, r in zip(numbers, regions)], dtype=object)
+    return pd.Series([one(n, r) for n, r in zip(numbers, regions, strict=True)], dtype=object)
 
 
 _e164_udf = F.pandas_udf(_e164, StringType())
@@ -100,6 +134,7 @@ def phone(column: Column, country: Column | None = None) -> Column:
 
 
 # --- names ---------------------------------------------------------------------------------
+
 
 def name(column: Column) -> Column:
     """Folded, punctuation removed, hyphens as spaces: "O'Brien" -> 'obrien', 'Jean-Luc' -> 'jean luc'."""
@@ -141,12 +176,16 @@ def birth_date(column: Column, country: Column | None = None) -> Column:
     month = F.when(month_first, first).otherwise(second)
     day = F.when(month_first, second).otherwise(first)
     from_slashed = F.try_make_timestamp(year.cast("int"), month, day, F.lit(0), F.lit(0), F.lit(0))
-    iso = F.coalesce(F.try_to_timestamp(text, F.lit("yyyy-MM-dd")), F.try_to_timestamp(text, F.lit("yyyyMMdd")),
-                     F.try_to_timestamp(text, F.lit("yyyy/MM/dd")))
+    iso = F.coalesce(
+        F.try_to_timestamp(text, F.lit("yyyy-MM-dd")),
+        F.try_to_timestamp(text, F.lit("yyyyMMdd")),
+        F.try_to_timestamp(text, F.lit("yyyy/MM/dd")),
+    )
     return F.to_date(F.when(slashed, from_slashed).otherwise(iso))
 
 
 # --- addresses -----------------------------------------------------------------------------
+
 
 def _address_text(column: Column) -> Column:
     text = F.regexp_replace(fold(column), r"[,;.]", " ")

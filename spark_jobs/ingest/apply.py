@@ -81,13 +81,13 @@ def latest_per_key(df: DataFrame, contract: Contract) -> DataFrame:
 def row_hash(columns: list[str]) -> Column:
     """A digest of the row's data columns (names sorted; a null differs from any text), used to
     skip re-deliveries that change nothing and to break ties deterministically."""
-    return F.md5(F.concat_ws("\u0001", *[F.coalesce(F.col(f"`{c}`").cast("string"), F.lit("\u0000"))
-                                         for c in sorted(columns)]))
+    return F.md5(
+        F.concat_ws("\u0001", *[F.coalesce(F.col(f"`{c}`").cast("string"), F.lit("\u0000")) for c in sorted(columns)])
+    )
 
 
 def add_metadata(df: DataFrame, contract: Contract, batch_id: str, ingested_at) -> DataFrame:
-    data_columns = [c for c in df.columns
-                    if (c == EXTRA_FIELDS or not c.startswith("_")) and c != EVENT_DATE_COLUMN]
+    data_columns = [c for c in df.columns if (c == EXTRA_FIELDS or not c.startswith("_")) and c != EVENT_DATE_COLUMN]
     out = (
         df.withColumn("_batch_id", F.lit(batch_id))
         .withColumn("_ingested_at", F.lit(ingested_at).cast("timestamp"))
@@ -128,21 +128,29 @@ def apply_to_bronze(spark: SparkSession, df: DataFrame, contract: Contract) -> A
     if contract.kind == "event":
         # Matched on the key alone, across every event date: an event re-delivered with another
         # timestamp (even another day) replaces the stored row, it is never a second one.
-        merge = (target.alias("t").merge(df.alias("s"), key_match)
-                 .whenMatchedUpdateAll(condition="s._row_hash <> t._row_hash")
-                 .whenNotMatchedInsertAll())
+        merge = (
+            target.alias("t")
+            .merge(df.alias("s"), key_match)
+            .whenMatchedUpdateAll(condition="s._row_hash <> t._row_hash")
+            .whenNotMatchedInsertAll()
+        )
     else:
         order = contract.order_column
         if contract.kind == "cdc":
-            newer = (f"s.`{order}` > t.`{order}` OR (s.`{order}` = t.`{order}` AND "
-                     f"{_op_rank_sql(contract, 's')} > {_op_rank_sql(contract, 't')})")
+            newer = (
+                f"s.`{order}` > t.`{order}` OR (s.`{order}` = t.`{order}` AND "
+                f"{_op_rank_sql(contract, 's')} > {_op_rank_sql(contract, 't')})"
+            )
         elif order:
             newer = f"t.`{order}` IS NULL OR s.`{order}` >= t.`{order}`"
         else:
             newer = "true"  # no version: the latest delivery wins
-        merge = (target.alias("t").merge(df.alias("s"), key_match)
-                 .whenMatchedUpdateAll(condition=f"s._row_hash <> t._row_hash AND ({newer})")
-                 .whenNotMatchedInsertAll())
+        merge = (
+            target.alias("t")
+            .merge(df.alias("s"), key_match)
+            .whenMatchedUpdateAll(condition=f"s._row_hash <> t._row_hash AND ({newer})")
+            .whenNotMatchedInsertAll()
+        )
     metrics = merge.withSchemaEvolution().execute().first()  # the commit's row counts
     return ApplyResult(int(metrics["num_inserted_rows"]), int(metrics["num_updated_rows"]))
 
@@ -164,6 +172,13 @@ def record_history(spark: SparkSession, df: DataFrame, contract: Contract) -> in
         changes.write.format("delta").saveAsTable(table)
         return _last_commit_counts(spark, table).inserted
     match = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
-    metrics = (DeltaTable.forName(spark, table).alias("t").merge(changes.alias("s"), match)
-               .whenNotMatchedInsertAll().withSchemaEvolution().execute().first())
+    metrics = (
+        DeltaTable.forName(spark, table)
+        .alias("t")
+        .merge(changes.alias("s"), match)
+        .whenNotMatchedInsertAll()
+        .withSchemaEvolution()
+        .execute()
+        .first()
+    )
     return int(metrics["num_inserted_rows"])

@@ -28,44 +28,76 @@ import argparse
 import logging
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from urllib.parse import quote, unquote, urlparse
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Row, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
-    LongType, StringType, StructField, StructType, TimestampType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
 )
 
-from spark_jobs.ingest.apply import (ApplyResult, add_metadata, apply_to_bronze, history_table, latest_per_key,
-                                     record_history)
+from spark_jobs.ingest.apply import (
+    ApplyResult,
+    add_metadata,
+    apply_to_bronze,
+    history_table,
+    latest_per_key,
+    record_history,
+)
 from spark_jobs.ingest.contracts import EVENT_DATE_COLUMN, Contract, get_contract, load_contracts
 from spark_jobs.ingest.landing import LandingFile, list_landing_files, spark_literal
-from spark_jobs.ingest.parse import (EXTRA_FIELDS, EXTRA_KEYS, REASON, add_new_columns, cap_new_columns,
-                                     is_infrastructure_error, read_files, short_error, storable_names, validate)
+from spark_jobs.ingest.parse import (
+    EXTRA_FIELDS,
+    EXTRA_KEYS,
+    REASON,
+    add_new_columns,
+    cap_new_columns,
+    is_infrastructure_error,
+    read_files,
+    short_error,
+    storable_names,
+    validate,
+)
 from spark_jobs.jobspec import Check
 from spark_jobs.reporting import spark_job
 
 log = logging.getLogger(__name__)
 
 # The checks every bronze table gets (one per contract; Dagster declares them from these).
-RECONCILIATION = Check("reconciliation", "bronze/<source>",
-                       "received = accepted + quarantined, and the quarantine holds them", blocking=True)
+RECONCILIATION = Check(
+    "reconciliation",
+    "bronze/<source>",
+    "received = accepted + quarantined, and the quarantine holds them",
+    blocking=True,
+)
 FRESHNESS = Check("freshness", "bronze/<source>", "the newest file arrived within the contract's freshness_hours")
 
 QUARANTINE_TABLE = "bronze._quarantine"
 INGESTION_LOG_TABLE = "bronze._ingestion_log"
 PROCESSED_FILES_TABLE = "bronze._processed_files"
 
-PROCESSED_FILES_SCHEMA = StructType([
-    StructField("entity", StringType()), StructField("file_path", StringType()),
-    StructField("file_size", LongType()), StructField("file_modified_ms", LongType()),
-    StructField("status", StringType()), StructField("error", StringType()),
-    StructField("received", LongType()), StructField("accepted", LongType()),
-    StructField("quarantined", LongType()), StructField("batch_id", StringType()),
-    StructField("processed_at", TimestampType()), StructField("landing_path", StringType()),
-])
+PROCESSED_FILES_SCHEMA = StructType(
+    [
+        StructField("entity", StringType()),
+        StructField("file_path", StringType()),
+        StructField("file_size", LongType()),
+        StructField("file_modified_ms", LongType()),
+        StructField("status", StringType()),
+        StructField("error", StringType()),
+        StructField("received", LongType()),
+        StructField("accepted", LongType()),
+        StructField("quarantined", LongType()),
+        StructField("batch_id", StringType()),
+        StructField("processed_at", TimestampType()),
+        StructField("landing_path", StringType()),
+    ]
+)
 
 # A quarantined record keeps this much of its raw text (a runaway line can be megabytes);
 # raw_record_chars says how long it was.
@@ -83,7 +115,7 @@ class BatchStats:
     quarantined: int
     inserted: int
     updated: int
-    new_columns: str      # comma-separated; empty when the files match the contract
+    new_columns: str  # comma-separated; empty when the files match the contract
     started_at: datetime
     finished_at: datetime
 
@@ -94,7 +126,7 @@ class BatchStats:
 @dataclass(frozen=True)
 class FileOutcome:
     file: LandingFile
-    status: str           # loaded | failed
+    status: str  # loaded | failed
     error: str | None = None
     received: int = 0
     accepted: int = 0
@@ -113,12 +145,14 @@ def _processed_keys(spark: SparkSession, landing_root: str) -> DataFrame:
     root = unquote(urlparse(landing_root).path).rstrip("/") + "/"
     local = F.regexp_replace("file_path", r"^[A-Za-z][A-Za-z0-9+.-]*:(//[^/]*)?", "")
     derived = F.when(local.startswith(root), local.substr(F.lit(len(root) + 1), F.lit(1 << 30)))
-    return processed.select("entity", "file_size", "file_modified_ms",
-                            F.coalesce("landing_path", derived).alias("landing_path"))
+    return processed.select(
+        "entity", "file_size", "file_modified_ms", F.coalesce("landing_path", derived).alias("landing_path")
+    )
 
 
-def pending_files(spark: SparkSession, landing_root: str, contracts: list[Contract],
-                  dates: tuple[date, date] | None = None) -> dict[str, list[LandingFile]]:
+def pending_files(
+    spark: SparkSession, landing_root: str, contracts: list[Contract], dates: tuple[date, date] | None = None
+) -> dict[str, list[LandingFile]]:
     """Each contract's landing files not yet processed (a file is the same file while its path
     under the landing root, size and modification time are): one anti-join against
     ``bronze._processed_files`` for every contract, so the bookkeeping table is never
@@ -126,10 +160,12 @@ def pending_files(spark: SparkSession, landing_root: str, contracts: list[Contra
     listed = {c.name: list_landing_files(spark, landing_root, c, dates) for c in contracts}
     if not any(listed.values()) or not spark.catalog.tableExists(PROCESSED_FILES_TABLE):
         return listed
-    rows = [(name, i, f.landing_path, f.size, f.modified_ms) for name, files in listed.items()
-            for i, f in enumerate(files)]
-    listing = spark.createDataFrame(rows, "entity string, i long, landing_path string, file_size long, "
-                                          "file_modified_ms long")
+    rows = [
+        (name, i, f.landing_path, f.size, f.modified_ms) for name, files in listed.items() for i, f in enumerate(files)
+    ]
+    listing = spark.createDataFrame(
+        rows, "entity string, i long, landing_path string, file_size long, file_modified_ms long"
+    )
     keys = ["entity", "landing_path", "file_size", "file_modified_ms"]
     pending = listing.join(_processed_keys(spark, landing_root), keys, "left_anti").select("entity", "i").collect()
     keep = {(r.entity, r.i) for r in pending}
@@ -145,7 +181,7 @@ def _bisect_failures(files: list[LandingFile], probe, known_to_fail: bool = True
         try:
             probe(files)
             return {}
-        except Exception as exc:  # noqa: BLE001 - any error of a delivery; the platform's are re-raised
+        except Exception as exc:
             if is_infrastructure_error(exc):
                 raise
             if len(files) == 1:
@@ -156,19 +192,22 @@ def _bisect_failures(files: list[LandingFile], probe, known_to_fail: bool = True
 
 def unreadable_files(spark: SparkSession, contract: Contract, files: list[LandingFile]) -> dict[str, str]:
     """The files that cannot even be read as text or CSV (only after a batch read failed)."""
+
     def read(group: list[LandingFile]) -> None:
         paths = [spark_literal(f.path) for f in group]
         if contract.format == "jsonl":
             spark.read.text(paths).count()
         else:
-            spark.read.option("header", True).option("multiLine", True).option("escape", '"') \
-                .option("encoding", contract.encoding).csv(paths).count()
+            spark.read.option("header", True).option("multiLine", True).option("escape", '"').option(
+                "encoding", contract.encoding
+            ).csv(paths).count()
 
     return {path: f"unreadable file: {error}" for path, error in _bisect_failures(files, read).items()}
 
 
-def _named_file_fails(spark: SparkSession, contract: Contract, exc: Exception,
-                      files: list[LandingFile]) -> dict[str, str]:
+def _named_file_fails(
+    spark: SparkSession, contract: Contract, exc: Exception, files: list[LandingFile]
+) -> dict[str, str]:
     """Spark names the file a read error came from (``Encountered error while reading file
     ...``): when that one file fails on its own, it is the culprit, found in one probe."""
     text = str(exc)
@@ -181,8 +220,8 @@ def _named_file_fails(spark: SparkSession, contract: Contract, exc: Exception,
 
 @dataclass
 class ParsedBatch:
-    rows: DataFrame | None          # every row of the readable files, with its _reason (None: no file read)
-    cached: DataFrame | None        # the persisted frame behind ``rows``; release() frees it
+    rows: DataFrame | None  # every row of the readable files, with its _reason (None: no file read)
+    cached: DataFrame | None  # the persisted frame behind ``rows``; release() frees it
     outcomes: list[FileOutcome]
     new_columns: list[str]
 
@@ -194,17 +233,22 @@ class ParsedBatch:
 def failing_files(spark: SparkSession, contract: Contract, files: list[LandingFile]) -> dict[str, str]:
     """The files that fail when read and checked as the batch does (only after the batch failed
     and the plain read found no culprit)."""
+
     def read_and_check(group: list[LandingFile]) -> None:
         raw = read_files(spark, contract, group)
         if raw.frame is not None:
             validate(raw.frame, contract, raw.new_columns).groupBy("_source_file").count().collect()
 
-    return {path: f"file could not be read or checked: {error}"
-            for path, error in _bisect_failures(files, read_and_check).items()}
+    return {
+        path: f"file could not be read or checked: {error}"
+        for path, error in _bisect_failures(files, read_and_check).items()
+    }
 
 
 def _table_columns(spark: SparkSession, contract: Contract) -> set[str]:
-    return {c.lower() for c in spark.table(contract.table).columns} if spark.catalog.tableExists(contract.table) else set()
+    return (
+        {c.lower() for c in spark.table(contract.table).columns} if spark.catalog.tableExists(contract.table) else set()
+    )
 
 
 def parse_batch(spark: SparkSession, contract: Contract, files: list[LandingFile]) -> ParsedBatch:
@@ -222,14 +266,21 @@ def parse_batch(spark: SparkSession, contract: Contract, files: list[LandingFile
             if raw.frame is None:
                 return ParsedBatch(None, None, [FileOutcome(f, "failed", failed[f.path]) for f in files], [])
             flagged = validate(raw.frame, contract, raw.new_columns).persist(StorageLevel.MEMORY_AND_DISK)
-            extra_keys = (F.flatten(F.collect_set(EXTRA_KEYS)) if EXTRA_KEYS in flagged.columns
-                          else F.array().cast("array<string>"))
-            per_file = flagged.groupBy("_source_file").agg(
-                F.count(F.lit(1)).alias("received"),
-                F.count(F.when(F.col(REASON).isNull(), 1)).alias("accepted"),
-                F.min(F.coalesce(F.col(REASON).startswith("unparseable"), F.lit(False))).alias("all_corrupt"),
-                extra_keys.alias("extra_keys"),
-            ).collect()
+            extra_keys = (
+                F.flatten(F.collect_set(EXTRA_KEYS))
+                if EXTRA_KEYS in flagged.columns
+                else F.array().cast("array<string>")
+            )
+            per_file = (
+                flagged.groupBy("_source_file")
+                .agg(
+                    F.count(F.lit(1)).alias("received"),
+                    F.count(F.when(F.col(REASON).isNull(), 1)).alias("accepted"),
+                    F.min(F.coalesce(F.col(REASON).startswith("unparseable"), F.lit(False))).alias("all_corrupt"),
+                    extra_keys.alias("extra_keys"),
+                )
+                .collect()
+            )
             break
         except Exception as exc:
             if flagged is not None:
@@ -266,8 +317,9 @@ def parse_batch(spark: SparkSession, contract: Contract, files: list[LandingFile
     rows = flagged
     if corrupt_only or (json_keys and EXTRA_KEYS in flagged.columns):
         # Rare (wrong-format files, undeclared JSON keys): one more pass to re-cache the batch.
-        rows = add_new_columns(flagged.where(~F.col("_source_file").isin(list(corrupt_only))), columns, renamed,
-                               overflow)
+        rows = add_new_columns(
+            flagged.where(~F.col("_source_file").isin(list(corrupt_only))), columns, renamed, overflow
+        )
         rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
         rows.count()
         flagged.unpersist()
@@ -277,49 +329,92 @@ def parse_batch(spark: SparkSession, contract: Contract, files: list[LandingFile
     return ParsedBatch(rows, flagged, outcomes, new_columns)
 
 
-def record_quarantine(spark: SparkSession, rejected: DataFrame, contract: Contract, outcomes: list[FileOutcome],
-                      batch_id: str, at: datetime) -> None:
+def record_quarantine(
+    spark: SparkSession,
+    rejected: DataFrame,
+    contract: Contract,
+    outcomes: list[FileOutcome],
+    batch_id: str,
+    at: datetime,
+) -> None:
     """Insert-only MERGE: the same bad record from the same file is kept once across re-runs,
     wherever the landing zone is mounted (the id uses the file's path under the landing root)."""
     from delta.tables import DeltaTable
 
-    files = spark.createDataFrame([(o.file.path, o.file.landing_path) for o in outcomes],
-                                  "_source_file string, landing_path string")
+    files = spark.createDataFrame(
+        [(o.file.path, o.file.landing_path) for o in outcomes], "_source_file string, landing_path string"
+    )
     # The n-th copy of an identical bad line in a file is its own record (nothing is lost), and
     # the same n-th copy on a re-run is the same record (nothing is doubled).
     occurrence = F.row_number().over(Window.partitionBy("_source_file", "_raw").orderBy("_raw"))
-    rows = rejected.join(F.broadcast(files), "_source_file").select(
-        F.lit(contract.name).alias("entity"), F.col("_source_file").alias("source_file"), "landing_path",
-        # bytes that are not UTF-8 are stored as U+FFFD: other readers of the table expect valid text
-        F.substring(F.make_valid_utf8("_raw"), 1, MAX_RAW_RECORD_CHARS).alias("raw_record"),
-        F.length("_raw").alias("raw_record_chars"),
-        F.col(REASON).alias("reason"),
-        F.sha2(F.concat_ws("\u0001", F.lit(contract.name), "landing_path", "_raw", occurrence.cast("string")), 256)
-        .alias("quarantine_id"),
-    ).withColumn("batch_id", F.lit(batch_id)).withColumn("quarantined_at", F.lit(at).cast("timestamp"))
+    rows = (
+        rejected.join(F.broadcast(files), "_source_file")
+        .select(
+            F.lit(contract.name).alias("entity"),
+            F.col("_source_file").alias("source_file"),
+            "landing_path",
+            # bytes that are not UTF-8 are stored as U+FFFD: other readers of the table expect valid text
+            F.substring(F.make_valid_utf8("_raw"), 1, MAX_RAW_RECORD_CHARS).alias("raw_record"),
+            F.length("_raw").alias("raw_record_chars"),
+            F.col(REASON).alias("reason"),
+            F.sha2(
+                F.concat_ws("\u0001", F.lit(contract.name), "landing_path", "_raw", occurrence.cast("string")), 256
+            ).alias("quarantine_id"),
+        )
+        .withColumn("batch_id", F.lit(batch_id))
+        .withColumn("quarantined_at", F.lit(at).cast("timestamp"))
+    )
     if not spark.catalog.tableExists(QUARANTINE_TABLE):
         rows.write.format("delta").saveAsTable(QUARANTINE_TABLE)
         return
-    (DeltaTable.forName(spark, QUARANTINE_TABLE).alias("t")
-     .merge(rows.alias("s"), "t.quarantine_id = s.quarantine_id").whenNotMatchedInsertAll()
-     .withSchemaEvolution().execute())
+    (
+        DeltaTable.forName(spark, QUARANTINE_TABLE)
+        .alias("t")
+        .merge(rows.alias("s"), "t.quarantine_id = s.quarantine_id")
+        .whenNotMatchedInsertAll()
+        .withSchemaEvolution()
+        .execute()
+    )
 
 
-def record_files(spark: SparkSession, contract: Contract, outcomes: list[FileOutcome], batch_id: str,
-                 at: datetime) -> None:
-    rows = [(contract.name, o.file.path, o.file.size, o.file.modified_ms, o.status, o.error,
-             o.received, o.accepted, o.quarantined, batch_id, at, o.file.landing_path) for o in outcomes]
-    spark.createDataFrame(rows, PROCESSED_FILES_SCHEMA).write.format("delta").mode("append") \
-        .option("mergeSchema", "true").saveAsTable(PROCESSED_FILES_TABLE)
+def record_files(
+    spark: SparkSession, contract: Contract, outcomes: list[FileOutcome], batch_id: str, at: datetime
+) -> None:
+    rows = [
+        (
+            contract.name,
+            o.file.path,
+            o.file.size,
+            o.file.modified_ms,
+            o.status,
+            o.error,
+            o.received,
+            o.accepted,
+            o.quarantined,
+            batch_id,
+            at,
+            o.file.landing_path,
+        )
+        for o in outcomes
+    ]
+    spark.createDataFrame(rows, PROCESSED_FILES_SCHEMA).write.format("delta").mode("append").option(
+        "mergeSchema", "true"
+    ).saveAsTable(PROCESSED_FILES_TABLE)
 
 
-INGESTION_LOG_SCHEMA = StructType([
-    StructField("batch_id", StringType()), StructField("entity", StringType()),
-    *[StructField(name, LongType()) for name in ("files", "failed_files", "received", "accepted", "quarantined",
-                                                 "inserted", "updated")],
-    StructField("new_columns", StringType()), StructField("started_at", TimestampType()),
-    StructField("finished_at", TimestampType()),
-])
+INGESTION_LOG_SCHEMA = StructType(
+    [
+        StructField("batch_id", StringType()),
+        StructField("entity", StringType()),
+        *[
+            StructField(name, LongType())
+            for name in ("files", "failed_files", "received", "accepted", "quarantined", "inserted", "updated")
+        ],
+        StructField("new_columns", StringType()),
+        StructField("started_at", TimestampType()),
+        StructField("finished_at", TimestampType()),
+    ]
+)
 
 
 def record_batch(spark: SparkSession, stats: BatchStats) -> None:
@@ -327,21 +422,33 @@ def record_batch(spark: SparkSession, stats: BatchStats) -> None:
 
 
 def _append_log(spark: SparkSession, rows: list[Row]) -> None:
-    spark.createDataFrame([tuple(r[f.name] for f in INGESTION_LOG_SCHEMA) for r in rows], INGESTION_LOG_SCHEMA) \
-        .write.format("delta").mode("append").option("mergeSchema", "true").saveAsTable(INGESTION_LOG_TABLE)
+    spark.createDataFrame(
+        [tuple(r[f.name] for f in INGESTION_LOG_SCHEMA) for r in rows], INGESTION_LOG_SCHEMA
+    ).write.format("delta").mode("append").option("mergeSchema", "true").saveAsTable(INGESTION_LOG_TABLE)
 
 
-def _apply(spark: SparkSession, contract: Contract, accepted: DataFrame, batch_id: str,
-           started: datetime) -> ApplyResult:
+def _apply(
+    spark: SparkSession, contract: Contract, accepted: DataFrame, batch_id: str, started: datetime
+) -> ApplyResult:
     changes = add_metadata(accepted, contract, batch_id, started)
     if contract.kind == "cdc":
-        log.info("%s: %d change record(s) added to %s", contract.name,
-                 record_history(spark, changes, contract), history_table(contract))
+        log.info(
+            "%s: %d change record(s) added to %s",
+            contract.name,
+            record_history(spark, changes, contract),
+            history_table(contract),
+        )
     return apply_to_bronze(spark, latest_per_key(changes, contract), contract)
 
 
-def apply_batch(spark: SparkSession, contract: Contract, rows: DataFrame, outcomes: list[FileOutcome],
-                batch_id: str, started: datetime) -> tuple[list[FileOutcome], int, int]:
+def apply_batch(
+    spark: SparkSession,
+    contract: Contract,
+    rows: DataFrame,
+    outcomes: list[FileOutcome],
+    batch_id: str,
+    started: datetime,
+) -> tuple[list[FileOutcome], int, int]:
     """Apply the accepted rows of the loaded files in one MERGE. If that fails on the data
     (not the infrastructure), apply them file by file: a file whose rows cannot be applied
     fails with the reason, the others load. Returns (outcomes, inserted, updated)."""
@@ -365,9 +472,12 @@ def apply_batch(spark: SparkSession, contract: Contract, rows: DataFrame, outcom
             continue
         try:
             rows_of_file = accepted.where(F.col("_source_file") == o.file.path)
-            undeclared = [c for c in rows_of_file.columns if not c.startswith("_") and c not in contract.column_names
-                          and c != EVENT_DATE_COLUMN]
-            if undeclared:   # a new column only another file has is no part of this file's rows
+            undeclared = [
+                c
+                for c in rows_of_file.columns
+                if not c.startswith("_") and c not in contract.column_names and c != EVENT_DATE_COLUMN
+            ]
+            if undeclared:  # a new column only another file has is no part of this file's rows
                 filled = rows_of_file.agg(*[F.count(F.col(f"`{c}`")).alias(c) for c in undeclared]).first()
                 rows_of_file = rows_of_file.drop(*[c for c in undeclared if filled[c] == 0])
             result = _apply(spark, contract, rows_of_file, batch_id, started)
@@ -376,13 +486,20 @@ def apply_batch(spark: SparkSession, contract: Contract, rows: DataFrame, outcom
         except Exception as exc:
             if is_infrastructure_error(exc):
                 raise
-            retried.append(FileOutcome(o.file, "failed", f"rows could not be applied to {contract.table}: "
-                                                         f"{short_error(exc)}"))
+            retried.append(
+                FileOutcome(o.file, "failed", f"rows could not be applied to {contract.table}: {short_error(exc)}")
+            )
     return retried, inserted, updated
 
 
-def ingest_contract(spark: SparkSession, contract: Contract, landing_root: str, batch_id: str,
-                    dates: tuple[date, date] | None = None, pending: list[LandingFile] | None = None) -> BatchStats:
+def ingest_contract(
+    spark: SparkSession,
+    contract: Contract,
+    landing_root: str,
+    batch_id: str,
+    dates: tuple[date, date] | None = None,
+    pending: list[LandingFile] | None = None,
+) -> BatchStats:
     """Ingest the contract's new files as one batch. ``pending``: its files not yet processed
     (listed here when not given; a job ingesting many sources lists them all at once).
 
@@ -391,7 +508,7 @@ def ingest_contract(spark: SparkSession, contract: Contract, landing_root: str, 
     files commit leaves the files pending, and the re-run applies them again, which changes
     nothing already applied (every write is keyed); a crash after it leaves a batch without a
     log row, which :func:`recover_batch_log` writes from the processed files."""
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     files = pending if pending is not None else pending_files(spark, landing_root, [contract], dates)[contract.name]
     inserted = updated = 0
     new_columns: list[str] = []
@@ -406,8 +523,12 @@ def ingest_contract(spark: SparkSession, contract: Contract, landing_root: str, 
             if o.status == "failed":
                 log.error("%s: file %s failed: %s", contract.name, o.file.path, o.error)
         if new_columns:
-            log.warning("%s: new column(s) %s not in the contract; added to %s (schema evolution)",
-                        contract.name, new_columns, contract.table)
+            log.warning(
+                "%s: new column(s) %s not in the contract; added to %s (schema evolution)",
+                contract.name,
+                new_columns,
+                contract.table,
+            )
         if batch.rows is not None:
             try:
                 outcomes, inserted, updated = apply_batch(spark, contract, batch.rows, outcomes, batch_id, started)
@@ -421,16 +542,31 @@ def ingest_contract(spark: SparkSession, contract: Contract, landing_root: str, 
 
     loaded = [o for o in outcomes if o.status == "loaded"]
     stats = BatchStats(
-        batch_id=batch_id, entity=contract.name, files=len(loaded),
+        batch_id=batch_id,
+        entity=contract.name,
+        files=len(loaded),
         failed_files=len(outcomes) - len(loaded),
-        received=sum(o.received for o in loaded), accepted=sum(o.accepted for o in loaded),
-        quarantined=sum(o.quarantined for o in loaded), inserted=inserted, updated=updated,
-        new_columns=",".join(new_columns), started_at=started, finished_at=datetime.now(timezone.utc),
+        received=sum(o.received for o in loaded),
+        accepted=sum(o.accepted for o in loaded),
+        quarantined=sum(o.quarantined for o in loaded),
+        inserted=inserted,
+        updated=updated,
+        new_columns=",".join(new_columns),
+        started_at=started,
+        finished_at=datetime.now(UTC),
     )
     record_batch(spark, stats)
-    log.info("%s: files=%d failed=%d received=%d accepted=%d quarantined=%d inserted=%d updated=%d",
-             contract.name, stats.files, stats.failed_files, stats.received, stats.accepted,
-             stats.quarantined, stats.inserted, stats.updated)
+    log.info(
+        "%s: files=%d failed=%d received=%d accepted=%d quarantined=%d inserted=%d updated=%d",
+        contract.name,
+        stats.files,
+        stats.failed_files,
+        stats.received,
+        stats.accepted,
+        stats.quarantined,
+        stats.inserted,
+        stats.updated,
+    )
     return stats
 
 
@@ -440,12 +576,22 @@ def reconciliation(spark: SparkSession, stats: BatchStats) -> tuple[bool, dict]:
     stored = 0
     if stats.quarantined and spark.catalog.tableExists(QUARANTINE_TABLE):
         files = spark.table(PROCESSED_FILES_TABLE).where(
-            (F.col("entity") == stats.entity) & (F.col("batch_id") == stats.batch_id) & (F.col("status") == "loaded"))
-        stored = spark.table(QUARANTINE_TABLE).where(F.col("entity") == stats.entity) \
-            .join(files.select("landing_path"), "landing_path", "left_semi").count()
+            (F.col("entity") == stats.entity) & (F.col("batch_id") == stats.batch_id) & (F.col("status") == "loaded")
+        )
+        stored = (
+            spark.table(QUARANTINE_TABLE)
+            .where(F.col("entity") == stats.entity)
+            .join(files.select("landing_path"), "landing_path", "left_semi")
+            .count()
+        )
     passed = stats.received == stats.accepted + stats.quarantined and stored == stats.quarantined
-    return passed, {"received": stats.received, "accepted": stats.accepted, "quarantined": stats.quarantined,
-                    "quarantine_rows_stored": stored, "failed_files": stats.failed_files}
+    return passed, {
+        "received": stats.received,
+        "accepted": stats.accepted,
+        "quarantined": stats.quarantined,
+        "quarantine_rows_stored": stored,
+        "failed_files": stats.failed_files,
+    }
 
 
 def recover_batch_log(spark: SparkSession) -> int:
@@ -457,28 +603,44 @@ def recover_batch_log(spark: SparkSession) -> int:
     loaded = F.col("status") == "loaded"
     files = spark.table(PROCESSED_FILES_TABLE)
     if spark.catalog.tableExists(INGESTION_LOG_TABLE):
-        files = files.join(spark.table(INGESTION_LOG_TABLE).select("entity", "batch_id"), ["entity", "batch_id"],
-                           "left_anti")
-    missing = (files
-               .groupBy("batch_id", "entity").agg(
-                   F.count(F.when(loaded, 1)).alias("files"), F.count(F.when(~loaded, 1)).alias("failed_files"),
-                   *[F.coalesce(F.sum(F.when(loaded, F.col(c))), F.lit(0)).alias(c)
-                     for c in ("received", "accepted", "quarantined")],
-                   F.lit(None).cast("long").alias("inserted"), F.lit(None).cast("long").alias("updated"),
-                   F.lit("").alias("new_columns"), F.min("processed_at").alias("started_at"),
-                   F.max("processed_at").alias("finished_at"))).collect()
+        files = files.join(
+            spark.table(INGESTION_LOG_TABLE).select("entity", "batch_id"), ["entity", "batch_id"], "left_anti"
+        )
+    missing = (
+        files.groupBy("batch_id", "entity").agg(
+            F.count(F.when(loaded, 1)).alias("files"),
+            F.count(F.when(~loaded, 1)).alias("failed_files"),
+            *[
+                F.coalesce(F.sum(F.when(loaded, F.col(c))), F.lit(0)).alias(c)
+                for c in ("received", "accepted", "quarantined")
+            ],
+            F.lit(None).cast("long").alias("inserted"),
+            F.lit(None).cast("long").alias("updated"),
+            F.lit("").alias("new_columns"),
+            F.min("processed_at").alias("started_at"),
+            F.max("processed_at").alias("finished_at"),
+        )
+    ).collect()
     if missing:
-        log.warning("recovering the ingestion log of %d batch(es) whose job stopped after recording their files: %s",
-                    len(missing), sorted({(r.entity, r.batch_id) for r in missing}))
+        log.warning(
+            "recovering the ingestion log of %d batch(es) whose job stopped after recording their files: %s",
+            len(missing),
+            sorted({(r.entity, r.batch_id) for r in missing}),
+        )
         _append_log(spark, missing)
     return len(missing)
 
 
 def freshness(spark: SparkSession, contract: Contract, now: datetime) -> tuple[bool, dict]:
     """The newest successfully loaded file arrived within the contract's freshness_hours."""
-    newest = spark.table(PROCESSED_FILES_TABLE).where(
-        (F.col("entity") == contract.name) & (F.col("status") == "loaded")
-    ).agg(F.max("file_modified_ms")).first()[0] if spark.catalog.tableExists(PROCESSED_FILES_TABLE) else None
+    newest = (
+        spark.table(PROCESSED_FILES_TABLE)
+        .where((F.col("entity") == contract.name) & (F.col("status") == "loaded"))
+        .agg(F.max("file_modified_ms"))
+        .first()[0]
+        if spark.catalog.tableExists(PROCESSED_FILES_TABLE)
+        else None
+    )
     if newest is None:
         return False, {"newest_file_age_hours": None, "limit_hours": contract.freshness_hours}
     age_hours = (now.timestamp() * 1000 - newest) / 3_600_000
@@ -486,8 +648,14 @@ def freshness(spark: SparkSession, contract: Contract, now: datetime) -> tuple[b
     return limit is None or age_hours <= limit, {"newest_file_age_hours": round(age_hours, 2), "limit_hours": limit}
 
 
-def ingest_sources(spark: SparkSession, contracts: list[Contract], landing_root: str, batch_id: str,
-                   dates: tuple[date, date] | None = None, reporter=None) -> dict[str, BatchStats | str]:
+def ingest_sources(
+    spark: SparkSession,
+    contracts: list[Contract],
+    landing_root: str,
+    batch_id: str,
+    dates: tuple[date, date] | None = None,
+    reporter=None,
+) -> dict[str, BatchStats | str]:
     """Ingest each source in turn; a source that fails on a data error no file could be blamed
     for is reported and the next one runs. Returns each source's stats or error."""
     spark.sql("CREATE DATABASE IF NOT EXISTS bronze")
@@ -507,8 +675,9 @@ def ingest_sources(spark: SparkSession, contracts: list[Contract], landing_root:
             results[name] = short_error(exc)
             if reporter is not None:
                 reporter.materialized(f"bronze/{name}", {"status": "failed", "error": results[name]})
-                reporter.checked(f"bronze/{name}", RECONCILIATION.name, False,
-                                 {"error": results[name], "error_kind": "data"})
+                reporter.checked(
+                    f"bronze/{name}", RECONCILIATION.name, False, {"error": results[name], "error_kind": "data"}
+                )
                 reporter.checked(f"bronze/{name}", FRESHNESS.name, False, {"error": results[name]}, severity="WARN")
             continue
         results[name] = stats
@@ -516,7 +685,7 @@ def ingest_sources(spark: SparkSession, contracts: list[Contract], landing_root:
             reporter.materialized(f"bronze/{name}", stats.metadata())
             passed, metadata = reconciliation(spark, stats)
             reporter.checked(f"bronze/{name}", RECONCILIATION.name, passed, metadata)
-            passed, metadata = freshness(spark, contract, datetime.now(timezone.utc))
+            passed, metadata = freshness(spark, contract, datetime.now(UTC))
             reporter.checked(f"bronze/{name}", FRESHNESS.name, passed, metadata, severity="WARN")
     failed = {name: r for name, r in results.items() if isinstance(r, str)}
     if failed:

@@ -27,8 +27,13 @@ import yaml
 CONTRACTS_DIR = Path(__file__).with_name("contracts")
 
 TYPES = {  # contract type -> Spark SQL type
-    "string": "string", "int": "int", "long": "bigint", "double": "double", "boolean": "boolean",
-    "date": "date", "timestamp": "timestamp",
+    "string": "string",
+    "int": "int",
+    "long": "bigint",
+    "double": "double",
+    "boolean": "boolean",
+    "date": "date",
+    "timestamp": "timestamp",
 }
 KINDS = ("upsert", "cdc", "event")
 FORMATS = ("csv", "jsonl")
@@ -46,12 +51,12 @@ class ContractError(ValueError):
 
 @dataclass(frozen=True)
 class Column:
-    name: str                       # name in bronze
-    type: str                       # a key of TYPES
+    name: str  # name in bronze
+    type: str  # a key of TYPES
     required: bool = False
     source_name: str | None = None  # the file's column name, when it differs
-    allowed: tuple[str, ...] = ()   # accepted values (compared as text)
-    format: str | None = None       # date/timestamp pattern; default ISO 8601
+    allowed: tuple[str, ...] = ()  # accepted values (compared as text)
+    format: str | None = None  # date/timestamp pattern; default ISO 8601
     pii: bool = False
     range: tuple[date, date] = DEFAULT_DATE_RANGE  # date/timestamp: valid from, to (inclusive)
 
@@ -86,9 +91,9 @@ class CdcSpec:
 class Contract:
     name: str
     description: str
-    landing: str                     # folder under the landing root, e.g. "crm/contacts"
-    format: str                      # csv | jsonl (gzip-compressed files are read as well)
-    kind: str                        # upsert | cdc | event
+    landing: str  # folder under the landing root, e.g. "crm/contacts"
+    format: str  # csv | jsonl (gzip-compressed files are read as well)
+    kind: str  # upsert | cdc | event
     primary_key: tuple[str, ...]
     columns: tuple[Column, ...]
     version_column: str | None = None
@@ -96,8 +101,8 @@ class Contract:
     cdc: CdcSpec | None = None
     checks: tuple[RowCheck, ...] = ()
     freshness_hours: float | None = None
-    origin: str = "internal"         # internal | third_party | external
-    encoding: str = "utf-8"          # csv only: the files' character set (JSON is UTF-8)
+    origin: str = "internal"  # internal | third_party | external
+    encoding: str = "utf-8"  # csv only: the files' character set (JSON is UTF-8)
     max_new_columns: int = DEFAULT_MAX_NEW_COLUMNS
     path: Path | None = field(default=None, compare=False)
 
@@ -132,14 +137,27 @@ def _parse_column(path: Path, spec: dict) -> Column:
         raise _fail(path, f"every column needs a name and a type, got {spec!r}")
     if spec["type"] not in TYPES:
         raise _fail(path, f"column {spec['name']}: unknown type {spec['type']!r}; known: {sorted(TYPES)}")
-    unknown = set(spec) - {"name", "type", "required", "source_name", "allowed", "format", "pii", "description",
-                           "range"}
+    unknown = set(spec) - {
+        "name",
+        "type",
+        "required",
+        "source_name",
+        "allowed",
+        "format",
+        "pii",
+        "description",
+        "range",
+    }
     if unknown:
         raise _fail(path, f"column {spec['name']}: unknown keys {sorted(unknown)}")
     return Column(
-        name=spec["name"], type=spec["type"], required=bool(spec.get("required", False)),
-        source_name=spec.get("source_name"), allowed=tuple(str(v) for v in spec.get("allowed", ())),
-        format=spec.get("format"), pii=bool(spec.get("pii", False)),
+        name=spec["name"],
+        type=spec["type"],
+        required=bool(spec.get("required", False)),
+        source_name=spec.get("source_name"),
+        allowed=tuple(str(v) for v in spec.get("allowed", ())),
+        format=spec.get("format"),
+        pii=bool(spec.get("pii", False)),
         range=_parse_range(path, spec) if "range" in spec else DEFAULT_DATE_RANGE,
     )
 
@@ -179,12 +197,21 @@ def parse_contract(path: Path) -> Contract:
         raise _fail(path, "duplicate column names")
     cdc = CdcSpec(**raw["cdc"]) if raw.get("cdc") else None
     contract = Contract(
-        name=raw["name"], description=raw.get("description", ""), landing=raw["landing"].strip("/"),
-        format=raw["format"], kind=raw["kind"], primary_key=tuple(raw["primary_key"]), columns=columns,
-        version_column=raw.get("version_column"), event_time=raw.get("event_time"), cdc=cdc,
+        name=raw["name"],
+        description=raw.get("description", ""),
+        landing=raw["landing"].strip("/"),
+        format=raw["format"],
+        kind=raw["kind"],
+        primary_key=tuple(raw["primary_key"]),
+        columns=columns,
+        version_column=raw.get("version_column"),
+        event_time=raw.get("event_time"),
+        cdc=cdc,
         checks=tuple(RowCheck(**c) for c in raw.get("checks", ())),
-        freshness_hours=raw.get("freshness_hours"), origin=raw.get("origin", "internal"),
-        encoding=str(raw.get("encoding", "utf-8")), max_new_columns=raw.get("max_new_columns", DEFAULT_MAX_NEW_COLUMNS),
+        freshness_hours=raw.get("freshness_hours"),
+        origin=raw.get("origin", "internal"),
+        encoding=str(raw.get("encoding", "utf-8")),
+        max_new_columns=raw.get("max_new_columns", DEFAULT_MAX_NEW_COLUMNS),
         path=path,
     )
     _validate(path, contract)

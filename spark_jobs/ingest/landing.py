@@ -15,7 +15,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from urllib.parse import unquote, urlparse
 
 from pyspark.sql import SparkSession
@@ -30,7 +30,7 @@ GLOB_CHARACTERS = re.compile(r"([\\*?\[\]{}])")
 
 @dataclass(frozen=True, order=True)
 class LandingFile:
-    path: str          # Hadoop's form of the path (file:/..., s3a://...), not URL-encoded
+    path: str  # Hadoop's form of the path (file:/..., s3a://...), not URL-encoded
     size: int
     modified_ms: int
     landing_path: str = ""  # the path under the landing root: the same wherever the zone is mounted
@@ -50,7 +50,7 @@ def delivery_date(path: str, modified_ms: int) -> date:
                 return date.fromisoformat(part)
             except ValueError:
                 continue
-    return datetime.fromtimestamp(modified_ms / 1000, tz=timezone.utc).date()
+    return datetime.fromtimestamp(modified_ms / 1000, tz=UTC).date()
 
 
 def bad_date_folders(path: str) -> list[str]:
@@ -81,7 +81,7 @@ def landing_path(landing_root: str, path: str) -> str:
     so that a landing zone moved to another folder or bucket keeps its files' identities."""
     root = unquote(urlparse(landing_root).path).rstrip("/") + "/"
     local = urlparse(path).path if "://" in path else path.split(":", 1)[-1]
-    return local[len(root):] if local.startswith(root) else local.lstrip("/")
+    return local[len(root) :] if local.startswith(root) else local.lstrip("/")
 
 
 def entity_uri(landing_root: str, contract: Contract) -> str:
@@ -90,7 +90,7 @@ def entity_uri(landing_root: str, contract: Contract) -> str:
 
 @dataclass(frozen=True)
 class LocalEntry:
-    path: str           # absolute local path
+    path: str  # absolute local path
     size: int
     modified_ms: int
 
@@ -142,14 +142,15 @@ def _list_hadoop(spark: SparkSession, uri: str) -> list[LandingFile]:
     while iterator.hasNext():
         status = iterator.next()
         path = status.getPath().toString()
-        if is_hidden(path[len(prefix):] if path.startswith(prefix) else status.getPath().getName()):
+        if is_hidden(path[len(prefix) :] if path.startswith(prefix) else status.getPath().getName()):
             continue
         files.append(LandingFile(path, status.getLen(), status.getModificationTime()))
     return files
 
 
-def list_landing_files(spark: SparkSession, landing_root: str, contract: Contract,
-                       dates: tuple[date, date] | None = None) -> list[LandingFile]:
+def list_landing_files(
+    spark: SparkSession, landing_root: str, contract: Contract, dates: tuple[date, date] | None = None
+) -> list[LandingFile]:
     """Every data file under the entity's folder (recursively), optionally only those whose
     delivery date is between ``dates`` (inclusive). Hidden files and folders are skipped;
     symlinks and folders named like impossible dates are skipped or reported in the log."""
@@ -163,8 +164,12 @@ def list_landing_files(spark: SparkSession, landing_root: str, contract: Contrac
         files = _list_hadoop(spark, uri)
     for f in files:
         if bad := bad_date_folders(f.path):
-            log.warning("%s: folder %s of %s is not a date: the file's delivery day is its modification day",
-                        contract.name, bad, f.path)
+            log.warning(
+                "%s: folder %s of %s is not a date: the file's delivery day is its modification day",
+                contract.name,
+                bad,
+                f.path,
+            )
     if dates is not None:
         first, last = dates
         files = [f for f in files if first <= f.delivery_date <= last]

@@ -49,8 +49,8 @@ def source_file() -> Column:
 @dataclass
 class RawRead:
     frame: DataFrame | None
-    failed: dict[str, str] = field(default_factory=dict)      # path -> error, not in the frame
-    new_columns: list[str] = field(default_factory=list)      # drift: columns not in the contract
+    failed: dict[str, str] = field(default_factory=dict)  # path -> error, not in the frame
+    new_columns: list[str] = field(default_factory=list)  # drift: columns not in the contract
 
 
 def _string_schema(names: list[str], corrupt: bool = True) -> StructType:
@@ -63,15 +63,17 @@ def _read_jsonl(spark: SparkSession, contract: Contract, files: list[LandingFile
     in ``EXTRA_KEYS`` (schema drift) and extracted by :func:`add_new_columns` once known, so the
     files are read only once."""
     lines = spark.read.text([spark_literal(f.path) for f in files]).select(
-        F.col("value").alias("_raw"), source_file().alias("_source_file"))
+        F.col("value").alias("_raw"), source_file().alias("_source_file")
+    )
     declared = [c.file_name for c in contract.columns]
     lines = lines.where(F.trim("_raw") != "")  # blank lines are not records
     # One select, no intermediate key column: Spark then parses the keys once for every use
     # (a projected array column costs more than the checks themselves).
     keys = F.json_object_keys("_raw")
     distinct_keys = F.array_distinct(keys)
-    parsed = F.from_json("_raw", _string_schema(declared),
-                         {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_FIELD})
+    parsed = F.from_json(
+        "_raw", _string_schema(declared), {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_FIELD}
+    )
     frame = lines.select(
         *[parsed.getField(c.file_name).alias(c.name) for c in contract.columns],
         "_raw",
@@ -88,8 +90,9 @@ def _read_jsonl(spark: SparkSession, contract: Contract, files: list[LandingFile
     return RawRead(frame)
 
 
-def cap_new_columns(contract: Contract, new: list[str], renamed: dict[str, str],
-                    existing: set[str]) -> tuple[list[str], list[str]]:
+def cap_new_columns(
+    contract: Contract, new: list[str], renamed: dict[str, str], existing: set[str]
+) -> tuple[list[str], list[str]]:
     """Split new keys or columns into those that become columns and those kept in the map
     column ``EXTRA_FIELDS``: a key the table already has a column for always gets it; of the
     others, the first ``max_new_columns`` (by name) do, so a file with thousands of keys
@@ -105,13 +108,20 @@ def cap_new_columns(contract: Contract, new: list[str], renamed: dict[str, str],
         else:
             overflow.append(key)
     if overflow:
-        log.warning("%s: %d new column(s) beyond max_new_columns=%d kept as text in %s: %s", contract.name,
-                    len(overflow), contract.max_new_columns, EXTRA_FIELDS, overflow[:20])
+        log.warning(
+            "%s: %d new column(s) beyond max_new_columns=%d kept as text in %s: %s",
+            contract.name,
+            len(overflow),
+            contract.max_new_columns,
+            EXTRA_FIELDS,
+            overflow[:20],
+        )
     return columns, overflow
 
 
-def add_new_columns(flagged: DataFrame, new_keys: list[str], renamed: dict[str, str] | None = None,
-                    overflow: list[str] | None = None) -> DataFrame:
+def add_new_columns(
+    flagged: DataFrame, new_keys: list[str], renamed: dict[str, str] | None = None, overflow: list[str] | None = None
+) -> DataFrame:
     """Replace ``EXTRA_KEYS`` by one text column per undeclared JSON key found in the batch
     (parsed again only on the rows that have such keys, whose ``_raw`` validate() keeps),
     named as ``renamed`` says (storable_names) or as the key, and the ``overflow`` keys by one
@@ -128,8 +138,11 @@ def add_new_columns(flagged: DataFrame, new_keys: list[str], renamed: dict[str, 
         # Only on accepted rows: a rejected one may repeat a key, which a map cannot hold.
         entries = F.from_json("_raw", MapType(StringType(), StringType()))
         wanted = F.array(*[F.lit(k) for k in overflow])
-        columns.append(F.when(has_extra & F.col(REASON).isNull(), F.map_filter(
-            entries, lambda k, v: F.array_contains(wanted, k))).alias(EXTRA_FIELDS))
+        columns.append(
+            F.when(
+                has_extra & F.col(REASON).isNull(), F.map_filter(entries, lambda k, v: F.array_contains(wanted, k))
+            ).alias(EXTRA_FIELDS)
+        )
     return flagged.select(*[c for c in flagged.columns if c != EXTRA_KEYS], *columns)
 
 
@@ -168,12 +181,16 @@ def _read_csv(spark: SparkSession, contract: Contract, files: list[LandingFile],
             continue
         repeated = sorted({h for h in header if header.count(h) > 1})
         if repeated:
-            failed[f.path] = f"repeated column name(s) {repeated} in the CSV header: which one holds the value is unknown"
+            failed[f.path] = (
+                f"repeated column name(s) {repeated} in the CSV header: which one holds the value is unknown"
+            )
             continue
         missing = [c.file_name for c in contract.columns if c.required and c.file_name not in header]
         if missing:
-            failed[f.path] = (f"contract violation: required column(s) {missing} missing from the header "
-                              f"of a {contract.name} file (found {list(header)})")
+            failed[f.path] = (
+                f"contract violation: required column(s) {missing} missing from the header "
+                f"of a {contract.name} file (found {list(header)})"
+            )
             continue
         by_header.setdefault(header, []).append(f)
 
@@ -186,28 +203,36 @@ def _read_csv(spark: SparkSession, contract: Contract, files: list[LandingFile],
     new_columns = [renamed.get(n, n) for n in new_raw] + ([EXTRA_FIELDS] if overflow else [])
     frames = []
     for header, group in by_header.items():
-        df = (spark.read.schema(_string_schema(list(header)))
-              .option("header", True).option("mode", "PERMISSIVE")
-              # RFC 4180: a quoted field may hold newlines, and a quote inside one is doubled
-              .option("multiLine", True).option("escape", '"').option("encoding", contract.encoding)
-              .option("columnNameOfCorruptRecord", CORRUPT_FIELD)
-              .option("enforceSchema", True)  # the schema *is* the header, position by position
-              .csv([spark_literal(f.path) for f in group]))
+        df = (
+            spark.read.schema(_string_schema(list(header)))
+            .option("header", True)
+            .option("mode", "PERMISSIVE")
+            # RFC 4180: a quoted field may hold newlines, and a quote inside one is doubled
+            .option("multiLine", True)
+            .option("escape", '"')
+            .option("encoding", contract.encoding)
+            .option("columnNameOfCorruptRecord", CORRUPT_FIELD)
+            .option("enforceSchema", True)  # the schema *is* the header, position by position
+            .csv([spark_literal(f.path) for f in group])
+        )
         text = {h: F.col(f"`{h}`") for h in header}
         bad_bytes = F.lit(None).cast("string")
         if codecs.lookup(contract.encoding).name == "utf-8":
             # The CSV reader decodes: bytes that are not UTF-8 arrive as U+FFFD.
             bad_bytes = F.when(F.concat_ws("", *text.values()).contains("\ufffd"), F.lit(NOT_UTF8_CSV))
-        frames.append(df.select(
-            *[text.get(c.file_name, F.lit(None).cast("string")).alias(c.name) for c in contract.columns],
-            *[text.get(n, F.lit(None).cast("string")).alias(renamed.get(n, n)) for n in new_raw],
-            *([_text_map({n: text[n] for n in overflow if n in text}).alias(EXTRA_FIELDS)] if overflow else []),
-            F.coalesce(F.col(CORRUPT_FIELD), F.to_json(F.struct(*[text[h].alias(h) for h in header])))
-            .alias("_raw"),
-            F.col(CORRUPT_FIELD).isNotNull().alias("_corrupt"),
-            bad_bytes.alias(PROBLEM),
-            source_file().alias("_source_file"),
-        ))
+        frames.append(
+            df.select(
+                *[text.get(c.file_name, F.lit(None).cast("string")).alias(c.name) for c in contract.columns],
+                *[text.get(n, F.lit(None).cast("string")).alias(renamed.get(n, n)) for n in new_raw],
+                *([_text_map({n: text[n] for n in overflow if n in text}).alias(EXTRA_FIELDS)] if overflow else []),
+                F.coalesce(F.col(CORRUPT_FIELD), F.to_json(F.struct(*[text[h].alias(h) for h in header]))).alias(
+                    "_raw"
+                ),
+                F.col(CORRUPT_FIELD).isNotNull().alias("_corrupt"),
+                bad_bytes.alias(PROBLEM),
+                source_file().alias("_source_file"),
+            )
+        )
     frame = None
     for df in frames:
         frame = df if frame is None else frame.unionByName(df)
@@ -218,13 +243,15 @@ def _text_map(columns: dict[str, Column]) -> Column:
     """Name -> text of the non-null ones (null when none is set)."""
     if not columns:
         return F.lit(None).cast("map<string,string>")
-    entries = F.map_filter(F.map_from_arrays(F.array(*[F.lit(n) for n in columns]), F.array(*columns.values())),
-                           lambda k, v: v.isNotNull())
+    entries = F.map_filter(
+        F.map_from_arrays(F.array(*[F.lit(n) for n in columns]), F.array(*columns.values())), lambda k, v: v.isNotNull()
+    )
     return F.when(F.size(entries) > 0, entries)
 
 
-def read_files(spark: SparkSession, contract: Contract, files: list[LandingFile],
-               existing_columns: set[str] = frozenset()) -> RawRead:
+def read_files(
+    spark: SparkSession, contract: Contract, files: list[LandingFile], existing_columns: set[str] = frozenset()
+) -> RawRead:
     """``existing_columns``: the bronze table's columns (lower case), which new columns that
     are already there keep without counting against ``max_new_columns``."""
     if contract.format == "jsonl":
@@ -243,7 +270,7 @@ def short_error(exc: Exception) -> str:
             while cause.getCause() is not None:
                 cause = cause.getCause()
             text = str(cause.toString()).strip().splitlines()
-        except Exception:  # noqa: BLE001 - the gateway is gone: fall back to the Python text
+        except Exception:
             text = str(exc).strip().splitlines()
     else:
         text = str(exc).strip().splitlines()
@@ -284,9 +311,18 @@ def storable_names(new_columns: list[str], taken: list[str]) -> dict[str, str]:
 
 # Errors that say the platform, not a delivery, is broken: the job stops on them instead of
 # failing one file after another (matched on the innermost cause's text).
-INFRASTRUCTURE_ERRORS = ("No space left on device", "MetaException", "metastore", "Failed to start database",
-                         "Connection refused", "OutOfMemoryError", "SparkContext was shut down",
-                         "stopped SparkContext", "Py4JNetworkError", "Answer from Java side is empty")
+INFRASTRUCTURE_ERRORS = (
+    "No space left on device",
+    "MetaException",
+    "metastore",
+    "Failed to start database",
+    "Connection refused",
+    "OutOfMemoryError",
+    "SparkContext was shut down",
+    "stopped SparkContext",
+    "Py4JNetworkError",
+    "Answer from Java side is empty",
+)
 
 
 def is_infrastructure_error(exc: Exception) -> bool:
@@ -302,6 +338,7 @@ def is_infrastructure_error(exc: Exception) -> bool:
 
 
 # --- typing and rules -------------------------------------------------------------------
+
 
 def _typed(contract: Contract, name: str) -> Column:
     column = contract.column(name)
@@ -327,22 +364,46 @@ def _column_reasons(contract: Contract) -> list[Column]:
             reasons.append(F.when(blank, F.lit(f"required column {column.file_name} is missing or empty")))
         if column.type != "string":
             expected = f"{column.type} ({column.format})" if column.format else column.type
-            reasons.append(F.when(~blank & typed.isNull(), F.concat(
-                F.lit(f"column {column.file_name}: "), _quoted(text), F.lit(f" is not a valid {expected}"))))
+            reasons.append(
+                F.when(
+                    ~blank & typed.isNull(),
+                    F.concat(
+                        F.lit(f"column {column.file_name}: "), _quoted(text), F.lit(f" is not a valid {expected}")
+                    ),
+                )
+            )
         if column.type in ("double",):
             # 'NaN', 'Infinity' and '1e309' cast to a double that is no amount (NaN passes >= 0).
-            reasons.append(F.when(~blank & (F.isnan(typed) | (F.abs(typed) == float("inf"))), F.concat(
-                F.lit(f"column {column.file_name}: "), _quoted(text), F.lit(" is not a finite number"))))
+            reasons.append(
+                F.when(
+                    ~blank & (F.isnan(typed) | (F.abs(typed) == float("inf"))),
+                    F.concat(F.lit(f"column {column.file_name}: "), _quoted(text), F.lit(" is not a finite number")),
+                )
+            )
         if column.type in ("date", "timestamp"):
             low, high = column.range
-            reasons.append(F.when(~blank & ((typed < F.lit(low)) | (typed > F.lit(high))), F.concat(
-                F.lit(f"column {column.file_name}: "), _quoted(text),
-                F.lit(f" is outside {low.isoformat()} to {high.isoformat()}"))))
+            reasons.append(
+                F.when(
+                    ~blank & ((typed < F.lit(low)) | (typed > F.lit(high))),
+                    F.concat(
+                        F.lit(f"column {column.file_name}: "),
+                        _quoted(text),
+                        F.lit(f" is outside {low.isoformat()} to {high.isoformat()}"),
+                    ),
+                )
+            )
         if column.allowed:
             # Compared as delivered: ' D' is no delete, and applying it as one would need the trim.
-            reasons.append(F.when(~blank & ~text.isin(*column.allowed), F.concat(
-                F.lit(f"column {column.file_name}: "), _quoted(text),
-                F.lit(f" is not one of {list(column.allowed)}"))))
+            reasons.append(
+                F.when(
+                    ~blank & ~text.isin(*column.allowed),
+                    F.concat(
+                        F.lit(f"column {column.file_name}: "),
+                        _quoted(text),
+                        F.lit(f" is not one of {list(column.allowed)}"),
+                    ),
+                )
+            )
     return reasons
 
 
@@ -354,18 +415,27 @@ def validate(raw: DataFrame, contract: Contract, new_columns: list[str]) -> Data
         raw = raw.withColumn(PROBLEM, F.lit(None).cast("string"))
     texts = raw.select(
         *[F.col(c.name).alias(f"{TEXT_PREFIX}{c.name}") for c in contract.columns],
-        *new_columns, "_raw", "_corrupt", PROBLEM, "_source_file", *extra,
+        *new_columns,
+        "_raw",
+        "_corrupt",
+        PROBLEM,
+        "_source_file",
+        *extra,
     )
     typed = texts.select("*", *[_typed(contract, c.name).alias(c.name) for c in contract.columns])
     # concat_ws skips nulls: each list of reasons is '' when no rule in it is broken.
     column_reasons = F.concat_ws("; ", *_column_reasons(contract))
-    check_reasons = F.concat_ws("; ", *[F.when(~F.coalesce(F.expr(check.expression), F.lit(True)), F.lit(check.reason))
-                                        for check in contract.checks])
+    check_reasons = F.concat_ws(
+        "; ",
+        *[F.when(~F.coalesce(F.expr(check.expression), F.lit(True)), F.lit(check.reason)) for check in contract.checks],
+    )
     # Column rules only make sense on a parsed row; row checks only on a row whose columns passed.
-    reason = (F.when(F.col("_corrupt"), F.lit(f"unparseable {contract.format} record"))
-              .when(F.col(PROBLEM).isNotNull(), F.col(PROBLEM))
-              .when(column_reasons != "", column_reasons)
-              .when(check_reasons != "", check_reasons))
+    reason = (
+        F.when(F.col("_corrupt"), F.lit(f"unparseable {contract.format} record"))
+        .when(F.col(PROBLEM).isNotNull(), F.col(PROBLEM))
+        .when(column_reasons != "", column_reasons)
+        .when(check_reasons != "", check_reasons)
+    )
     flagged = typed.withColumn(REASON, reason)
     # The raw record is kept for the quarantine (and for undeclared JSON keys) only: for other
     # rows it would just fill the cache (and, for CSV, cost a JSON rendering of every row).

@@ -34,7 +34,7 @@ import argparse
 import logging
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -45,20 +45,34 @@ from spark_jobs.reporting import spark_job
 log = logging.getLogger(__name__)
 
 CHURN_MODEL_BEATS_RECENCY = Check(
-    "churn_model_beats_recency", "silver/customer_scores",
-    "the churn model's AUC on the later cutoff beats recency alone (else prefer the rule)")
+    "churn_model_beats_recency",
+    "silver/customer_scores",
+    "the churn model's AUC on the later cutoff beats recency alone (else prefer the rule)",
+)
 SPEC = JobSpec(
     module="spark_jobs.ml.customer_scores",
-    outputs=(Output("silver.customer_scores",
-                    "Churn risk and predicted value over the next horizon per customer with a purchase: gradient-"
-                    "boosted trees evaluated on a time split (AUC, MAE vs baselines in the metadata)."),),
+    outputs=(
+        Output(
+            "silver.customer_scores",
+            "Churn risk and predicted value over the next horizon per customer with a purchase: gradient-"
+            "boosted trees evaluated on a time split (AUC, MAE vs baselines in the metadata).",
+        ),
+    ),
     checks=(CHURN_MODEL_BEATS_RECENCY,),
 )
 
 SCORES_TABLE = "silver.customer_scores"
 RUNS_TABLE = "silver.customer_score_runs"
-FEATURES = ["recency_days", "frequency", "monetary", "average_order_value", "tenure_days",
-            "purchases_last_90_days", "spend_last_90_days", "store_share"]
+FEATURES = [
+    "recency_days",
+    "frequency",
+    "monetary",
+    "average_order_value",
+    "tenure_days",
+    "purchases_last_90_days",
+    "spend_last_90_days",
+    "store_share",
+]
 SEED = 7
 
 
@@ -71,11 +85,15 @@ class NotEnoughHistory(ValueError):
     """Too little purchase history before the cutoffs to train and evaluate the models."""
 
 
-RUNS_SCHEMA = ("run_id string, as_of date, horizon_days int, train_customers bigint, test_customers bigint, "
-               "test_churn_rate double, churn_auc double, recency_baseline_auc double, value_mae double, "
-               "naive_value_mae double, scored_customers bigint, skipped_reason string, finished_at timestamp")
-SCORES_SCHEMA = ("customer_id string, churn_risk double, predicted_value decimal(14,2), horizon_days int, "
-                 "scored_as_of date, run_id string")
+RUNS_SCHEMA = (
+    "run_id string, as_of date, horizon_days int, train_customers bigint, test_customers bigint, "
+    "test_churn_rate double, churn_auc double, recency_baseline_auc double, value_mae double, "
+    "naive_value_mae double, scored_customers bigint, skipped_reason string, finished_at timestamp"
+)
+SCORES_SCHEMA = (
+    "customer_id string, churn_risk double, predicted_value decimal(14,2), horizon_days int, "
+    "scored_as_of date, run_id string"
+)
 
 
 @dataclass(frozen=True)
@@ -103,17 +121,21 @@ def purchases_in(orders: DataFrame) -> DataFrame:
     their newest status, store purchases, attributed to today's customer ids, amounts in the
     reporting currency); an order without an exchange rate on its day has no amount and is left
     out here."""
-    return (orders.where((F.col("status") == "completed") & F.col("customer_id").isNotNull()
-                         & F.col("total_amount").isNotNull())
-            .select("customer_id", F.col("order_date").alias("purchased_on"),
-                    F.col("total_amount").cast("double").alias("amount"),
-                    F.when(F.col("channel") == "store", 1.0).otherwise(0.0).alias("is_store")))
+    return orders.where(
+        (F.col("status") == "completed") & F.col("customer_id").isNotNull() & F.col("total_amount").isNotNull()
+    ).select(
+        "customer_id",
+        F.col("order_date").alias("purchased_on"),
+        F.col("total_amount").cast("double").alias("amount"),
+        F.when(F.col("channel") == "store", 1.0).otherwise(0.0).alias("is_store"),
+    )
 
 
 def purchases(spark: SparkSession) -> DataFrame:
     orders = spark.table(ORDERS_TABLE)
-    unconverted = orders.where((F.col("status") == "completed") & F.col("customer_id").isNotNull()
-                               & F.col("total_amount").isNull()).count()
+    unconverted = orders.where(
+        (F.col("status") == "completed") & F.col("customer_id").isNotNull() & F.col("total_amount").isNull()
+    ).count()
     if unconverted:
         log.warning("customer scores: %d purchase(s) left out: no exchange rate on their date", unconverted)
     return purchases_in(orders)
@@ -137,12 +159,17 @@ def features_at(purchases_df: DataFrame, cutoff: date) -> DataFrame:
 
 def labelled_at(purchases_df: DataFrame, cutoff: date, horizon_days: int) -> DataFrame:
     """features_at(cutoff) with churned (no purchase in the horizon) and future_value."""
-    window = purchases_df.where((F.col("purchased_on") >= F.lit(cutoff))
-                                & (F.col("purchased_on") < F.lit(cutoff + timedelta(days=horizon_days))))
+    window = purchases_df.where(
+        (F.col("purchased_on") >= F.lit(cutoff))
+        & (F.col("purchased_on") < F.lit(cutoff + timedelta(days=horizon_days)))
+    )
     future = window.groupBy("customer_id").agg(F.sum("amount").alias("future_value"))
-    return (features_at(purchases_df, cutoff).join(future, "customer_id", "left")
-            .withColumn("future_value", F.coalesce("future_value", F.lit(0.0)))
-            .withColumn("churned", F.when(F.col("future_value") > 0, 0.0).otherwise(1.0)))
+    return (
+        features_at(purchases_df, cutoff)
+        .join(future, "customer_id", "left")
+        .withColumn("future_value", F.coalesce("future_value", F.lit(0.0)))
+        .withColumn("churned", F.when(F.col("future_value") > 0, 0.0).otherwise(1.0))
+    )
 
 
 def _pipelines():
@@ -153,8 +180,12 @@ def _pipelines():
 
     assemble = VectorAssembler(inputCols=FEATURES, outputCol="features")
     churn = Pipeline(stages=[assemble, GBTClassifier(labelCol="churned", maxIter=20, maxDepth=4, seed=SEED)])
-    value = Pipeline(stages=[assemble, GBTRegressor(labelCol="future_value", predictionCol="predicted_value",
-                                                    maxIter=20, maxDepth=4, seed=SEED)])
+    value = Pipeline(
+        stages=[
+            assemble,
+            GBTRegressor(labelCol="future_value", predictionCol="predicted_value", maxIter=20, maxDepth=4, seed=SEED),
+        ]
+    )
     return churn, value
 
 
@@ -169,36 +200,52 @@ def evaluate(train: DataFrame, test: DataFrame, horizon_days: int) -> dict[str, 
     from pyspark.ml.evaluation import BinaryClassificationEvaluator
 
     churn, value = _pipelines()
-    auc = BinaryClassificationEvaluator(labelCol="churned", rawPredictionCol="rawPrediction",
-                                        metricName="areaUnderROC")
+    auc = BinaryClassificationEvaluator(labelCol="churned", rawPredictionCol="rawPrediction", metricName="areaUnderROC")
     churn_auc = auc.evaluate(churn.fit(train).transform(test))
     # Recency alone as the score: the longer since the last purchase, the likelier the churn.
     baseline_auc = auc.setRawPredictionCol("recency_days").evaluate(test)
-    predicted = value.fit(train).transform(test).withColumn(
-        "naive_value", F.col("monetary") / F.greatest(F.col("tenure_days"), F.lit(1.0)) * horizon_days)
-    errors = predicted.agg(F.avg(F.abs(F.greatest("predicted_value", F.lit(0.0)) - F.col("future_value"))),
-                           F.avg(F.abs(F.col("naive_value") - F.col("future_value")))).first()
-    return {"churn_auc": float(churn_auc), "recency_baseline_auc": float(baseline_auc),
-            "value_mae": float(errors[0]), "naive_value_mae": float(errors[1])}
+    predicted = (
+        value.fit(train)
+        .transform(test)
+        .withColumn("naive_value", F.col("monetary") / F.greatest(F.col("tenure_days"), F.lit(1.0)) * horizon_days)
+    )
+    errors = predicted.agg(
+        F.avg(F.abs(F.greatest("predicted_value", F.lit(0.0)) - F.col("future_value"))),
+        F.avg(F.abs(F.col("naive_value") - F.col("future_value"))),
+    ).first()
+    return {
+        "churn_auc": float(churn_auc),
+        "recency_baseline_auc": float(baseline_auc),
+        "value_mae": float(errors[0]),
+        "naive_value_mae": float(errors[1]),
+    }
 
 
-def score(purchases_df: DataFrame, as_of: date, horizon_days: int,
-          min_train_customers: int = MIN_TRAIN_CUSTOMERS) -> tuple[DataFrame, dict[str, float]]:
+def score(
+    purchases_df: DataFrame, as_of: date, horizon_days: int, min_train_customers: int = MIN_TRAIN_CUSTOMERS
+) -> tuple[DataFrame, dict[str, float]]:
     """Evaluate on the time split, then fit on the newest labelled window and score at ``as_of``."""
     horizon = timedelta(days=horizon_days)
     train = labelled_at(purchases_df, as_of - 2 * horizon, horizon_days).cache()
     test = labelled_at(purchases_df, as_of - horizon, horizon_days).cache()
     counts = {"train_customers": train.count(), "test_customers": test.count()}
     if counts["train_customers"] == 0 or test.select("churned").distinct().count() < 2:
-        raise NotEnoughHistory(f"not enough purchase history before {as_of - horizon} to train and evaluate "
-                         f"a {horizon_days}-day churn model: {counts}")
+        raise NotEnoughHistory(
+            f"not enough purchase history before {as_of - horizon} to train and evaluate "
+            f"a {horizon_days}-day churn model: {counts}"
+        )
     if counts["train_customers"] < min_train_customers:
-        raise NotEnoughHistory(f"{counts['train_customers']} customers to train on, fewer than "
-                               f"{min_train_customers}: a model of so few would score noise")
-    metrics = {**counts, "test_churn_rate": float(test.agg(F.avg("churned")).first()[0]),
-               **evaluate(train, test, horizon_days)}
+        raise NotEnoughHistory(
+            f"{counts['train_customers']} customers to train on, fewer than "
+            f"{min_train_customers}: a model of so few would score noise"
+        )
+    metrics = {
+        **counts,
+        "test_churn_rate": float(test.agg(F.avg("churned")).first()[0]),
+        **evaluate(train, test, horizon_days),
+    }
     churn, value = _pipelines()
-    current = features_at(purchases_df, as_of + timedelta(days=1))   # every purchase up to as_of
+    current = features_at(purchases_df, as_of + timedelta(days=1))  # every purchase up to as_of
     with_churn = _churn_probability(churn.fit(test).transform(current)).select("customer_id", "churn_risk", *FEATURES)
     scored = value.fit(test).transform(with_churn)
     scores = scored.select(
@@ -228,16 +275,31 @@ def run(spark: SparkSession, horizon_days: int, as_of: date | None = None) -> Sc
         log.warning("customer scores: not scoring: %s", reason)
         scores, skipped = spark.createDataFrame([], SCORES_SCHEMA).drop("run_id"), str(reason)
         nan = float("nan")
-        metrics = {"train_customers": 0, "test_customers": 0, "test_churn_rate": nan, "churn_auc": nan,
-                   "recency_baseline_auc": nan, "value_mae": nan, "naive_value_mae": nan}
+        metrics = {
+            "train_customers": 0,
+            "test_customers": 0,
+            "test_churn_rate": nan,
+            "churn_auc": nan,
+            "recency_baseline_auc": nan,
+            "value_mae": nan,
+            "naive_value_mae": nan,
+        }
     scores = scores.withColumn("run_id", F.lit(run_id)).localCheckpoint(eager=True)
     scores.write.format("delta").mode("overwrite").option("overwriteSchema", "true").saveAsTable(SCORES_TABLE)
-    result = ScoreRun(run_id=run_id, as_of=as_of, horizon_days=horizon_days, scored_customers=scores.count(),
-                      skipped_reason=skipped, **metrics)
+    result = ScoreRun(
+        run_id=run_id,
+        as_of=as_of,
+        horizon_days=horizon_days,
+        scored_customers=scores.count(),
+        skipped_reason=skipped,
+        **metrics,
+    )
     log.info("customer scores: %s", result)
-    row = {**asdict(result), "finished_at": datetime.now(timezone.utc).replace(tzinfo=None)}
+    row = {**asdict(result), "finished_at": datetime.now(UTC).replace(tzinfo=None)}
     columns = [c.split()[0] for c in RUNS_SCHEMA.split(", ")]
-    spark.createDataFrame([tuple(row[c] for c in columns)], RUNS_SCHEMA).write.format("delta").mode("append").saveAsTable(RUNS_TABLE)
+    spark.createDataFrame([tuple(row[c] for c in columns)], RUNS_SCHEMA).write.format("delta").mode(
+        "append"
+    ).saveAsTable(RUNS_TABLE)
     return result
 
 
@@ -247,13 +309,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with spark_job("cdp-customer-scores") as (spark, _settings, reporter):
         result = run(spark, args.horizon_days)
-        metadata = {k: (round(v, 4) if isinstance(v, float) else str(v) if isinstance(v, date) else v)
-                    for k, v in asdict(result).items() if v is not None and v == v}   # v == v: not NaN
+        metadata = {
+            k: (round(v, 4) if isinstance(v, float) else str(v) if isinstance(v, date) else v)
+            for k, v in asdict(result).items()
+            if v is not None and v == v
+        }  # v == v: not NaN
         reporter.materialized(SPEC.outputs[0].asset, metadata)
-        reporter.checked(CHURN_MODEL_BEATS_RECENCY.asset, CHURN_MODEL_BEATS_RECENCY.name,
-                         result.skipped_reason is None and result.churn_auc > result.recency_baseline_auc,
-                         {k: metadata[k] for k in ("churn_auc", "recency_baseline_auc", "skipped_reason")
-                          if k in metadata})
+        reporter.checked(
+            CHURN_MODEL_BEATS_RECENCY.asset,
+            CHURN_MODEL_BEATS_RECENCY.name,
+            result.skipped_reason is None and result.churn_auc > result.recency_baseline_auc,
+            {k: metadata[k] for k in ("churn_auc", "recency_baseline_auc", "skipped_reason") if k in metadata},
+        )
     return 0
 
 

@@ -24,8 +24,8 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from spark_jobs.reporting import spark_job
 from spark_jobs.jobspec import Check
+from spark_jobs.reporting import spark_job
 from spark_jobs.settings import REPO_ROOT
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,11 @@ def pii_columns(model: str, manifest_path=MANIFEST) -> set[str]:
     nodes = [n for n in manifest["nodes"].values() if n["resource_type"] == "model" and n["name"] == model]
     if not nodes:
         raise ValueError(f"model {model} is not in {manifest_path}; run `dbt parse` first")
-    return {name for name, column in nodes[0]["columns"].items()
-            if (column.get("meta") or {}).get("pii") or (column.get("config", {}).get("meta") or {}).get("pii")}
+    return {
+        name
+        for name, column in nodes[0]["columns"].items()
+        if (column.get("meta") or {}).get("pii") or (column.get("config", {}).get("meta") or {}).get("pii")
+    }
 
 
 def with_untagged_pii(df: DataFrame, pii: set[str]) -> DataFrame:
@@ -89,14 +92,20 @@ def dim_customers_expectations(df: DataFrame, identity_customers: int | None) ->
         e.ExpectColumnValuesToBeBetween(column="total_spend", min_value=0),
     ]
     if "birth_date" in df.columns:
-        expectations.append(e.ExpectColumnValuesToBeBetween(
-            column="birth_date", min_value=date(1900, 1, 1), max_value=date.today()))
+        expectations.append(
+            e.ExpectColumnValuesToBeBetween(column="birth_date", min_value=date(1900, 1, 1), max_value=date.today())
+        )
     if "email_subscription_status" in df.columns:
-        expectations.append(e.ExpectColumnValuesToBeInSet(
-            column="email_subscription_status", value_set=["subscribed", "unsubscribed", "unknown"]))
+        expectations.append(
+            e.ExpectColumnValuesToBeInSet(
+                column="email_subscription_status", value_set=["subscribed", "unsubscribed", "unknown"]
+            )
+        )
     if identity_customers is not None:
-        expectations += [e.ExpectTableRowCountToEqual(value=identity_customers),
-                         e.ExpectColumnValuesToBeInSet(column=IN_IDENTITY_MAP, value_set=[True])]
+        expectations += [
+            e.ExpectTableRowCountToEqual(value=identity_customers),
+            e.ExpectColumnValuesToBeInSet(column=IN_IDENTITY_MAP, value_set=[True]),
+        ]
     return expectations + no_untagged_pii()
 
 
@@ -107,18 +116,20 @@ def fct_orders_expectations(df: DataFrame) -> list:
     return [
         e.ExpectColumnValuesToNotBeNull(column="order_id"),
         e.ExpectColumnValuesToBeUnique(column="order_id"),
-        e.ExpectColumnValuesToNotBeNull(column="total_amount"),   # converted: a rate was found
+        e.ExpectColumnValuesToNotBeNull(column="total_amount"),  # converted: a rate was found
         e.ExpectColumnValuesToBeBetween(column="total_amount", min_value=0),
         e.ExpectColumnValuesToNotBeNull(column="reporting_currency"),
         e.ExpectColumnValuesToBeInSet(column="channel", value_set=["web", "app", "store"]),
         e.ExpectColumnValuesToBeInSet(column="original_currency", value_set=["GBP", "EUR", "USD"]),
-    ] + no_untagged_pii()
+        *no_untagged_pii(),
+    ]
 
 
 def with_attribution_flag(touchpoints: DataFrame) -> DataFrame:
     """Flag whether a touchpoint has a customer exactly when it says how it was attributed."""
-    return touchpoints.withColumn(ATTRIBUTED_CONSISTENTLY,
-                                  F.col("customer_id").isNull() == F.col("attributed_by").isNull())
+    return touchpoints.withColumn(
+        ATTRIBUTED_CONSISTENTLY, F.col("customer_id").isNull() == F.col("attributed_by").isNull()
+    )
 
 
 def fct_customer_touchpoints_expectations(df: DataFrame) -> list:
@@ -131,11 +142,14 @@ def fct_customer_touchpoints_expectations(df: DataFrame) -> list:
         e.ExpectColumnValuesToNotBeNull(column="touchpoint_id"),
         e.ExpectColumnValuesToBeUnique(column="touchpoint_id"),
         e.ExpectColumnValuesToBeInSet(column=ATTRIBUTED_CONSISTENTLY, value_set=[True]),
-        e.ExpectColumnValuesToBeInSet(column="attributed_by",
-                                      value_set=["identity_map", "login", "email", "anonymous_id"]),
-        e.ExpectColumnValuesToBeInSet(column="channel",
-                                      value_set=["web", "app", "email", "store", "support", "survey", "social"]),
-    ] + no_untagged_pii()
+        e.ExpectColumnValuesToBeInSet(
+            column="attributed_by", value_set=["identity_map", "login", "email", "anonymous_id"]
+        ),
+        e.ExpectColumnValuesToBeInSet(
+            column="channel", value_set=["web", "app", "email", "store", "support", "survey", "social"]
+        ),
+        *no_untagged_pii(),
+    ]
 
 
 def customer_traits_expectations(df: DataFrame) -> list:
@@ -143,8 +157,10 @@ def customer_traits_expectations(df: DataFrame) -> list:
     import great_expectations as gx
 
     e = gx.expectations
-    scores = [e.ExpectColumnValuesToBeBetween(column=column, min_value=1, max_value=5)
-              for column in ("recency_score", "frequency_score", "monetary_score")]
+    scores = [
+        e.ExpectColumnValuesToBeBetween(column=column, min_value=1, max_value=5)
+        for column in ("recency_score", "frequency_score", "monetary_score")
+    ]
     return [
         e.ExpectColumnValuesToNotBeNull(column="customer_id"),
         e.ExpectColumnValuesToBeUnique(column="customer_id"),
@@ -155,7 +171,8 @@ def customer_traits_expectations(df: DataFrame) -> list:
         e.ExpectColumnValuesToBeBetween(column="average_social_sentiment", min_value=-1, max_value=1),
         e.ExpectColumnValuesToBeInSet(column="latest_nps_category", value_set=["promoter", "passive", "detractor"]),
         e.ExpectColumnValuesToBeInSet(column="social_sentiment", value_set=["positive", "neutral", "negative"]),
-    ] + no_untagged_pii()
+        *no_untagged_pii(),
+    ]
 
 
 def validate(df: DataFrame, expectations: list, name: str = "table") -> tuple[bool, dict[str, Any]]:
@@ -201,15 +218,19 @@ def current_identity_customers(spark: SparkSession) -> DataFrame:
 def dim_customers_batch(spark: SparkSession) -> tuple[DataFrame, list]:
     table = spark.table("gold.dim_customers")
     identity = current_identity_customers(spark).withColumn(IN_IDENTITY_MAP, F.lit(True)).localCheckpoint()
-    df = table.join(identity, "customer_id", "left").withColumn(IN_IDENTITY_MAP, F.coalesce(IN_IDENTITY_MAP, F.lit(False)))
+    df = table.join(identity, "customer_id", "left").withColumn(
+        IN_IDENTITY_MAP, F.coalesce(IN_IDENTITY_MAP, F.lit(False))
+    )
     return df, dim_customers_expectations(df, identity.count())
 
 
-def plain_batch(table: str, expectations: Callable[[DataFrame], list],
-                prepare: Callable[[DataFrame], DataFrame] = lambda df: df) -> Callable[[SparkSession], tuple[DataFrame, list]]:
+def plain_batch(
+    table: str, expectations: Callable[[DataFrame], list], prepare: Callable[[DataFrame], DataFrame] = lambda df: df
+) -> Callable[[SparkSession], tuple[DataFrame, list]]:
     def batch(spark: SparkSession) -> tuple[DataFrame, list]:
         df = prepare(spark.table(f"gold.{table}"))
         return df, expectations(df)
+
     return batch
 
 
@@ -217,20 +238,26 @@ def plain_batch(table: str, expectations: Callable[[DataFrame], list],
 SUITES: dict[str, Callable[[SparkSession], tuple[DataFrame, list]]] = {
     "dim_customers": dim_customers_batch,
     "fct_orders": plain_batch("fct_orders", fct_orders_expectations),
-    "fct_customer_touchpoints": plain_batch("fct_customer_touchpoints", fct_customer_touchpoints_expectations,
-                                            with_attribution_flag),
+    "fct_customer_touchpoints": plain_batch(
+        "fct_customer_touchpoints", fct_customer_touchpoints_expectations, with_attribution_flag
+    ),
     "customer_traits": plain_batch("customer_traits", customer_traits_expectations),
 }
 
 
 # The Dagster asset check each suite reports as (dim_customers blocks the exports downstream).
-SUITE_CHECKS = {table: Check(CHECK_NAME, f"gold/{table}", text, blocking) for table, (text, blocking) in {
-    "dim_customers": ("key, email format, value ranges, one row per identity-map customer, no untagged PII", True),
-    "fct_orders": ("key, non-negative amounts, channel and currency labels, no untagged PII", False),
-    "fct_customer_touchpoints": ("key, attributed customer, channel labels, no untagged PII", False),
-    "customer_traits": ("key, RFM scores 1-5, churn risk 0-1, sentiment -1..1, NPS and sentiment labels, "
-                        "no untagged PII", False),
-}.items()}
+SUITE_CHECKS = {
+    table: Check(CHECK_NAME, f"gold/{table}", text, blocking)
+    for table, (text, blocking) in {
+        "dim_customers": ("key, email format, value ranges, one row per identity-map customer, no untagged PII", True),
+        "fct_orders": ("key, non-negative amounts, channel and currency labels, no untagged PII", False),
+        "fct_customer_touchpoints": ("key, attributed customer, channel labels, no untagged PII", False),
+        "customer_traits": (
+            "key, RFM scores 1-5, churn risk 0-1, sentiment -1..1, NPS and sentiment labels, no untagged PII",
+            False,
+        ),
+    }.items()
+}
 assert set(SUITE_CHECKS) == set(SUITES)
 
 
@@ -261,9 +288,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Validate the gold tables with Great Expectations.")
     tables = sorted(SUITES)
     parser.add_argument("--tables", nargs="+", choices=tables, default=tables)
-    parser.add_argument("--pii", action="append", default=[], metavar="TABLE=COL,COL",
-                        help="a table's PII columns (the dbt docs' meta.pii; Dagster passes them); "
-                             "a table without it reads them from dbt/target/manifest.json")
+    parser.add_argument(
+        "--pii",
+        action="append",
+        default=[],
+        metavar="TABLE=COL,COL",
+        help="a table's PII columns (the dbt docs' meta.pii; Dagster passes them); "
+        "a table without it reads them from dbt/target/manifest.json",
+    )
     args = parser.parse_args(argv)
     pii = pii_by_table(args.pii)
     all_passed = True

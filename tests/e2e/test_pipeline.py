@@ -22,8 +22,8 @@ import pytest
 from dagster import AssetCheckKey, AssetKey, AssetSelection
 
 from devstack.runner import SAMPLE_DAYS, local_stack, run_main_job
-from spark_jobs.activation.s3_export import audience_key
 from devstack.sample.generate import delivery_days
+from spark_jobs.activation.s3_export import audience_key
 
 pytestmark = pytest.mark.e2e
 
@@ -58,7 +58,7 @@ def current_orders(landing: Path) -> list[dict]:
     return [order for _, order in latest.values()]
 
 
-REPORTING_CURRENCY = "EUR"   # the default
+REPORTING_CURRENCY = "EUR"  # the default
 CENT, RATE_DIGITS = Decimal("0.01"), Decimal("0.00000001")
 
 
@@ -70,7 +70,7 @@ def euro_rates(landing: Path) -> dict[tuple[str, date], Decimal]:
             try:
                 rates[(row["quote_currency"], date.fromisoformat(row["rate_date"]))] = Decimal(row["rate"])
             except ArithmeticError:
-                continue   # 'N/A': quarantined by the contract
+                continue  # 'N/A': quarantined by the contract
     return rates
 
 
@@ -96,8 +96,9 @@ def expected_customers(landing: Path, identity: dict[tuple[str, str], str]) -> d
         customer = identity[("shop_orders", order["order_id"])]
         if order["status"] == "completed":
             orders[customer] += 1
-            spend[customer] += to_reporting(order["total_amount"], order["currency"],
-                                            _ts(order["order_ts"]).date(), rates)
+            spend[customer] += to_reporting(
+                order["total_amount"], order["currency"], _ts(order["order_ts"]).date(), rates
+            )
     return {c: (orders[c], spend[c].quantize(CENT)) for c in orders}
 
 
@@ -113,9 +114,11 @@ def truth_pairs(truth: Path, identity: dict[tuple[str, str], str]) -> tuple[int,
     """(true pairs, predicted pairs, correct pairs, pairs of two people of one household merged)
     over the records the generator recorded a person for."""
     people = {r["person_id"]: r["household_id"] for r in csv.DictReader((truth / "people.csv").open())}
-    records = [(identity[(r["source_table"], r["source_record_id"])], r["person_id"])
-               for r in csv.DictReader((truth / "source_records.csv").open())
-               if (r["source_table"], r["source_record_id"]) in identity]
+    records = [
+        (identity[(r["source_table"], r["source_record_id"])], r["person_id"])
+        for r in csv.DictReader((truth / "source_records.csv").open())
+        if (r["source_table"], r["source_record_id"]) in identity
+    ]
     pairs = lambda counts: sum(n * (n - 1) // 2 for n in counts.values())  # noqa: E731
     by = lambda key: Counter(key(c, p) for c, p in records)  # noqa: E731
     household_cells = pairs(by(lambda c, p: (c, people[p])))
@@ -126,8 +129,13 @@ def truth_pairs(truth: Path, identity: dict[tuple[str, str], str]) -> tuple[int,
 def run_pipeline(home: Path, asset_selection=None, asset_check_selection=None):
     """Run the main job with its own CDP_HOME, local S3 and local destination APIs; return
     (result, exported CSV or None)."""
-    environ = {**os.environ, "CDP_HOME": str(home), "CDP_LOCAL_S3": "true", "CDP_LOCAL_S3_PORT": "0",
-               "CDP_SPARK_SHUFFLE_PARTITIONS": "2"}   # small data: 2 tasks per shuffle, as in the unit tests
+    environ = {
+        **os.environ,
+        "CDP_HOME": str(home),
+        "CDP_LOCAL_S3": "true",
+        "CDP_LOCAL_S3_PORT": "0",
+        "CDP_SPARK_SHUFFLE_PARTITIONS": "2",
+    }  # small data: 2 tasks per shuffle, as in the unit tests
     with local_stack(environ) as settings:
         result = run_main_job(CUSTOMERS, SEED, asset_selection, asset_check_selection=asset_check_selection)
         import boto3
@@ -135,8 +143,11 @@ def run_pipeline(home: Path, asset_selection=None, asset_check_selection=None):
         client = boto3.client("s3", endpoint_url=settings.s3_endpoint_url)
         listing = client.list_objects_v2(Bucket=settings.export_bucket).get("Contents", [])
         key = audience_key(settings, "repeat_buyers")
-        body = (client.get_object(Bucket=settings.export_bucket, Key=key)["Body"].read().decode()
-                if any(o["Key"] == key for o in listing) else None)
+        body = (
+            client.get_object(Bucket=settings.export_bucket, Key=key)["Body"].read().decode()
+            if any(o["Key"] == key for o in listing)
+            else None
+        )
     return result, body
 
 
@@ -157,15 +168,25 @@ def first_run(home):
 def test_main_job_builds_gold_and_exports_the_audience(first_run, home, spark):
     result, body = first_run
     assert result.success
-    assert {"bronze/crm_contacts", "bronze/shop_orders", "silver/identity_map", "gold/dim_customers",
-            "gold/sync_s3__repeat_buyers", "activation/s3_repeat_buyers"} <= materialized(result)
+    assert {
+        "bronze/crm_contacts",
+        "bronze/shop_orders",
+        "silver/identity_map",
+        "gold/dim_customers",
+        "gold/sync_s3__repeat_buyers",
+        "activation/s3_repeat_buyers",
+    } <= materialized(result)
     checks = {(c.asset_check_key.to_user_string(), c.passed) for c in result.get_asset_check_evaluations()}
-    assert {(f"gold/{table}:great_expectations", True)
-            for table in ("dim_customers", "fct_orders", "fct_customer_touchpoints")} <= checks
+    assert {
+        (f"gold/{table}:great_expectations", True)
+        for table in ("dim_customers", "fct_orders", "fct_customer_touchpoints")
+    } <= checks
 
     # Read the Delta tables by path with another Spark session (no shared metastore needed).
-    identity = {(r.source_table, r.source_record_id): r.customer_id for r in spark.read.format("delta").load(
-        str(home / "lakehouse" / "silver.db" / "identity_map")).collect()}
+    identity = {
+        (r.source_table, r.source_record_id): r.customer_id
+        for r in spark.read.format("delta").load(str(home / "lakehouse" / "silver.db" / "identity_map")).collect()
+    }
     expected = expected_customers(home / "landing", identity)
     gold = spark.read.format("delta").load(str(home / "lakehouse" / "gold.db" / "dim_customers"))
     actual = {r.customer_id: (r.order_count, r.total_spend) for r in gold.collect()}
@@ -189,7 +210,9 @@ def test_anonymous_store_purchases_stay_anonymous_and_amounts_are_in_one_currenc
     pos = store_purchases(home / "landing")
     cardless = {r["transaction_id"] for r in pos if not r["loyalty_card_id"].strip()}
     assert cardless, "the sample has cardless store purchases"
-    mapped = {r.source_record_id for r in table("silver", "identity_map").where("source_table = 'pos_transactions'").collect()}
+    mapped = {
+        r.source_record_id for r in table("silver", "identity_map").where("source_table = 'pos_transactions'").collect()
+    }
     assert mapped == {r["transaction_id"] for r in pos} - cardless
 
     orders = {r.order_id: r for r in table("gold", "fct_orders").collect()}
@@ -203,11 +226,16 @@ def test_anonymous_store_purchases_stay_anonymous_and_amounts_are_in_one_currenc
 
     rates = euro_rates(home / "landing")
     paid = {r["transaction_id"]: (r["total_amount"], r["currency"], _ts(r["transaction_ts"]).date()) for r in pos}
-    paid.update({o["order_id"]: (o["total_amount"], o["currency"], _ts(o["order_ts"]).date())
-                 for o in current_orders(home / "landing")})
+    paid.update(
+        {
+            o["order_id"]: (o["total_amount"], o["currency"], _ts(o["order_ts"]).date())
+            for o in current_orders(home / "landing")
+        }
+    )
     assert {o: (r.original_currency, r.reporting_currency, r.total_amount) for o, r in orders.items()} == {
         o: (currency, REPORTING_CURRENCY, to_reporting(amount, currency, day, rates))
-        for o, (amount, currency, day) in paid.items()}
+        for o, (amount, currency, day) in paid.items()
+    }
     assert {r.original_currency for r in orders.values()} >= {"GBP", "EUR", "USD"}
     # The RFM population is every customer with a completed purchase, no more.
     buyers = {r.customer_id for r in orders.values() if r.status == "completed" and r.customer_id}
@@ -240,10 +268,17 @@ def test_every_sync_sends_its_eligible_audience_and_reconciles(first_run, home, 
 
 def test_every_gold_table_is_built_and_every_column_documented(first_run, home, spark):
     manifest = dbt_manifest()
-    marts = {n["name"]: n for n in manifest["nodes"].values()
-             if n["resource_type"] == "model" and n["schema"] == "gold"}
-    assert {"dim_customers", "dim_customer_id_lineage", "dim_households", "bridge_customers_households",
-            "fct_orders", "fct_customer_touchpoints"} <= set(marts)
+    marts = {
+        n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model" and n["schema"] == "gold"
+    }
+    assert {
+        "dim_customers",
+        "dim_customer_id_lineage",
+        "dim_households",
+        "bridge_customers_households",
+        "fct_orders",
+        "fct_customer_touchpoints",
+    } <= set(marts)
     for name, node in marts.items():
         assert node["description"], f"{name} has no description"
         columns = set(spark.read.format("delta").load(str(home / "lakehouse" / "gold.db" / name)).columns)
@@ -258,39 +293,53 @@ def test_golden_records_of_hand_checked_customers(first_run, home, spark):
     lakehouse = home / "lakehouse"
     identity = spark.read.format("delta").load(str(lakehouse / "silver.db" / "identity_map"))
     customer_of = {r.source_record_id: r.customer_id for r in identity.where("source_table = 'crm_contacts'").collect()}
-    gold = {r.customer_id: r for r in spark.read.format("delta").load(str(lakehouse / "gold.db" / "dim_customers")).collect()}
+    gold = {
+        r.customer_id: r
+        for r in spark.read.format("delta").load(str(lakehouse / "gold.db" / "dim_customers")).collect()
+    }
 
     robert = gold[customer_of["C00000041"]]
     assert customer_of["C00000042"] == robert.customer_id and robert.crm_contact_count == 2
     # Every record has the same verified email: the newest record wins, his latest order.
     assert (robert.email, robert.email_source) == ("robert.nelson44@icloud.com", "shop_orders")
     assert (robert.first_name, robert.last_name, robert.phone) == ("Robert", "Nelson", "+33773983004")
-    assert robert.birth_date == date(1965, 1, 2)            # only the older contact has one
+    assert robert.birth_date == date(1965, 1, 2)  # only the older contact has one
     assert (robert.street, robert.postcode, robert.country) == ("239 North Ln", "7504", "FR")  # newer contact
-    assert (robert.order_count, robert.total_spend) == (2, Decimal("492.85"))   # O000000080 + O000000081
-    zoe = gold[customer_of["C00000038"]]                    # Zoë Nelson, same address: a household, two customers
+    assert (robert.order_count, robert.total_spend) == (2, Decimal("492.85"))  # O000000080 + O000000081
+    zoe = gold[customer_of["C00000038"]]  # Zoë Nelson, same address: a household, two customers
     assert zoe.customer_id != robert.customer_id
     assert zoe.household_id == robert.household_id and robert.household_relationship == "family"
 
     matus = gold[customer_of["C00000047"]]
     assert (matus.email_subscription_status, matus.email_subscription_changed_at) == (
-        "unsubscribed", datetime(2025, 12, 31, 17, 31, 55))
+        "unsubscribed",
+        datetime(2025, 12, 31, 17, 31, 55),
+    )
     assert (matus.email, matus.phone, matus.email_deliverable) == ("mateusmiller49@gmail.com", "+447275384369", True)
 
     isabella = gold[customer_of["C00000044"]]
     assert (isabella.email_subscription_status, isabella.email_deliverable) == ("subscribed", False)
-    assert (isabella.email, isabella.email_source, isabella.phone) == ("inelson46@gmail.com", "shop_orders", "+497788665702")
+    assert (isabella.email, isabella.email_source, isabella.phone) == (
+        "inelson46@gmail.com",
+        "shop_orders",
+        "+497788665702",
+    )
 
 
 def test_identity_resolution_finds_the_generators_people(first_run, home, spark):
-    identity = {(r.source_table, r.source_record_id): r.customer_id for r in spark.read.format("delta").load(
-        str(home / "lakehouse" / "silver.db" / "identity_map")).collect()}
+    identity = {
+        (r.source_table, r.source_record_id): r.customer_id
+        for r in spark.read.format("delta").load(str(home / "lakehouse" / "silver.db" / "identity_map")).collect()
+    }
     true_pairs, predicted, correct, household_merged = truth_pairs(home / "truth", identity)
     assert household_merged == 0, "two people of one household were made one customer"
     assert correct / predicted >= 0.99, f"pairwise precision {correct / predicted:.4f}"
     assert correct / true_pairs >= 0.85, f"pairwise recall {correct / true_pairs:.4f}"
     checks = {(c.asset_check_key.to_user_string(), c.passed) for c in first_run[0].get_asset_check_evaluations()}
-    assert {("silver/identity_map:mapped_exactly_once", True), ("silver/identity_map:no_oversized_customer", True)} <= checks
+    assert {
+        ("silver/identity_map:mapped_exactly_once", True),
+        ("silver/identity_map:no_oversized_customer", True),
+    } <= checks
 
 
 def test_every_source_reconciles_exactly_with_what_was_delivered(first_run, home):
@@ -298,7 +347,8 @@ def test_every_source_reconciles_exactly_with_what_was_delivered(first_run, home
     manifest = json.loads((home / "truth" / "manifest.json").read_text())["sources"]
     ingested = {
         e.asset_key.path[-1]: {k: v.value for k, v in e.materialization.metadata.items()}
-        for e in result.get_asset_materialization_events() if e.asset_key.path[0] == "bronze"
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.path[0] == "bronze"
     }
     assert set(ingested) == set(manifest)
     for source, delivered in manifest.items():
@@ -310,14 +360,26 @@ def test_every_source_reconciles_exactly_with_what_was_delivered(first_run, home
     checks = {(c.asset_check_key.to_user_string(), c.passed) for c in result.get_asset_check_evaluations()}
     assert {(f"bronze/{source}:reconciliation", True) for source in manifest} <= checks
     # Event sources are partitioned by delivery day; the run covered every day of the sample.
-    web_partitions = {e.materialization.partition for e in result.get_asset_materialization_events()
-                      if e.asset_key.to_user_string() == "bronze/web_events"}
+    web_partitions = {
+        e.materialization.partition
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "bronze/web_events"
+    }
     assert web_partitions == {day.isoformat() for day in delivery_days(SAMPLE_DAYS)}
 
 
-LATE_ORDER = {"order_id": "O999999901", "crm_contact_id": "C00000041", "customer_email": "robert.nelson44@icloud.com",
-              "order_ts": "2025-12-31T23:10:00Z", "channel": "web", "currency": "EUR", "total_amount": 61.5,
-              "status": "completed", "shipping_postcode": "7504", "updated_at": "2025-12-31T23:10:00Z"}
+LATE_ORDER = {
+    "order_id": "O999999901",
+    "crm_contact_id": "C00000041",
+    "customer_email": "robert.nelson44@icloud.com",
+    "order_ts": "2025-12-31T23:10:00Z",
+    "channel": "web",
+    "currency": "EUR",
+    "total_amount": 61.5,
+    "status": "completed",
+    "shipping_postcode": "7504",
+    "updated_at": "2025-12-31T23:10:00Z",
+}
 INCREMENTAL_TABLES = ("fct_orders", "fct_customer_touchpoints")
 FACTS = [AssetKey(["gold", table]) for table in (*INCREMENTAL_TABLES, "fct_customer_journey")]
 SEGMENTS = [AssetKey(["gold", "customer_segment_history"]), AssetKey(["gold", "customer_segments"])]
@@ -326,8 +388,13 @@ DIM_CUSTOMERS_GE = AssetCheckKey(AssetKey(["gold", "dim_customers"]), "great_exp
 
 def robert_customer_id(home: Path, spark) -> str:
     """Robert Nelson (CRM contact C00000041), whose late order the daily run brings in."""
-    return spark.read.format("delta").load(str(home / "lakehouse" / "silver.db" / "identity_map")) \
-        .where("source_table = 'crm_contacts' and source_record_id = 'C00000041'").first().customer_id
+    return (
+        spark.read.format("delta")
+        .load(str(home / "lakehouse" / "silver.db" / "identity_map"))
+        .where("source_table = 'crm_contacts' and source_record_id = 'C00000041'")
+        .first()
+        .customer_id
+    )
 
 
 def run_dbt(home: Path, *args: str) -> subprocess.CompletedProcess:
@@ -336,9 +403,13 @@ def run_dbt(home: Path, *args: str) -> subprocess.CompletedProcess:
     environ = {**os.environ, "CDP_HOME": str(home), "CDP_LOCAL_S3": "false", "CDP_SPARK_SHUFFLE_PARTITIONS": "2"}
     with local_stack(environ):
         dbt = Path(sys.executable).parent / "dbt"
-        return subprocess.run([str(dbt), *args, "--target-path", str(home / "dbt-target")],
-                              cwd=DBT_DIR, env=dict(os.environ),
-                              capture_output=True, text=True)
+        return subprocess.run(
+            [str(dbt), *args, "--target-path", str(home / "dbt-target")],
+            cwd=DBT_DIR,
+            env=dict(os.environ),
+            capture_output=True,
+            text=True,
+        )
 
 
 def test_dbt_unit_tests_pass(first_run, home):
@@ -366,10 +437,14 @@ def daily_run_selections(home: Path) -> tuple[list[AssetKey], list[AssetKey]]:
     daily = defs.resolve_job_def(DAILY_JOB_NAME).asset_layer.selected_asset_keys
     changed_sources = {AssetKey(["bronze", "crm_contacts"]), AssetKey(["bronze", "shop_orders"])}
     # The identity job writes all its silver tables at once, so all of them are selected.
-    needed = AssetSelection.assets(AssetKey(["activation", "s3_repeat_buyers"]), *SEGMENTS, *FACTS).upstream() \
-        | AssetSelection.key_prefixes(["silver"])
-    keys = [key for key in needed.resolve(defs.resolve_asset_graph())
-            if key.path[0] not in ("landing", "bronze") or key in changed_sources]
+    needed = AssetSelection.assets(
+        AssetKey(["activation", "s3_repeat_buyers"]), *SEGMENTS, *FACTS
+    ).upstream() | AssetSelection.key_prefixes(["silver"])
+    keys = [
+        key
+        for key in needed.resolve(defs.resolve_asset_graph())
+        if key.path[0] not in ("landing", "bronze") or key in changed_sources
+    ]
     keys = [key for key in keys if key in daily and key != AssetKey(["silver", "customer_scores"])]
     upstream = [key for key in keys if key.path[0] in ("bronze", "silver")]
     return upstream, [key for key in keys if key not in upstream]
@@ -388,10 +463,13 @@ def second_run(first_run, home):
         encoding="utf-8",
     )
     (home / "landing" / "shop" / "orders" / "2025-12-31" / "orders_20251231_002.jsonl").write_text(
-        json.dumps(LATE_ORDER) + "\n", encoding="utf-8")
+        json.dumps(LATE_ORDER) + "\n", encoding="utf-8"
+    )
     upstream, gold = daily_run_selections(home)
     ingested, _ = run_pipeline(home, upstream)
-    assert ingested.success and {"bronze/crm_contacts", "bronze/shop_orders", "silver/identity_map"} <= materialized(ingested)
+    assert ingested.success and {"bronze/crm_contacts", "bronze/shop_orders", "silver/identity_map"} <= materialized(
+        ingested
+    )
     return run_pipeline(home, gold, asset_check_selection=[DIM_CUSTOMERS_GE])
 
 
@@ -418,26 +496,36 @@ def test_incremental_facts_equal_a_full_refresh(second_run, home, spark):
         return {tuple(r) for r in spark.read.format("delta").load(str(gold / table)).collect()}
 
     incremental = {table: rows(table) for table in INCREMENTAL_TABLES}
-    for table in incremental:   # the second run merged the late order in; it did not rebuild
+    for table in incremental:  # the second run merged the late order in; it did not rebuild
         latest = spark.sql(f"DESCRIBE HISTORY delta.`{gold / table}` LIMIT 1").first()
         assert latest.operation == "MERGE", f"{table}: {latest.operation}"
         assert latest.operationMetrics["numTargetRowsInserted"] == "1", f"{table}: {latest.operationMetrics}"
     robert = robert_customer_id(home, spark)
     order = spark.read.format("delta").load(str(gold / "fct_orders")).where("order_id = 'O999999901'").first()
     assert (order.customer_id, order.total_amount, order.status) == (robert, Decimal("61.50"), "completed")
-    touchpoint = spark.read.format("delta").load(str(gold / "fct_customer_touchpoints")) \
-        .where("source_record_id = 'O999999901'").first()
+    touchpoint = (
+        spark.read.format("delta")
+        .load(str(gold / "fct_customer_touchpoints"))
+        .where("source_record_id = 'O999999901'")
+        .first()
+    )
     assert touchpoint.customer_id == robert
     # The journeys (a table, rebuilt daily) end one of Robert's journeys with the order.
-    step = spark.read.format("delta").load(str(gold / "fct_customer_journey")) \
-        .where(f"touchpoint_id = '{touchpoint.touchpoint_id}'").first()
+    step = (
+        spark.read.format("delta")
+        .load(str(gold / "fct_customer_journey"))
+        .where(f"touchpoint_id = '{touchpoint.touchpoint_id}'")
+        .first()
+    )
     assert (step.customer_id, step.step_stage, step.is_converted) == (robert, "purchase", True)
 
     completed = run_dbt(home, "run", "--full-refresh", "--select", *INCREMENTAL_TABLES)
     assert completed.returncode == 0, completed.stdout[-3000:]
     for table, merged in incremental.items():
         rebuilt = rows(table)
-        assert merged == rebuilt, f"{table}: {len(merged - rebuilt)} rows only incremental, {len(rebuilt - merged)} only full"
+        assert merged == rebuilt, (
+            f"{table}: {len(merged - rebuilt)} rows only incremental, {len(rebuilt - merged)} only full"
+        )
 
 
 def test_segment_history_shows_who_left_a_segment_and_when(first_run, second_run, home, spark):
@@ -452,14 +540,22 @@ def test_segment_history_shows_who_left_a_segment_and_when(first_run, second_run
     assert len(lapsed) == 1 and lapsed[0].left_at is not None and lapsed[0].entered_at < lapsed[0].left_at
     assert (robert, "lapsed_buyers") not in {(m.customer_id, m.segment_name) for m in members}
     # The open stays are today's members, who entered when a run first saw them.
-    assert {(s.customer_id, s.segment_name, s.entered_at) for s in stays if s.left_at is None} \
-        == {(m.customer_id, m.segment_name, m.entered_at) for m in members}
+    assert {(s.customer_id, s.segment_name, s.entered_at) for s in stays if s.left_at is None} == {
+        (m.customer_id, m.segment_name, m.entered_at) for m in members
+    }
     first_run_entries = {s.entered_at for s in stays if s.entered_at < lapsed[0].left_at}
     assert len(first_run_entries) == 1, "every stay but a new one started in the first run"
 
 
-SNAPSHOT_COLUMNS = ["membership_id", "customer_id", "segment_name",
-                    "dbt_scd_id", "dbt_updated_at", "dbt_valid_from", "dbt_valid_to"]
+SNAPSHOT_COLUMNS = [
+    "membership_id",
+    "customer_id",
+    "segment_name",
+    "dbt_scd_id",
+    "dbt_updated_at",
+    "dbt_valid_from",
+    "dbt_valid_to",
+]
 
 
 def test_a_third_snapshot_run_on_unchanged_segments_changes_nothing(second_run, home, spark):

@@ -18,32 +18,47 @@ REPEAT_BUYERS = "repeat_buyers"
 REPEAT_BUYERS_EXPORT = dg.AssetSpec(
     key=asset_key(export_asset(REPEAT_BUYERS)),
     deps=[asset_key(export_model(REPEAT_BUYERS).replace(".", "/")), DIM_CUSTOMERS_KEY],
-    group_name="activation", kinds={"s3"}, skippable=True,
-    description=f"{export_model(REPEAT_BUYERS)} as one CSV in the export bucket (spark_jobs/activation/s3_export.py).")
+    group_name="activation",
+    kinds={"s3"},
+    skippable=True,
+    description=f"{export_model(REPEAT_BUYERS)} as one CSV in the export bucket (spark_jobs/activation/s3_export.py).",
+)
 
 
 def sync_spec(sync: SyncDefinition) -> dg.AssetSpec:
     return dg.AssetSpec(
-        key=sync.asset_key, deps=[dg.AssetKey(["gold", sync.model]), DIM_CUSTOMERS_KEY],
-        group_name="activation", kinds={sync.destination_type.replace("_", "")}, skippable=True,
+        key=sync.asset_key,
+        deps=[dg.AssetKey(["gold", sync.model]), DIM_CUSTOMERS_KEY],
+        group_name="activation",
+        kinds={sync.destination_type.replace("_", "")},
+        skippable=True,
         description=f"{sync.description} {sync.mode.capitalize()} from gold.{sync.model}; "
-                    f"defined in syncs/{sync.path.name if sync.path else sync.name + '.yml'}.",
-        metadata={"mode": sync.mode, "destination": sync.destination_type, "model": sync.table})
+        f"defined in syncs/{sync.path.name if sync.path else sync.name + '.yml'}.",
+        metadata={"mode": sync.mode, "destination": sync.destination_type, "model": sync.table},
+    )
 
 
 @dg.multi_asset(name="activation", specs=[REPEAT_BUYERS_EXPORT, *[sync_spec(s) for s in SYNCS]], can_subset=True)
 def activation(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient, cdp_settings: CdpSettingsResource):
     args = ["--export", REPEAT_BUYERS] if REPEAT_BUYERS_EXPORT.key in context.selected_asset_keys else []
-    args += [arg for s in SYNCS if dg.AssetKey(s.asset_key) in context.selected_asset_keys for arg in ("--sync", s.name)]
+    args += [
+        arg for s in SYNCS if dg.AssetKey(s.asset_key) in context.selected_asset_keys for arg in ("--sync", s.name)
+    ]
     yield from run_spark_job(context, pipes, cdp_settings, "spark_jobs.activation.sync", args).get_results()
 
 
 def sync_schedules() -> list[dg.ScheduleDefinition]:
     """Each sync on its own schedule: it sends what changed in its model since its last run."""
-    return [dg.ScheduleDefinition(name=f"sync_{s.name}", cron_schedule=s.schedule, execution_timezone="UTC",
-                                  job=dg.define_asset_job(f"sync_{s.name}_job",
-                                                          selection=dg.AssetSelection.assets(s.asset_key)))
-            for s in SYNCS if s.schedule]
+    return [
+        dg.ScheduleDefinition(
+            name=f"sync_{s.name}",
+            cron_schedule=s.schedule,
+            execution_timezone="UTC",
+            job=dg.define_asset_job(f"sync_{s.name}_job", selection=dg.AssetSelection.assets(s.asset_key)),
+        )
+        for s in SYNCS
+        if s.schedule
+    ]
 
 
 defs = dg.Definitions(assets=[activation], schedules=sync_schedules())

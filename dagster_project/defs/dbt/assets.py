@@ -29,8 +29,10 @@ class LakehouseDbtTranslator(DagsterDbtTranslator):
         if _is_view(manifest, unique_id):
             return spec
         linked = {dep.asset_key for dep in spec.deps}
-        through_views = [self.get_asset_key(manifest["sources"][source_id])
-                         for source_id in _sources_read_through_views(manifest, unique_id)]
+        through_views = [
+            self.get_asset_key(manifest["sources"][source_id])
+            for source_id in _sources_read_through_views(manifest, unique_id)
+        ]
         new_deps = sorted((key for key in set(through_views) if key not in linked), key=str)
         return spec.merge_attributes(deps=new_deps) if new_deps else spec
 
@@ -43,8 +45,11 @@ def _sources_read_through_views(manifest: Mapping[str, Any], unique_id: str) -> 
     """Unique ids of the sources the node's parent views read, through chains of views."""
     sources: set[str] = set()
     seen: set[str] = set()
-    to_visit = [parent for parent in manifest["nodes"].get(unique_id, {}).get("depends_on", {}).get("nodes", [])
-                if _is_view(manifest, parent)]
+    to_visit = [
+        parent
+        for parent in manifest["nodes"].get(unique_id, {}).get("depends_on", {}).get("nodes", [])
+        if _is_view(manifest, parent)
+    ]
     while to_visit:
         view_id = to_visit.pop()
         if view_id in seen:
@@ -70,15 +75,23 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     yield from dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context).stream()
 
 
-@dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, select=UP_TO_ORDERS,
-            dagster_dbt_translator=LakehouseDbtTranslator())
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    select=UP_TO_ORDERS,
+    dagster_dbt_translator=LakehouseDbtTranslator(),
+)
 def cdp_dbt_orders(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     """fct_orders and the staging and intermediate models it reads."""
     yield from _build(context, dbt)
 
 
-@dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, exclude=UP_TO_ORDERS,
-            dagster_dbt_translator=LakehouseDbtTranslator())
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    exclude=UP_TO_ORDERS,
+    dagster_dbt_translator=LakehouseDbtTranslator(),
+)
 def cdp_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     """Every other model, seed and snapshot: the customer view, traits (with the scores),
     segments, journeys and the sync models."""
@@ -92,8 +105,11 @@ def dbt_nodes_new_data_leaves_unchanged() -> dg.AssetSelection:
     """The dbt nodes a day of new data does not change, with their tests (asset checks): the
     views (stored queries: rebuilt only to change their SQL) and the nodes no source feeds (the
     sentiment seed, dim_segments from the dbt vars), which change only with the code."""
-    selections = [build_dbt_asset_selection([assets], dbt_select="config.materialized:view")
-                  | build_dbt_asset_selection([assets], dbt_exclude="source:*+") for assets in DBT_ASSETS]
+    selections = [
+        build_dbt_asset_selection([assets], dbt_select="config.materialized:view")
+        | build_dbt_asset_selection([assets], dbt_exclude="source:*+")
+        for assets in DBT_ASSETS
+    ]
     return selections[0] | selections[1]
 
 

@@ -29,10 +29,12 @@ def bronze_key(name: str) -> dg.AssetKey:
 
 def _spec(contract: Contract, deps: Sequence[dg.AssetKey]) -> dg.AssetSpec:
     return dg.AssetSpec(
-        key=bronze_key(contract.name), deps=list(deps), group_name="bronze",
+        key=bronze_key(contract.name),
+        deps=list(deps),
+        group_name="bronze",
         kinds={"spark", "delta"},
         description=f"{contract.description} {contract.format} files under landing/{contract.landing}, "
-                    f"applied as {contract.kind} on {', '.join(contract.primary_key)}.",
+        f"applied as {contract.kind} on {', '.join(contract.primary_key)}.",
         metadata={"contract": str(contract.path.name), "origin": contract.origin, "kind": contract.kind},
         tags={"origin": contract.origin},
     )
@@ -41,18 +43,30 @@ def _spec(contract: Contract, deps: Sequence[dg.AssetKey]) -> dg.AssetSpec:
 def _checks(contract: Contract) -> list[dg.AssetCheckSpec]:
     key = bronze_key(contract.name)
     return [
-        dg.AssetCheckSpec(RECONCILIATION.name, asset=key, blocking=RECONCILIATION.blocking,
-                          description=RECONCILIATION.description),
-        dg.AssetCheckSpec(FRESHNESS.name, asset=key, blocking=FRESHNESS.blocking,
-                          description=f"newest file within {contract.freshness_hours} h"),
+        dg.AssetCheckSpec(
+            RECONCILIATION.name, asset=key, blocking=RECONCILIATION.blocking, description=RECONCILIATION.description
+        ),
+        dg.AssetCheckSpec(
+            FRESHNESS.name,
+            asset=key,
+            blocking=FRESHNESS.blocking,
+            description=f"newest file within {contract.freshness_hours} h",
+        ),
     ]
 
 
-def _ingest(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient,
-            cdp_settings: CdpSettingsResource, extra_args: Iterable[str] = ()):
+def _ingest(
+    context: dg.AssetExecutionContext,
+    pipes: dg.PipesSubprocessClient,
+    cdp_settings: CdpSettingsResource,
+    extra_args: Iterable[str] = (),
+):
     entities = sorted(key.path[-1] for key in context.selected_asset_keys)
     yield from run_spark_job(
-        context, pipes, cdp_settings, "spark_jobs.ingest.bronze",
+        context,
+        pipes,
+        cdp_settings,
+        "spark_jobs.ingest.bronze",
         ["--entities", *entities, "--batch-id", context.run_id, *extra_args],
     ).get_results()
 
@@ -64,24 +78,36 @@ def build_bronze_assets(deps: Sequence[dg.AssetKey] = ()) -> list[dg.AssetsDefin
     tables = [c for c in contracts if c.kind != "event"]
     events = [c for c in contracts if c.kind == "event"]
 
-    @dg.multi_asset(specs=[_spec(c, deps) for c in tables], check_specs=[s for c in tables for s in _checks(c)],
-                    can_subset=True, name="bronze_ingest")
-    def bronze_ingest(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient,
-                      cdp_settings: CdpSettingsResource):
+    @dg.multi_asset(
+        specs=[_spec(c, deps) for c in tables],
+        check_specs=[s for c in tables for s in _checks(c)],
+        can_subset=True,
+        name="bronze_ingest",
+    )
+    def bronze_ingest(
+        context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient, cdp_settings: CdpSettingsResource
+    ):
         """All selected entities in one Spark process (one JVM start, one metastore lock)."""
         yield from _ingest(context, pipes, cdp_settings)
 
-    @dg.multi_asset(specs=[_spec(c, deps) for c in events], check_specs=[s for c in events for s in _checks(c)],
-                    can_subset=True, name="bronze_events", partitions_def=delivery_days,
-                    backfill_policy=dg.BackfillPolicy.single_run())
-    def bronze_events(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient,
-                      cdp_settings: CdpSettingsResource):
+    @dg.multi_asset(
+        specs=[_spec(c, deps) for c in events],
+        check_specs=[s for c in events for s in _checks(c)],
+        can_subset=True,
+        name="bronze_events",
+        partitions_def=delivery_days,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def bronze_events(
+        context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient, cdp_settings: CdpSettingsResource
+    ):
         """The selected event sources for the run's delivery days, in one Spark process."""
         window = context.partition_time_window  # [start, end): end is midnight after the last day
         first_day, last_day = window.start.date(), (window.end - timedelta(days=1)).date()
         context.log.info(f"ingesting the deliveries of {first_day} to {last_day}")
-        yield from _ingest(context, pipes, cdp_settings,
-                           ["--from-date", first_day.isoformat(), "--to-date", last_day.isoformat()])
+        yield from _ingest(
+            context, pipes, cdp_settings, ["--from-date", first_day.isoformat(), "--to-date", last_day.isoformat()]
+        )
 
     return [bronze_ingest, bronze_events]
 

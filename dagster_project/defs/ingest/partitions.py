@@ -34,8 +34,10 @@ def partition_range_tags(first: date, last: date) -> dict[str, str]:
     if last < first:
         raise ValueError(f"empty partition range {first}..{last}")
     if first < first_partition_day():
-        raise ValueError(f"{first} is before the first event partition {EVENT_PARTITIONS_START}; "
-                         "change EVENT_PARTITIONS_START in dagster_project/defs/ingest/partitions.py")
+        raise ValueError(
+            f"{first} is before the first event partition {EVENT_PARTITIONS_START}; "
+            "change EVENT_PARTITIONS_START in dagster_project/defs/ingest/partitions.py"
+        )
     return {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}
 
 

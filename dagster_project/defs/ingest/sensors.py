@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -44,9 +44,12 @@ def _list_s3(uri: str, endpoint_url: str | None) -> Iterator[LandingFile]:
     client = boto3.client("s3", endpoint_url=endpoint_url or None)
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=parsed.netloc, Prefix=prefix):
         for obj in page.get("Contents", []):
-            if not is_hidden(obj["Key"][len(prefix):]):
-                yield LandingFile(f"{parsed.scheme}://{parsed.netloc}/{obj['Key']}", obj["Size"],
-                               int(obj["LastModified"].timestamp() * 1000))
+            if not is_hidden(obj["Key"][len(prefix) :]):
+                yield LandingFile(
+                    f"{parsed.scheme}://{parsed.netloc}/{obj['Key']}",
+                    obj["Size"],
+                    int(obj["LastModified"].timestamp() * 1000),
+                )
 
 
 def list_landing(settings: Settings, contract: Contract) -> list[LandingFile]:
@@ -57,8 +60,9 @@ def list_landing(settings: Settings, contract: Contract) -> list[LandingFile]:
     return list(_list_local(root / contract.landing))
 
 
-def new_files_request(contracts: Sequence[Contract], listings: dict[str, list[LandingFile]],
-                      cursor: dict[str, int], today: date) -> tuple[dg.RunRequest | None, dict[str, int], list[str]]:
+def new_files_request(
+    contracts: Sequence[Contract], listings: dict[str, list[LandingFile]], cursor: dict[str, int], today: date
+) -> tuple[dg.RunRequest | None, dict[str, int], list[str]]:
     """(the run to request or None, the new cursor, warnings) for files newer than the cursor."""
     new_cursor, warnings = dict(cursor), []
     selected, days, fingerprint = [], [], hashlib.sha256()
@@ -70,8 +74,10 @@ def new_files_request(contracts: Sequence[Contract], listings: dict[str, list[La
         if contract.kind == "event":
             in_range = [f for f in newer if first_partition_day() <= f.delivery_date <= today]
             for f in sorted(set(newer) - set(in_range), key=lambda f: f.path):
-                warnings.append(f"{contract.name}: {f.path} has delivery day {f.delivery_date}, outside the event "
-                                f"partitions ({first_partition_day()} to {today}); not ingested")
+                warnings.append(
+                    f"{contract.name}: {f.path} has delivery day {f.delivery_date}, outside the event "
+                    f"partitions ({first_partition_day()} to {today}); not ingested"
+                )
             if not in_range:
                 continue
             days += [f.delivery_date for f in in_range]
@@ -90,15 +96,18 @@ def new_files_request(contracts: Sequence[Contract], listings: dict[str, list[La
 
 
 def build_landing_sensor(bronze_assets: Sequence[dg.AssetsDefinition]) -> dg.SensorDefinition:
-    @dg.sensor(name="landing_new_files", target=list(bronze_assets), minimum_interval_seconds=60,
-               description="Ingests new landing files into their bronze tables (one run per tick with new files).")
+    @dg.sensor(
+        name="landing_new_files",
+        target=list(bronze_assets),
+        minimum_interval_seconds=60,
+        description="Ingests new landing files into their bronze tables (one run per tick with new files).",
+    )
     def landing_new_files(context: dg.SensorEvaluationContext, cdp_settings: CdpSettingsResource):
         settings = cdp_settings.settings()
         contracts = list(load_contracts().values())
         listings = {c.name: list_landing(settings, c) for c in contracts}
         cursor = json.loads(context.cursor) if context.cursor else {}
-        request, new_cursor, warnings = new_files_request(contracts, listings, cursor,
-                                                          datetime.now(timezone.utc).date())
+        request, new_cursor, warnings = new_files_request(contracts, listings, cursor, datetime.now(UTC).date())
         for warning in warnings:
             context.log.warning(warning)
         context.update_cursor(json.dumps(new_cursor, sort_keys=True))

@@ -21,4 +21,4 @@ def open_destination(sync: SyncDefinition, run_id: str, settings) -> Destination
     return DESTINATIONS[sync.destination_type](sync, run_id, settings)
 
 
-__all__ = ["Change", "Destination", "Outcome", "open_destination", "DESTINATIONS"]
+__all__ = ["DESTINATIONS", "Change", "Destination", "Outcome", "open_destination"]

@@ -21,17 +21,18 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from spark_jobs.activation.definitions import SyncDefinition
 
 log = logging.getLogger(__name__)
-logging.getLogger("httpx").setLevel(logging.WARNING)   # one INFO line per request is noise; retries log here
+logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request is noise; retries log here
 
 
 @dataclass(frozen=True)
 class Change:
     """One row to send: ``op`` is "upsert" or "remove"; ``fields`` are destination field names."""
+
     op: str
     key: str
     fields: dict[str, Any]
-    destination_id: str | None = None   # what the destination called it last time (e.g. a CRM id)
-    event_id: str = ""                  # stable per change: the same change always has the same id
+    destination_id: str | None = None  # what the destination called it last time (e.g. a CRM id)
+    event_id: str = ""  # stable per change: the same change always has the same id
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class Destination(ABC):
     def remove(self, changes: list[Change]) -> list[Outcome]:
         """Remove these records (already gone counts as removed)."""
 
-    def flush(self) -> None:
+    def flush(self) -> None:  # noqa: B027 - optional hook: HTTP destinations have nothing to flush
         """Make everything sent so far durable at the destination (files: upload the part)."""
 
     def close(self) -> dict[str, Any]:
@@ -96,12 +97,23 @@ def retry_after_seconds(value: str | None) -> float | None:
 class HttpApi:
     """An httpx client with retries, backoff and a request-rate limit."""
 
-    def __init__(self, base_url: str, *, rate_per_second: float, headers: dict[str, str] | None = None,
-                 auth: httpx.Auth | tuple[str, str] | None = None, timeout_s: float = 30.0,
-                 max_attempts: int = 6, max_wait_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        rate_per_second: float,
+        headers: dict[str, str] | None = None,
+        auth: httpx.Auth | tuple[str, str] | None = None,
+        timeout_s: float = 30.0,
+        max_attempts: int = 6,
+        max_wait_s: float = 60.0,
+    ) -> None:
         self.client = httpx.Client(base_url=base_url, headers=headers, auth=auth, timeout=httpx.Timeout(timeout_s))
-        rate = Rate(int(rate_per_second), Duration.SECOND) if rate_per_second >= 1 \
+        rate = (
+            Rate(int(rate_per_second), Duration.SECOND)
+            if rate_per_second >= 1
             else Rate(1, int(Duration.SECOND / rate_per_second))
+        )
         self.limiter = Limiter(rate)
         self.max_attempts, self.max_wait_s = max_attempts, max_wait_s
         self._backoff = wait_exponential_jitter(initial=0.5, max=max_wait_s)
@@ -112,9 +124,13 @@ class HttpApi:
         """The client of a destination: its sync's request rate, and the ``timeout_seconds`` and
         ``max_attempts`` of its config (30 s, 6 attempts by default); ``auth``: ``headers`` or
         ``auth`` as for the constructor."""
-        return cls(base_url, rate_per_second=destination.sync.rate_limit_per_second,
-                   timeout_s=float(destination.config.get("timeout_seconds", 30)),
-                   max_attempts=int(destination.config.get("max_attempts", 6)), **auth)
+        return cls(
+            base_url,
+            rate_per_second=destination.sync.rate_limit_per_second,
+            timeout_s=float(destination.config.get("timeout_seconds", 30)),
+            max_attempts=int(destination.config.get("max_attempts", 6)),
+            **auth,
+        )
 
     def _wait(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
@@ -124,15 +140,24 @@ class HttpApi:
 
     def _before_sleep(self, state: RetryCallState) -> None:
         self.retries += 1
-        log.warning("retrying after %s (attempt %d of %d, waiting %.1f s)", state.outcome.exception(),
-                    state.attempt_number, self.max_attempts, state.next_action.sleep if state.next_action else 0)
+        log.warning(
+            "retrying after %s (attempt %d of %d, waiting %.1f s)",
+            state.outcome.exception(),
+            state.attempt_number,
+            self.max_attempts,
+            state.next_action.sleep if state.next_action else 0,
+        )
 
     def request(self, method: str, path: str, **kwargs) -> httpx.Response:
         """The response of the first attempt that is neither 429, 5xx nor a transport error;
         raises the last error when every attempt failed."""
-        retrying = Retrying(retry=retry_if_exception_type((RetryableHttpError, httpx.TransportError)),
-                            wait=self._wait, stop=stop_after_attempt(self.max_attempts), reraise=True,
-                            before_sleep=self._before_sleep)
+        retrying = Retrying(
+            retry=retry_if_exception_type((RetryableHttpError, httpx.TransportError)),
+            wait=self._wait,
+            stop=stop_after_attempt(self.max_attempts),
+            reraise=True,
+            before_sleep=self._before_sleep,
+        )
         for attempt in retrying:
             with attempt:
                 self.limiter.try_acquire("requests")

@@ -22,22 +22,24 @@ from spark_jobs.activation.destinations.base import Change, Destination, HttpApi
 
 
 def subscriber_hash(email: str) -> str:
-    return hashlib.md5(email.strip().lower().encode("utf-8")).hexdigest()   # noqa: S324 - the API's member id
+    return hashlib.md5(email.strip().lower().encode("utf-8")).hexdigest()
 
 
 class EmailPlatformDestination(Destination):
-    default_batch_size = 500   # the batch subscribe limit
+    default_batch_size = 500  # the batch subscribe limit
 
     def __init__(self, sync, run_id, settings) -> None:
         super().__init__(sync, run_id, settings)
         self.list_id = self.config.get("list_id", "audience")
-        self.api = HttpApi.for_destination(credential(self.config.get("base_url_env", "CDP_ESP_BASE_URL")), self,
-                                           auth=("cdp", credential(self.config.get("api_key_env", "CDP_ESP_API_KEY"))))
+        self.api = HttpApi.for_destination(
+            credential(self.config.get("base_url_env", "CDP_ESP_BASE_URL")),
+            self,
+            auth=("cdp", credential(self.config.get("api_key_env", "CDP_ESP_API_KEY"))),
+        )
 
     def _member(self, change: Change) -> dict:
         fields = dict(change.fields)
-        member = {"email_address": fields.pop("email_address"), "status": "subscribed",
-                  "status_if_new": "subscribed"}
+        member = {"email_address": fields.pop("email_address"), "status": "subscribed", "status_if_new": "subscribed"}
         if "tags" in fields:
             member["tags"] = sorted(fields.pop("tags") or [])
         member["merge_fields"] = {k: ("" if v is None else v) for k, v in fields.items()}
@@ -46,37 +48,45 @@ class EmailPlatformDestination(Destination):
     def upsert(self, changes: list[Change]) -> list[Outcome]:
         members = [self._member(c) for c in changes]
         try:
-            response = self.api.request("POST", f"/3.0/lists/{self.list_id}",
-                                        json={"members": members, "update_existing": True})
-        except Exception as error:   # noqa: BLE001
+            response = self.api.request(
+                "POST", f"/3.0/lists/{self.list_id}", json={"members": members, "update_existing": True}
+            )
+        except Exception as error:
             return self.failed(changes, delivery_error(error))
         if response.status_code != 200:
             return self.failed(changes, f"HTTP {response.status_code}: {_detail(response)}")
         body = response.json()
-        errors = {e["email_address"].lower(): f"{e.get('error_code')}: {e.get('error')}" for e in body.get("errors", [])}
+        errors = {
+            e["email_address"].lower(): f"{e.get('error_code')}: {e.get('error')}" for e in body.get("errors", [])
+        }
         outcomes = []
         for change, member in zip(changes, members, strict=True):
             address = member["email_address"].lower()
-            outcomes.append(Outcome(change.key, False, change.destination_id, errors[address]) if address in errors
-                            else Outcome(change.key, True, subscriber_hash(address)))
+            outcomes.append(
+                Outcome(change.key, False, change.destination_id, errors[address])
+                if address in errors
+                else Outcome(change.key, True, subscriber_hash(address))
+            )
         return outcomes
 
     def remove(self, changes: list[Change]) -> list[Outcome]:
         outcomes = []
         for change in changes:
-            member_id = change.destination_id or (subscriber_hash(change.fields["email_address"])
-                                                  if change.fields.get("email_address") else None)
+            member_id = change.destination_id or (
+                subscriber_hash(change.fields["email_address"]) if change.fields.get("email_address") else None
+            )
             if member_id is None:
                 outcomes.append(Outcome(change.key, True))
                 continue
             try:
                 response = self.api.request("DELETE", f"/3.0/lists/{self.list_id}/members/{member_id}")
-            except Exception as error:   # noqa: BLE001
+            except Exception as error:
                 outcomes.append(Outcome(change.key, False, member_id, delivery_error(error)))
                 continue
             ok = response.status_code in (200, 204, 404)
-            outcomes.append(Outcome(change.key, ok, member_id,
-                                    None if ok else f"HTTP {response.status_code}: {_detail(response)}"))
+            outcomes.append(
+                Outcome(change.key, ok, member_id, None if ok else f"HTTP {response.status_code}: {_detail(response)}")
+            )
         return outcomes
 
     def close(self) -> dict:

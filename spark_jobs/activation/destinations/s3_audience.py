@@ -18,7 +18,7 @@ import csv
 import hashlib
 import json
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from spark_jobs.activation.destinations.base import Change, Destination, Outcome
@@ -34,12 +34,14 @@ class S3AudienceDestination(Destination):
         self.spec = self.config.get("hash_spec", "google")
         if self.spec not in HASH_SPECS:
             raise ValueError(f"{sync.name}: hash_spec must be one of {HASH_SPECS}")
-        self.hashed = dict(self.config.get("hashed", {}))          # destination field -> email | phone
-        self.region_field = self.config.get("region_field")        # destination field with the country
+        self.hashed = dict(self.config.get("hashed", {}))  # destination field -> email | phone
+        self.region_field = self.config.get("region_field")  # destination field with the country
         self.columns = list(sync.fields.values())
         self.bucket = self.config.get("bucket") or settings.export_bucket
-        self.prefix = "/".join(p.strip("/") for p in (self.config.get("prefix") or f"{settings.export_prefix}/ad_audiences",
-                                                      sync.name, run_id))
+        self.prefix = "/".join(
+            p.strip("/")
+            for p in (self.config.get("prefix") or f"{settings.export_prefix}/ad_audiences", sync.name, run_id)
+        )
         settings.scratch_dir.mkdir(parents=True, exist_ok=True)
         self._tmp = tempfile.TemporaryDirectory(dir=settings.scratch_dir)
         self._client = s3_client(settings)
@@ -71,7 +73,7 @@ class S3AudienceDestination(Destination):
         outcomes = []
         for change in changes:
             if op == "remove" and not change.destination_id:
-                outcomes.append(Outcome(change.key, True))      # never sent, nothing to remove
+                outcomes.append(Outcome(change.key, True))  # never sent, nothing to remove
                 continue
             row = self._row(change) if op == "add" else json.loads(change.destination_id)
             if row is None:
@@ -96,18 +98,25 @@ class S3AudienceDestination(Destination):
             handle.close()
             key = f"{self.prefix}/{path.name}"
             upload_atomically(self._client, path, self.bucket, key)
-            self._uploaded.append({"key": key, "op": op, "rows": rows,
-                                   "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})
+            self._uploaded.append(
+                {"key": key, "op": op, "rows": rows, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+            )
             path.unlink()
         self._parts.clear()
 
     def close(self) -> dict:
         self.flush()
-        manifest = {"sync": self.sync.name, "run_id": self.run_id, "hash_spec": self.spec,
-                    "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "columns": self.columns, "hashed": self.hashed, "files": self._uploaded,
-                    "rows_added": sum(f["rows"] for f in self._uploaded if f["op"] == "add"),
-                    "rows_removed": sum(f["rows"] for f in self._uploaded if f["op"] == "remove")}
+        manifest = {
+            "sync": self.sync.name,
+            "run_id": self.run_id,
+            "hash_spec": self.spec,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "columns": self.columns,
+            "hashed": self.hashed,
+            "files": self._uploaded,
+            "rows_added": sum(f["rows"] for f in self._uploaded if f["op"] == "add"),
+            "rows_removed": sum(f["rows"] for f in self._uploaded if f["op"] == "remove"),
+        }
         path = Path(self._tmp.name) / "manifest.json"
         path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         if self._uploaded:

@@ -38,17 +38,23 @@ class WebhookDestination(Destination):
         self.api = HttpApi.for_destination(self.url, self)
 
     def _post(self, op: str, changes: list[Change]) -> list[Outcome]:
-        events = [{"event_id": c.event_id, "op": op, "key": c.key, "data": c.fields if op == "upsert" else None}
-                  for c in changes]
-        body = json.dumps({"sync": self.sync.name, "run_id": self.run_id, "events": events},
-                          separators=(",", ":"), default=str).encode("utf-8")
+        events = [
+            {"event_id": c.event_id, "op": op, "key": c.key, "data": c.fields if op == "upsert" else None}
+            for c in changes
+        ]
+        body = json.dumps(
+            {"sync": self.sync.name, "run_id": self.run_id, "events": events}, separators=(",", ":"), default=str
+        ).encode("utf-8")
         timestamp = str(int(time.time()))
-        headers = {"Content-Type": "application/json", "X-CDP-Timestamp": timestamp,
-                   "X-CDP-Signature": signature(self._secret, timestamp, body),
-                   "Idempotency-Key": hashlib.sha256("".join(e["event_id"] for e in events).encode()).hexdigest()}
+        headers = {
+            "Content-Type": "application/json",
+            "X-CDP-Timestamp": timestamp,
+            "X-CDP-Signature": signature(self._secret, timestamp, body),
+            "Idempotency-Key": hashlib.sha256("".join(e["event_id"] for e in events).encode()).hexdigest(),
+        }
         try:
             response = self.api.request("POST", "", content=body, headers=headers)
-        except Exception as error:   # noqa: BLE001
+        except Exception as error:
             return self.failed(changes, delivery_error(error))
         if not 200 <= response.status_code < 300:
             return self.failed(changes, f"HTTP {response.status_code}")

@@ -43,8 +43,10 @@ valid as (
         exchange_rate,
         least(
             date_add(rate_date, {{ max_age }}),
-            coalesce(date_sub(lead(rate_date) over (partition by currency order by rate_date), 1),
-                     date_add(rate_date, {{ max_age }}))
+            coalesce(
+                date_sub(lead(rate_date) over (partition by currency order by rate_date), 1),
+                date_add(rate_date, {{ max_age }})
+            )
         ) as valid_to
     from crossed
     where base_rank = 1

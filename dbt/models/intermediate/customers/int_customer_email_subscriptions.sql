@@ -34,7 +34,7 @@ subscriptions as (
             else 'unknown'
         end as email_subscription_status,
         coalesce(unsubscribed_at, last_sent_at) as email_subscription_changed_at,
-        not (last_bounced_at is not null and (last_engaged_at is null or last_bounced_at > last_engaged_at))
+        last_bounced_at is null or (last_engaged_at is not null and last_bounced_at <= last_engaged_at)
             as email_deliverable
     from per_customer
 )

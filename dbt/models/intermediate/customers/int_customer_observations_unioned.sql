@@ -43,7 +43,10 @@ observations as (
         '{{ email_source.table }}' as source_table, {{ email_source.key }} as source_record_id,
         {{ email_source.at }} as observed_at,
         {{ email_source.email }} as email, null as first_name, null as last_name, null as phone,
-        cast(null as date) as birth_date, null as street, null as city, {{ email_source.get("postcode", "null") }} as postcode,
+        cast(null as date) as birth_date,
+        null as street,
+        null as city,
+        {{ email_source.get("postcode", "null") }} as postcode,
         null as country
     from {{ ref(email_source.model) }}
     {%- endfor %}
@@ -56,8 +59,10 @@ attributed as (
         case when observations.phone is not null then identity_map.phone_e164 end as phone,
         coalesce(
             email_engagement.last_engaged_at is not null
-            and (email_engagement.last_bounced_at is null
-                 or email_engagement.last_bounced_at < email_engagement.last_engaged_at),
+            and (
+                email_engagement.last_bounced_at is null
+                or email_engagement.last_bounced_at < email_engagement.last_engaged_at
+            ),
             false
         ) as email_verified
     from observations

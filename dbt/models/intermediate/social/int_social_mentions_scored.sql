@@ -18,9 +18,9 @@ lexicon as (
 words as (
     select mentions.mention_id, exploded.word_position, exploded.word
     from mentions
-    lateral view posexplode(
-        split(regexp_replace(lower(coalesce(mention_text, '')), "['’]", ''), '[^a-z]+')
-    ) exploded as word_position, word
+        lateral view posexplode(
+            split(regexp_replace(lower(coalesce(mention_text, '')), "['’]", ''), '[^a-z]+')
+        ) exploded as word_position, word
     where exploded.word != ''
 ),
 
@@ -44,7 +44,7 @@ word_polarities as (
     select
         lexicon_words.mention_id,
         case when lexicon_words.kind = 'positive' then 1 else -1 end
-            * case when negated_positions.word_position is null then 1 else -1 end as polarity
+        * case when negated_positions.word_position is null then 1 else -1 end as polarity
     from lexicon_words
     left join negated_positions
         on lexicon_words.mention_id = negated_positions.mention_id
@@ -68,7 +68,8 @@ scored as (
         cast(coalesce(counted.negative_words, 0) as int) as negative_words,
         cast(coalesce(
             (counted.positive_words - counted.negative_words) / (counted.positive_words + counted.negative_words),
-            0) as double) as sentiment_score
+            0
+        ) as double) as sentiment_score
     from mentions
     left join counted on mentions.mention_id = counted.mention_id
 ),

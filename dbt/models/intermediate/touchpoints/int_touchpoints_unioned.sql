@@ -91,8 +91,10 @@ resolved as (
 
 touchpoints as (
     select * from web
-    union all select * from email
-    union all select * from resolved
+    union all
+    select * from email
+    union all
+    select * from resolved
 )
 
 select * from touchpoints

@@ -17,7 +17,8 @@ high_value as (
         {{ activation_suppression_reason('ads') }} as suppression_reason
     from customers
     inner join traits on customers.customer_id = traits.customer_id
-    where traits.monetary_score >= {{ var('high_value_min_monetary_score') }}
+    where
+        traits.monetary_score >= {{ var('high_value_min_monetary_score') }}
         and (customers.email is not null or customers.phone is not null)
 )
 

@@ -13,7 +13,8 @@ audience as (
         order_count,
         total_spend
     from customers
-    where order_count >= {{ var('repeat_buyer_min_orders') }}
+    where
+        order_count >= {{ var('repeat_buyer_min_orders') }}
         and email is not null
 )
 

@@ -38,7 +38,7 @@ demographics as (
             vendor.age_band,
             vendor.household_income_band,
             row_number() over (
-                partition by identity_map.customer_id order by vendor.delivered_on desc, vendor.vendor_record_id
+                partition by identity_map.customer_id order by vendor.delivered_on desc, vendor.vendor_record_id asc
             ) as recency_rank
         from {{ ref('stg_vendor__demographics') }} as vendor
         inner join identity_map

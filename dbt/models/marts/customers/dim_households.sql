@@ -22,12 +22,12 @@ vendor_latest as (
             vendor.is_homeowner,
             vendor.children_count,
             row_number() over (
-                partition by attached.household_id order by vendor.delivered_on desc, vendor.vendor_record_id
+                partition by attached.household_id order by vendor.delivered_on desc, vendor.vendor_record_id asc
             ) as recency_rank
         from attached_vendor_records as attached
         inner join vendor
             on attached.vendor_record_id = vendor.vendor_record_id
-    )
+    ) as ranked
     where recency_rank = 1
 ),
 

@@ -18,7 +18,7 @@ with responses as (
 ),
 
 journeys as (
-    select source_record_id, journey.entry_channel, journey.journey_stage
+    select touchpoints.source_record_id, journey.entry_channel, journey.journey_stage
     from {{ ref('fct_customer_journey') }} as journey
     inner join {{ ref('fct_customer_touchpoints') }} as touchpoints
         on journey.touchpoint_id = touchpoints.touchpoint_id
@@ -55,9 +55,11 @@ metrics as (
         dimension,
         dimension_value,
         count(case when survey_type = 'NPS' then 1 end) as nps_responses,
-        round(100.0 * (count(case when nps_category = 'promoter' then 1 end)
-                       - count(case when nps_category = 'detractor' then 1 end))
-              / nullif(count(case when survey_type = 'NPS' then 1 end), 0), 1) as nps,
+        round(100.0 * (
+            count(case when nps_category = 'promoter' then 1 end)
+            - count(case when nps_category = 'detractor' then 1 end)
+        )
+        / nullif(count(case when survey_type = 'NPS' then 1 end), 0), 1) as nps,
         count(case when survey_type = 'CSAT' then 1 end) as csat_responses,
         round(avg(case when survey_type = 'CSAT' then score end), 2) as average_csat,
         count(case when survey_type = 'CES' then 1 end) as ces_responses,

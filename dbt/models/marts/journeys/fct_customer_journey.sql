@@ -43,14 +43,16 @@ boundaries as (
         *,
         case
             when previous_occurred_at is null then 1
-            when unix_timestamp(occurred_at) - unix_timestamp(previous_occurred_at)
+            when
+                unix_timestamp(occurred_at) - unix_timestamp(previous_occurred_at)
                 > {{ var('journey_gap_days') }} * 86400 then 1
             when previous_stage = 'purchase' and coalesce(step_stage, '') <> 'purchase' then 1
             else 0
         end as starts_journey,
         case
             when previous_occurred_at is null then 1
-            when unix_timestamp(occurred_at) - unix_timestamp(previous_occurred_at)
+            when
+                unix_timestamp(occurred_at) - unix_timestamp(previous_occurred_at)
                 > {{ var('journey_session_gap_minutes') }} * 60 then 1
             else 0
         end as starts_session
@@ -119,9 +121,9 @@ journey_steps as (
         journeys.entry_channel,
         journeys.journey_channel_hops,
         case journeys.furthest_stage_rank
-        {%- for stage in var('journey_stages') %}
+            {%- for stage in var('journey_stages') %}
             when {{ loop.index }} then '{{ stage }}'
-        {%- endfor %}
+            {%- endfor %}
         end as journey_stage,
         journeys.converted_at is not null as is_converted,
         (unix_timestamp(journeys.converted_at) - unix_timestamp(journeys.journey_started_at)) / 3600.0

@@ -55,7 +55,8 @@ previous_anonymous_ids as (
         anonymous_id,
         case when attributed_by = 'anonymous_id' then customer_id end as customer_id
     from {{ this }}
-    where anonymous_id is not null
+    where
+        anonymous_id is not null
         and (attributed_by is null or attributed_by = 'anonymous_id')
 ),
 
@@ -69,12 +70,12 @@ changed_anonymous_ids as (
 
 reattributed as (
     {#- Two semi joins, not one on "key or anonymous id": an OR join condition cannot be hashed. -#}
-    select {% for column in base_columns %}existing.{{ column }}{{ ', ' if not loop.last }}{% endfor %}
+    select {% for column in base_columns %}existing.{{ column }}{{ ', ' if not loop.last }}{% endfor %}  -- noqa: LT05
     from {{ this }} as existing
     left semi join changed_keys
         on existing.attribution_key = changed_keys.attribution_key
     union
-    select {% for column in base_columns %}existing.{{ column }}{{ ', ' if not loop.last }}{% endfor %}
+    select {% for column in base_columns %}existing.{{ column }}{{ ', ' if not loop.last }}{% endfor %}  -- noqa: LT05
     from {{ this }} as existing
     left semi join changed_anonymous_ids
         on existing.anonymous_id = changed_anonymous_ids.anonymous_id
@@ -108,12 +109,13 @@ attributed as (
         candidates.country,
         candidates.session_id,
         case
-            when attribution_keys.customer_id is not null then
-                case candidates.source_table
-                    when 'web_events' then 'login'
-                    when 'email_events' then 'email'
-                    else 'identity_map'
-                end
+            when attribution_keys.customer_id is not null
+                then
+                    case candidates.source_table
+                        when 'web_events' then 'login'
+                        when 'email_events' then 'email'
+                        else 'identity_map'
+                    end
             when anonymous_ids.customer_id is not null then 'anonymous_id'
         end as attributed_by,
         candidates.anonymous_id,

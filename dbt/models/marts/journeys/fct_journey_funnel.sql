@@ -33,8 +33,11 @@ funnel as (
         stages.stage,
         stages.stage_rank,
         count(*) as journeys_reached,
-        sum(case when journeys.journey_stage_rank = stages.stage_rank and not journeys.is_converted
-                 then 1 else 0 end) as journeys_dropped_off,
+        sum(case
+            when journeys.journey_stage_rank = stages.stage_rank and not journeys.is_converted
+                then 1
+            else 0
+        end) as journeys_dropped_off,
         sum(case when journeys.is_converted then 1 else 0 end) as journeys_converted,
         avg(journeys.hours_to_convert) as average_hours_to_convert
     from journeys

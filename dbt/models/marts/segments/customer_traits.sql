@@ -117,8 +117,10 @@ surveys as (
 survey_stats as (
     select
         customer_id,
-        max_by(case when survey_type = 'NPS' then nps_category end,
-               case when survey_type = 'NPS' then submitted_at end) as latest_nps_category,
+        max_by(
+            case when survey_type = 'NPS' then nps_category end,
+            case when survey_type = 'NPS' then submitted_at end
+        ) as latest_nps_category,
         max(case when survey_type = 'NPS' then submitted_at end) as latest_nps_at,
         avg(case when survey_type = 'CSAT' then score end) as average_csat,
         avg(case when survey_type = 'CES' then score end) as average_ces
@@ -156,7 +158,7 @@ scores as (
 traits as (
     select
         customers.customer_id,
-        (select as_of_date from as_of) as traits_as_of,
+        (select as_of.as_of_date from as_of) as traits_as_of,
         rfm.recency_days,
         coalesce(rfm.frequency, 0) as purchase_count,
         coalesce(rfm.monetary, cast(0 as decimal(14, 2))) as lifetime_value_to_date,

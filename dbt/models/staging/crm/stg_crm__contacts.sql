@@ -4,7 +4,8 @@ with source as (
 ),
 
 current_contacts as (
-    select * from source where not _is_deleted
+    select * from source
+    where not _is_deleted
 ),
 
 renamed as (
