@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "benchmark",
     )
-    from spark_jobs.spark import build_session
+    from spark_jobs.spark import build_session, quiet
 
     spark = build_session(
         settings,
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             "spark.sql.warehouse.dir": (scratch / "warehouse").as_uri(),
         },
     )
-    spark.sparkContext.setLogLevel("ERROR")
+    quiet(spark)
     spark.sql("CREATE DATABASE IF NOT EXISTS gold")
     started = time.monotonic()
     generate(spark, args.members)

@@ -104,7 +104,7 @@ def run_public(name: str, home: Path) -> int:
     from devstack.memory import PeakMemorySampler
     from spark_jobs.identity.__main__ import read_people, resolve_file
     from spark_jobs.identity.records import load_mapping, standard_records
-    from spark_jobs.spark import build_session
+    from spark_jobs.spark import build_session, quiet
 
     dataset = write_febrl(name, home / "bench" / name)
     with PeakMemorySampler() as memory:
@@ -113,7 +113,7 @@ def run_public(name: str, home: Path) -> int:
             f"cdp-bench-{name}",
             overrides={"spark.sql.catalogImplementation": "in-memory", "spark.ui.enabled": "false"},
         )
-        spark.sparkContext.setLogLevel("ERROR")
+        quiet(spark)
         started = time.monotonic()
         counts = resolve_file(spark, dataset.people, dataset.mapping, dataset.people.with_name("clusters.csv"))
         timings = {"resolve (CLI code path)": time.monotonic() - started}
@@ -136,7 +136,7 @@ def run_public(name: str, home: Path) -> int:
 
 def run(customers: int, seed: int, days: int, home: Path) -> int:
     from devstack.memory import PeakMemorySampler
-    from spark_jobs.spark import build_session
+    from spark_jobs.spark import build_session, quiet
 
     folder = home / "bench" / f"identity-{customers}"
     shutil.rmtree(folder, ignore_errors=True)
@@ -156,7 +156,7 @@ def run(customers: int, seed: int, days: int, home: Path) -> int:
                 "spark.sql.warehouse.dir": (folder / "warehouse").as_uri(),
             },
         )
-        spark.sparkContext.setLogLevel("ERROR")
+        quiet(spark)
         spark.sql("CREATE DATABASE IF NOT EXISTS bronze")
         t0 = time.monotonic()
         contracts = [get_contract(name) for name in (*SOURCES, *EVENT_SOURCES)]

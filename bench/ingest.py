@@ -124,7 +124,7 @@ def warm_up(spark, folder: Path) -> None:
 
 def run(customers: int, seed: int, days: int, home: Path) -> int:
     from devstack.memory import PeakMemorySampler
-    from spark_jobs.spark import build_session
+    from spark_jobs.spark import build_session, quiet
 
     folder = home / "bench" / f"ingest-{customers}"
     shutil.rmtree(folder, ignore_errors=True)
@@ -146,7 +146,7 @@ def run(customers: int, seed: int, days: int, home: Path) -> int:
                 "spark.ui.enabled": "false",
             },
         )
-        spark.sparkContext.setLogLevel("ERROR")
+        quiet(spark)
         spark.sql("CREATE DATABASE IF NOT EXISTS bronze")
         warm_up(spark, folder)
         contracts = load_contracts()

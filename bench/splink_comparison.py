@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     from splink.backends.spark import similarity_jar_location
 
     from devstack.memory import PeakMemorySampler
-    from spark_jobs.spark import build_session, spark_conf
+    from spark_jobs.spark import build_session, quiet, spark_conf
 
     settings = Settings.from_env()
     home = settings.home
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 "spark.sql.warehouse.dir": (work / "warehouse").as_uri(),
             },
         )
-        spark.sparkContext.setLogLevel("ERROR")
+        quiet(spark)
         spark.sparkContext.setCheckpointDir(str(work / "checkpoints"))
         started = time.monotonic()
         records, truth = _records(spark, args, home)

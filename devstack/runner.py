@@ -22,6 +22,7 @@ from dagster_project.defs.dbt.project import prepare_manifest
 from devstack.mock_apis import MockApis
 from devstack.s3_server import LOCAL_CREDENTIALS, LocalS3Server
 from spark_jobs.reporting import configure_logging
+from spark_jobs.service import Service, spark_home
 from spark_jobs.settings import REPO_ROOT, Settings
 from spark_jobs.spark import ensure_local_dirs, write_spark_defaults
 
@@ -50,7 +51,27 @@ def prepare_environment(settings: Settings) -> dict[str, str]:
     }
     if settings.spark_master.startswith("local"):
         env["SPARK_LOCAL_IP"] = "127.0.0.1"
+    if settings.spark_remote:
+        # dbt-spark's session method becomes a Spark Connect client of the service; pure-Python
+        # protobuf, as the jobs use (spark_jobs/__init__.py says why).
+        env["SPARK_REMOTE"] = settings.spark_remote
+        env["PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION"] = "python"
     return env
+
+
+def start_spark_service(environ: dict[str, str]) -> Service | None:
+    """The Spark service of this CDP_HOME (started unless it runs), whose Connect URL the
+    steps and dbt use; None with CDP_SPARK_SERVICE=false (each step starts its own Spark, as
+    before) or when CDP_SPARK_REMOTE already names a service elsewhere (a cluster's)."""
+    if not _truthy(environ.get("CDP_SPARK_SERVICE"), default=True) or environ.get("CDP_SPARK_REMOTE"):
+        return None
+    service = Service(Settings.from_env(environ)).adopt_running()
+    if not service.is_up():
+        service = service.with_free_ports()
+        service.start()
+    environ["CDP_SPARK_REMOTE"] = service.remote
+    environ["CDP_CONNECT_PORT"], environ["CDP_SQL_PORT"] = map(str, service.ports())
+    return service
 
 
 @contextmanager
@@ -82,6 +103,8 @@ def local_stack(environ: dict[str, str] | None = None) -> Iterator[Settings]:
                 )
             )
             environ.update(apis.environment())
+        if start_spark_service(environ):
+            settings = Settings.from_env(environ)
         saved_environ = dict(os.environ)
         os.environ.update({**environ, **prepare_environment(settings)})
         try:
@@ -178,6 +201,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         return 1
     print(f"cdp run succeeded in {elapsed:.0f}s (run {result.run_id}); state under {settings.home}")
+    if settings.spark_remote:
+        print(f"the Spark service keeps running for ./cdp sql and BI tools (JDBC port {settings.sql_port}); ./cdp stop")
     return 0
 
 
@@ -273,15 +298,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    """Query the lakehouse through the shared metastore (not while a run holds the Derby lock)."""
-    from spark_jobs.spark import build_session
+    """Query the lakehouse through the Spark service's JDBC endpoint (HiveServer2), as a BI tool
+    does: it works while a run writes, and sees committed snapshots only."""
+    environ = dict(os.environ)
+    service = start_spark_service(environ)
+    if service is None:
+        print("cdp: ./cdp sql needs the Spark service (unset CDP_SPARK_SERVICE=false)", file=sys.stderr)
+        return 1
+    beeline = service_beeline(service)
+    completed = subprocess.run(
+        [*beeline, "--silent=true", "--showHeader=true", "--outputformat=table", "-e", args.query],
+        env={**os.environ, "SPARK_HOME": str(spark_home())},
+    )  # fmt: skip
+    return completed.returncode
 
-    settings = Settings.from_env()
-    os.environ.update(prepare_environment(settings))
-    spark = build_session(settings, "cdp-sql")
-    spark.sparkContext.setLogLevel("ERROR")
-    spark.sql(args.query).show(args.limit, truncate=False)
-    return 0
+
+def service_beeline(service: Service) -> list[str]:
+    """beeline (from the pyspark wheel) connected to the service's JDBC endpoint."""
+    return [str(spark_home() / "bin" / "beeline"), "-u", service.jdbc_url, "-n", os.environ.get("USER", "cdp")]
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -308,7 +342,6 @@ def main(argv: list[str] | None = None) -> int:
     bench.set_defaults(func=cmd_bench)
     sql = sub.add_parser("sql", help="run one Spark SQL query against the local lakehouse")
     sql.add_argument("query")
-    sql.add_argument("--limit", type=int, default=20)
     sql.set_defaults(func=cmd_sql)
     dev = sub.add_parser("dev", help="start the Dagster UI with the local stack")
     dev.add_argument("--port", type=int, default=3000)

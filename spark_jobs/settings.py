@@ -30,6 +30,23 @@ ENV_VARS: dict[str, tuple[str, str]] = {
         "CDP_HIVE_METASTORE_URIS",
         "thrift:// URI of a shared Hive metastore; empty = embedded Derby",
     ),
+    "spark_remote": (
+        "CDP_SPARK_REMOTE",
+        "Spark Connect URL of the Spark service (sc://localhost:15002) the jobs and dbt use; empty = "
+        "each process starts its own Spark (./cdp sets it to its service)",
+    ),
+    "service_host": ("CDP_SERVICE_HOST", "address the Spark service binds (JDBC and Connect); loopback by default"),
+    "sql_port": ("CDP_SQL_PORT", "the Spark service's HiveServer2 port (JDBC/ODBC for BI tools)"),
+    "connect_port": ("CDP_CONNECT_PORT", "the Spark service's Spark Connect port"),
+    "sql_authentication": (
+        "CDP_SQL_AUTHENTICATION",
+        "HiveServer2 authentication: NONE (loopback only), LDAP or KERBEROS",
+    ),
+    "sql_hive_conf": (
+        "CDP_SQL_HIVE_CONF",
+        "extra HiveServer2 settings, space-separated key=value (hive.server2.authentication.ldap.url=...)",
+    ),
+    "spark_service_memory": ("CDP_SPARK_SERVICE_MEMORY", "driver memory of the Spark service"),
     "s3_endpoint_url": ("CDP_S3_ENDPOINT_URL", "S3 endpoint; empty = real AWS S3"),
     "export_bucket": ("CDP_EXPORT_BUCKET", "bucket that receives audience exports"),
     "export_prefix": ("CDP_EXPORT_PREFIX", "key prefix for audience exports"),
@@ -55,6 +72,13 @@ class Settings:
     export_prefix: str = "audiences"
     landing_url: str = ""
     reporting_currency: str = "EUR"
+    spark_remote: str = ""
+    service_host: str = "127.0.0.1"
+    sql_port: int = 10000
+    connect_port: int = 15002
+    sql_authentication: str = "NONE"
+    sql_hive_conf: str = ""
+    spark_service_memory: str = "4g"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -67,7 +91,8 @@ class Settings:
         home = Path(get("home") or REPO_ROOT / ".cdp").resolve()
         defaults = {f.name: f.default for f in fields(cls) if f.name not in {"home", "landing_dir", "lakehouse_dir"}}
         values = {name: (get(name) if get(name) is not None else default) for name, default in defaults.items()}
-        values["spark_shuffle_partitions"] = int(values["spark_shuffle_partitions"])
+        for number in ("spark_shuffle_partitions", "sql_port", "connect_port"):
+            values[number] = int(values[number])
         values["reporting_currency"] = values["reporting_currency"].upper()
         if not (len(values["reporting_currency"]) == 3 and values["reporting_currency"].isalpha()):
             raise ValueError(

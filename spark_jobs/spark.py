@@ -112,9 +112,19 @@ def spark_conf(settings: Settings) -> dict[str, str]:
 
 
 def build_session(settings: Settings, app_name: str, overrides: dict[str, str] | None = None):
-    """Create (or return the active) SparkSession for a job. Imported lazily: no JVM at import."""
+    """The SparkSession of a job. With ``CDP_SPARK_REMOTE`` set, a Spark Connect session on the
+    Spark service (spark_jobs/service.py: no JVM in this process, first query in about a
+    second); else a Spark of its own (Delta, metastore, warehouse from :func:`spark_conf`).
+    Imported lazily: no JVM at import."""
     from pyspark.sql import SparkSession
 
+    if settings.spark_remote and (overrides or {}).get("spark.sql.catalogImplementation") != "in-memory":
+        session = SparkSession.builder.remote(settings.spark_remote).appName(app_name).getOrCreate()
+        # The service holds the static configuration; a client may change only runtime SQL settings.
+        for key, value in (overrides or {}).items():
+            if key.startswith("spark.sql.") and key != "spark.sql.catalogImplementation":
+                session.conf.set(key, value)
+        return session
     conf = {**spark_conf(settings), **(overrides or {})}
     if "spark.pyspark.python" in conf:
         # pyspark reads the worker interpreter from the environment, not from the conf.
@@ -128,6 +138,18 @@ def build_session(settings: Settings, app_name: str, overrides: dict[str, str] |
     if "spark.jars.packages" in conf and conf["spark.master"].startswith("local"):
         remember_resolved_jars(session)
     return session
+
+
+def is_connect(spark) -> bool:
+    """A Spark Connect session (no JVM here: no sparkContext, _jvm, rdd or DeltaTable)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def quiet(spark) -> None:
+    """Spark's own log at ERROR in a process that started its own Spark (a Connect client logs
+    nothing of the service's)."""
+    if not is_connect(spark):
+        spark.sparkContext.setLogLevel("ERROR")
 
 
 def write_spark_defaults(settings: Settings) -> Path:

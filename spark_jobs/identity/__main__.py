@@ -198,14 +198,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from spark_jobs.settings import Settings
-    from spark_jobs.spark import build_session
+    from spark_jobs.spark import build_session, quiet
 
     spark = build_session(
         Settings.from_env(),
         "cdp-identity-cli",
         overrides={"spark.sql.catalogImplementation": "in-memory", "spark.ui.enabled": "false"},
     )
-    spark.sparkContext.setLogLevel("ERROR")
+    quiet(spark)
     try:
         counts = resolve_file(
             spark, args.input, args.mapping, args.output, args.size_limit, args.threshold, args.evidence

@@ -130,7 +130,9 @@ _e164_udf = F.pandas_udf(_e164, StringType())
 def phone(column: Column, country: Column | None = None) -> Column:
     """E.164 ('+447700900123'). A national number is read in the record's country (ISO 3166
     alpha-2); '+' and '00' international forms need no country. Impossible numbers give null."""
-    return _e164_udf(column, country if country is not None else F.lit(None).cast("string"))
+    # The cast gives a plain string: over Spark Connect a UDF's string result is stored as
+    # "string collate UTF8_BINARY", a type that Delta readers other than Spark (delta-rs) refuse.
+    return _e164_udf(column, country if country is not None else F.lit(None).cast("string")).cast("string")
 
 
 # --- names ---------------------------------------------------------------------------------

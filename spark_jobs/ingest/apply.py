@@ -11,6 +11,7 @@ because every write is keyed, applying it again changes nothing.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
@@ -98,10 +99,28 @@ def add_metadata(df: DataFrame, contract: Contract, batch_id: str, ingested_at) 
     return out
 
 
-def _last_commit_counts(spark: SparkSession, table: str) -> ApplyResult:
-    from delta.tables import DeltaTable
+def merge_into(
+    spark: SparkSession, source: DataFrame, table: str, on: str, update_when: str | None = None
+) -> dict[str, int]:
+    """Delta ``MERGE WITH SCHEMA EVOLUTION`` of ``source`` (alias ``s``) into ``table`` (alias
+    ``t``): matched rows are updated where ``update_when`` holds (none without it), unmatched
+    ones inserted. In SQL, not delta.tables.DeltaTable, so it runs the same in a local session
+    and over Spark Connect. Returns the commit's row counts (num_inserted_rows, ...)."""
+    view = f"_cdp_merge_{uuid.uuid4().hex}"
+    source.createOrReplaceTempView(view)
+    try:
+        updated = f"WHEN MATCHED AND ({update_when}) THEN UPDATE SET * " if update_when else ""
+        metrics = spark.sql(
+            f"MERGE WITH SCHEMA EVOLUTION INTO {table} AS t USING {view} AS s ON {on} "
+            f"{updated}WHEN NOT MATCHED THEN INSERT *"
+        ).first()
+    finally:
+        spark.catalog.dropTempView(view)
+    return {key: int(value or 0) for key, value in metrics.asDict().items()}
 
-    metrics = DeltaTable.forName(spark, table).history(1).select("operationMetrics").first()[0] or {}
+
+def _last_commit_counts(spark: SparkSession, table: str) -> ApplyResult:
+    metrics = spark.sql(f"DESCRIBE HISTORY {table} LIMIT 1").select("operationMetrics").first()[0] or {}
     inserted = metrics.get("numTargetRowsInserted", metrics.get("numOutputRows", 0))
     return ApplyResult(int(inserted), int(metrics.get("numTargetRowsUpdated", 0)))
 
@@ -118,22 +137,13 @@ def _create(spark: SparkSession, df: DataFrame, contract: Contract) -> ApplyResu
 
 def apply_to_bronze(spark: SparkSession, df: DataFrame, contract: Contract) -> ApplyResult:
     """MERGE the batch (already one row per key) into ``contract.table``, creating it if needed."""
-    from delta.tables import DeltaTable
-
     if not spark.catalog.tableExists(contract.table):
         return _create(spark, df, contract)
     key_match = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in contract.primary_key)
-    target = DeltaTable.forName(spark, contract.table)
-
     if contract.kind == "event":
         # Matched on the key alone, across every event date: an event re-delivered with another
         # timestamp (even another day) replaces the stored row, it is never a second one.
-        merge = (
-            target.alias("t")
-            .merge(df.alias("s"), key_match)
-            .whenMatchedUpdateAll(condition="s._row_hash <> t._row_hash")
-            .whenNotMatchedInsertAll()
-        )
+        changed = "s._row_hash <> t._row_hash"
     else:
         order = contract.order_column
         if contract.kind == "cdc":
@@ -145,14 +155,9 @@ def apply_to_bronze(spark: SparkSession, df: DataFrame, contract: Contract) -> A
             newer = f"t.`{order}` IS NULL OR s.`{order}` >= t.`{order}`"
         else:
             newer = "true"  # no version: the latest delivery wins
-        merge = (
-            target.alias("t")
-            .merge(df.alias("s"), key_match)
-            .whenMatchedUpdateAll(condition=f"s._row_hash <> t._row_hash AND ({newer})")
-            .whenNotMatchedInsertAll()
-        )
-    metrics = merge.withSchemaEvolution().execute().first()  # the commit's row counts
-    return ApplyResult(int(metrics["num_inserted_rows"]), int(metrics["num_updated_rows"]))
+        changed = f"s._row_hash <> t._row_hash AND ({newer})"
+    metrics = merge_into(spark, df, contract.table, key_match, update_when=changed)
+    return ApplyResult(metrics["num_inserted_rows"], metrics["num_updated_rows"])
 
 
 def history_table(contract: Contract) -> str:
@@ -163,8 +168,6 @@ def record_history(spark: SparkSession, df: DataFrame, contract: Contract) -> in
     """Insert every change record of the batch (with metadata) into the contract's history
     table, once: a change re-delivered or re-applied after a crash (same key, same row hash)
     is not inserted again. Returns the number of records inserted."""
-    from delta.tables import DeltaTable
-
     keys = [*contract.primary_key, "_row_hash"]
     changes = df.dropDuplicates(keys)
     table = history_table(contract)
@@ -172,13 +175,4 @@ def record_history(spark: SparkSession, df: DataFrame, contract: Contract) -> in
         changes.write.format("delta").saveAsTable(table)
         return _last_commit_counts(spark, table).inserted
     match = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
-    metrics = (
-        DeltaTable.forName(spark, table)
-        .alias("t")
-        .merge(changes.alias("s"), match)
-        .whenNotMatchedInsertAll()
-        .withSchemaEvolution()
-        .execute()
-        .first()
-    )
-    return int(metrics["num_inserted_rows"])
+    return merge_into(spark, changes, table, match)["num_inserted_rows"]

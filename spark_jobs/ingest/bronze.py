@@ -48,6 +48,7 @@ from spark_jobs.ingest.apply import (
     apply_to_bronze,
     history_table,
     latest_per_key,
+    merge_into,
     record_history,
 )
 from spark_jobs.ingest.contracts import EVENT_DATE_COLUMN, Contract, get_contract, load_contracts
@@ -339,8 +340,6 @@ def record_quarantine(
 ) -> None:
     """Insert-only MERGE: the same bad record from the same file is kept once across re-runs,
     wherever the landing zone is mounted (the id uses the file's path under the landing root)."""
-    from delta.tables import DeltaTable
-
     files = spark.createDataFrame(
         [(o.file.path, o.file.landing_path) for o in outcomes], "_source_file string, landing_path string"
     )
@@ -367,14 +366,7 @@ def record_quarantine(
     if not spark.catalog.tableExists(QUARANTINE_TABLE):
         rows.write.format("delta").saveAsTable(QUARANTINE_TABLE)
         return
-    (
-        DeltaTable.forName(spark, QUARANTINE_TABLE)
-        .alias("t")
-        .merge(rows.alias("s"), "t.quarantine_id = s.quarantine_id")
-        .whenNotMatchedInsertAll()
-        .withSchemaEvolution()
-        .execute()
-    )
+    merge_into(spark, rows, QUARANTINE_TABLE, "t.quarantine_id = s.quarantine_id")
 
 
 def record_files(

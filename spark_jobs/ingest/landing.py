@@ -131,6 +131,12 @@ def walk_local(root: str) -> tuple[list[LocalEntry], dict[str, str]]:
 
 
 def _list_hadoop(spark: SparkSession, uri: str) -> list[LandingFile]:
+    """Every file under ``uri`` on an object store or HDFS, through Hadoop's FileSystem API (a
+    local Spark), or through Spark's binaryFile source without the content (Spark Connect)."""
+    from spark_jobs.spark import is_connect
+
+    if is_connect(spark):
+        return _list_remote(spark, uri)
     jvm = spark.sparkContext._jvm
     root = jvm.org.apache.hadoop.fs.Path(uri)
     fs = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
@@ -146,6 +152,28 @@ def _list_hadoop(spark: SparkSession, uri: str) -> list[LandingFile]:
             continue
         files.append(LandingFile(path, status.getLen(), status.getModificationTime()))
     return files
+
+
+def _list_remote(spark: SparkSession, uri: str) -> list[LandingFile]:
+    from pyspark.errors import AnalysisException
+    from pyspark.sql import functions as F
+
+    try:
+        found = (
+            spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(uri)
+            .select("path", "length", (F.unix_millis("modificationTime")).alias("modified_ms"))
+            .collect()
+        )  # fmt: skip
+    except AnalysisException as error:  # the folder does not exist (yet)
+        if "PATH_NOT_FOUND" in str(error):
+            return []
+        raise
+    prefix = uri.rstrip("/") + "/"
+    return [
+        LandingFile(row.path, row.length, row.modified_ms)
+        for row in found
+        if not is_hidden(row.path[len(prefix) :] if row.path.startswith(prefix) else row.path.rsplit("/", 1)[-1])
+    ]
 
 
 def list_landing_files(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import csv
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -148,7 +149,13 @@ def add_new_columns(
 
 def first_line(spark: SparkSession, path: str, encoding: str = "UTF-8") -> str:
     """The first line of a (possibly gzip-compressed) file, read through Hadoop's FileSystem
-    API: no Spark job, and the same code for a local folder and an object store."""
+    API: no Spark job, and the same code for a local folder and an object store. Over Spark
+    Connect (no JVM here) a local file is read directly, and a remote one through Spark's text
+    source (UTF-8 only)."""
+    from spark_jobs.spark import is_connect
+
+    if is_connect(spark):
+        return _first_line_without_jvm(spark, path, encoding)
     jvm = spark.sparkContext._jvm
     conf = spark.sparkContext._jsc.hadoopConfiguration()
     hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
@@ -161,6 +168,21 @@ def first_line(spark: SparkSession, path: str, encoding: str = "UTF-8") -> str:
         return reader.readLine() or ""
     finally:
         reader.close()
+
+
+def _first_line_without_jvm(spark: SparkSession, path: str, encoding: str) -> str:
+    import bz2
+    import gzip
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(path)
+    if parsed.scheme in ("", "file"):
+        local = unquote(parsed.path) if parsed.scheme else path
+        opener = {".gz": gzip.open, ".bz2": bz2.open}.get(os.path.splitext(local)[1].lower(), open)
+        with opener(local, "rt", encoding=encoding, errors="replace", newline="") as handle:
+            return handle.readline().rstrip("\r\n")
+    first = spark.read.text(path).first()
+    return first[0] if first else ""
 
 
 def csv_header(spark: SparkSession, path: str, encoding: str = "UTF-8") -> list[str]:

@@ -21,13 +21,17 @@ from pathlib import Path
 import pytest
 from dagster import AssetCheckKey, AssetKey, AssetSelection
 
-from devstack.runner import SAMPLE_DAYS, local_stack, run_main_job
+from devstack.runner import SAMPLE_DAYS, local_stack, run_main_job, service_beeline
 from devstack.sample.generate import delivery_days
 from spark_jobs.activation.s3_export import audience_key
+from spark_jobs.service import Service, spark_home
+from spark_jobs.settings import Settings
 
 pytestmark = pytest.mark.e2e
 
 CUSTOMERS, SEED = 60, 11
+# Every run of this module is a client of one Spark service for its home, on free ports.
+SERVICE_PORTS = {"CDP_CONNECT_PORT": "0", "CDP_SQL_PORT": "0"}
 DBT_DIR = Path(__file__).parents[2] / "dbt"
 
 
@@ -135,6 +139,7 @@ def run_pipeline(home: Path, asset_selection=None, asset_check_selection=None):
         "CDP_LOCAL_S3": "true",
         "CDP_LOCAL_S3_PORT": "0",
         "CDP_SPARK_SHUFFLE_PARTITIONS": "2",
+        **SERVICE_PORTS,
     }  # small data: 2 tasks per shuffle, as in the unit tests
     with local_stack(environ) as settings:
         result = run_main_job(CUSTOMERS, SEED, asset_selection, asset_check_selection=asset_check_selection)
@@ -157,7 +162,15 @@ def materialized(result) -> set[str]:
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("e2e-home")
+    home = tmp_path_factory.mktemp("e2e-home")
+    yield home
+    Service(Settings.from_env({"CDP_HOME": str(home)})).stop()
+
+
+def service_of(home: Path) -> Service:
+    service = Service(Settings.from_env({"CDP_HOME": str(home)})).adopt_running()
+    assert service.is_up(), "the runs of this module leave their Spark service running"
+    return service
 
 
 @pytest.fixture(scope="module")
@@ -400,7 +413,13 @@ def robert_customer_id(home: Path, spark) -> str:
 def run_dbt(home: Path, *args: str) -> subprocess.CompletedProcess:
     """The dbt CLI against the e2e lakehouse, as the Dagster run uses it; results go to
     <home>/dbt-target so the project's own target (and its manifest) stays untouched."""
-    environ = {**os.environ, "CDP_HOME": str(home), "CDP_LOCAL_S3": "false", "CDP_SPARK_SHUFFLE_PARTITIONS": "2"}
+    environ = {
+        **os.environ,
+        "CDP_HOME": str(home),
+        "CDP_LOCAL_S3": "false",
+        "CDP_SPARK_SHUFFLE_PARTITIONS": "2",
+        **SERVICE_PORTS,
+    }
     with local_stack(environ):
         dbt = Path(sys.executable).parent / "dbt"
         return subprocess.run(
@@ -466,11 +485,13 @@ def second_run(first_run, home):
         json.dumps(LATE_ORDER) + "\n", encoding="utf-8"
     )
     upstream, gold = daily_run_selections(home)
-    ingested, _ = run_pipeline(home, upstream)
-    assert ingested.success and {"bronze/crm_contacts", "bronze/shop_orders", "silver/identity_map"} <= materialized(
-        ingested
-    )
-    return run_pipeline(home, gold, asset_check_selection=[DIM_CUSTOMERS_GE])
+    with BiReader(service_of(home), BI_TABLES) as reader:  # a BI tool queries while the runs write
+        ingested, _ = run_pipeline(home, upstream)
+        assert ingested.success
+        assert {"bronze/crm_contacts", "bronze/shop_orders", "silver/identity_map"} <= materialized(ingested)
+        result = run_pipeline(home, gold, asset_check_selection=[DIM_CUSTOMERS_GE])
+    BI_OBSERVATIONS[home] = reader.observations
+    return result
 
 
 def test_failing_quality_check_blocks_the_export(first_run, second_run):
@@ -573,3 +594,91 @@ def test_a_third_snapshot_run_on_unchanged_segments_changes_nothing(second_run, 
     completed = run_dbt(home, "snapshot")
     assert completed.returncode == 0, completed.stdout[-3000:]
     assert stays() == (SNAPSHOT_COLUMNS, before)
+
+
+BI_TABLES = ("gold.dim_customers", "gold.customer_segments")
+BI_OBSERVATIONS: dict[Path, list[tuple[str, int]]] = {}
+
+
+class BiReader:
+    """What a BI tool does: queries over JDBC (pyhive through SQLAlchemy, Superset's path) in a
+    loop, here while the pipeline writes; records (table, row count) or the error."""
+
+    def __init__(self, service: Service, tables: tuple[str, ...]):
+        import threading
+
+        self.url = f"hive://cdp@{service.settings.service_host}:{service.settings.sql_port}/gold"
+        self.tables, self.observations, self.errors = tables, [], []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+
+    def loop(self) -> None:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(self.url)
+        while not self.stop.is_set():
+            for table in self.tables:
+                try:
+                    with engine.connect() as connection:
+                        count = connection.execute(sa.text(f"select count(*) from {table}")).scalar()
+                    self.observations.append((table, int(count)))
+                except Exception as error:
+                    self.errors.append(f"{table}: {error}")
+            self.stop.wait(0.5)
+
+    def __enter__(self) -> BiReader:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join(timeout=60)
+        assert not self.errors, self.errors[:5]
+
+
+def test_bi_tools_see_only_committed_snapshots_while_a_run_writes(second_run, home, spark):
+    """Every count a JDBC client saw during the daily runs is the count of a committed version
+    of the table (never a half-written state), and the reader saw the runs' new versions."""
+    observations = BI_OBSERVATIONS[home]
+    for table in BI_TABLES:
+        path = str(home / "lakehouse" / table.replace(".", ".db/"))
+        versions = [r.version for r in spark.sql(f"DESCRIBE HISTORY delta.`{path}`").collect()]
+        committed = {spark.read.format("delta").option("versionAsOf", v).load(path).count() for v in versions}
+        seen = [count for name, count in observations if name == table]
+        assert len(seen) >= 5, f"{table}: only {len(seen)} queries during the runs"
+        assert set(seen) <= committed, f"{table}: saw {sorted(set(seen) - committed)}, committed {sorted(committed)}"
+
+
+def test_beeline_and_sqlalchemy_query_the_gold_tables(first_run, home):
+    """The SQL endpoint as BI tools and `./cdp sql` use it: a point query by customer id."""
+    import sqlalchemy as sa
+
+    service = service_of(home)
+    engine = sa.create_engine(f"hive://cdp@{service.settings.service_host}:{service.settings.sql_port}/gold")
+    with engine.connect() as connection:
+        some = connection.execute(sa.text("select customer_id, email from gold.dim_customers limit 1")).one()
+        again = connection.execute(
+            sa.text("select email from gold.dim_customers where customer_id = :id"), {"id": some.customer_id}
+        ).scalar()
+    assert again == some.email
+    completed = subprocess.run(
+        [*service_beeline(service), "--silent=true", "--outputformat=csv2", "-e",
+         f"select customer_id from gold.customer_segments where customer_id = '{some.customer_id}' limit 1"],
+        capture_output=True, text=True, env={**os.environ, "SPARK_HOME": str(spark_home())},
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.splitlines()[0] == "customer_id"
+
+
+def test_every_gold_table_is_readable_by_delta_rs(first_run, home, spark):
+    """BI tools and notebooks read gold with Delta readers other than Spark (delta-rs: pandas,
+    Polars, DuckDB): no deletion vectors or other reader features they lack, no Spark-only types."""
+    from deltalake import DeltaTable
+
+    gold = home / "lakehouse" / "gold.db"
+    tables = sorted(path for path in gold.iterdir() if path.is_dir())
+    assert len(tables) >= 18
+    for path in tables:
+        assert (path / "_delta_log").is_dir(), f"{path.name} is not a Delta table"
+        rows = DeltaTable(str(path)).to_pyarrow_dataset().count_rows()
+        assert rows == spark.read.format("delta").load(str(path)).count(), path.name

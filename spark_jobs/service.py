@@ -1,0 +1,320 @@
+"""The Spark service: one long-running Spark application that every step, dbt and BI tools use.
+
+It is Spark's Thrift server (HiveServer2: JDBC/ODBC for BI tools, ``beeline``, dbt's ``thrift``
+method) with the Spark Connect plugin (gRPC: the jobs and dbt's ``session`` method, through
+``CDP_SPARK_REMOTE``), both over the one metastore and warehouse of :func:`spark_conf`. One JVM
+for the whole pipeline instead of one per step; and since the metastore has a single user (this
+service), a BI query and a run no longer exclude each other.
+
+    python -m spark_jobs.service start|stop|status
+
+On a cluster this is the same command with ``CDP_SPARK_MASTER`` pointing at the cluster: the
+service runs on the driver node (like a Databricks SQL warehouse with Databricks Connect).
+
+Security: neither protocol authenticates by default, so both bind to 127.0.0.1. Binding them to
+another address is refused unless HiveServer2 authentication (``CDP_SQL_AUTHENTICATION``: LDAP or
+KERBEROS, with Hive's own ``hive.server2.authentication.*`` settings passed through
+``CDP_SQL_HIVE_CONF``) and Spark Connect's pre-shared token (``SPARK_CONNECT_AUTHENTICATE_TOKEN``)
+are both configured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import urlparse
+
+from spark_jobs.settings import Settings
+from spark_jobs.spark import resolved_delta_jars, spark_conf
+
+log = logging.getLogger(__name__)
+
+THRIFT_SERVER_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
+CONNECT_PLUGIN = "org.apache.spark.sql.connect.SparkConnectPlugin"
+# The jars of Delta that pyspark's own jars/ lacks. They go on the driver's class path: passed
+# as spark.jars, closing the first JDBC session closes their class loader (HIVE-22989) and Delta
+# breaks for the whole service. Delta's older jackson/parquet/hadoop must not shadow Spark's.
+DRIVER_CLASS_PATH_JARS = ("delta-", "unitycatalog-", "jackson-datatype-jdk8", "javax.annotation-api")
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+START_TIMEOUT_S = 180
+
+
+class ServiceError(RuntimeError):
+    """The service cannot start, or is not there."""
+
+
+@dataclass(frozen=True)
+class Service:
+    settings: Settings
+
+    @property
+    def folder(self) -> Path:
+        return self.settings.home / "spark-service"
+
+    @property
+    def log_file(self) -> Path:
+        return self.folder / "service.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.folder / "service.pid"
+
+    @property
+    def ports_file(self) -> Path:
+        """The ports the running service listens on (they may have been picked at start)."""
+        return self.folder / "ports.json"
+
+    def running_ports(self) -> tuple[int, int] | None:
+        """(connect, sql) of this home's service if it is running and listening."""
+        try:
+            ports = json.loads(self.ports_file.read_text())
+        except (OSError, ValueError):
+            return None
+        if self.pid() is None:
+            return None
+        connect, sql = int(ports["connect"]), int(ports["sql"])
+        up = all(port_open(self.settings.service_host, p) for p in (connect, sql))
+        return (connect, sql) if up else None
+
+    def adopt_running(self) -> Service:
+        """This service with the ports of the one running for the same home, if any."""
+        ports = self.running_ports()
+        if ports is None:
+            return self
+        return Service(replace(self.settings, connect_port=ports[0], sql_port=ports[1]))
+
+    def with_free_ports(self) -> Service:
+        """Port 0 in the settings: pick free ones (tests run their own service beside yours)."""
+        connect = self.settings.connect_port or free_port()
+        sql = self.settings.sql_port or free_port()
+        return Service(replace(self.settings, connect_port=connect, sql_port=sql))
+
+    @property
+    def remote(self) -> str:
+        """The Spark Connect URL clients use (``CDP_SPARK_REMOTE``)."""
+        host = "localhost" if self.settings.service_host in LOOPBACK else self.settings.service_host
+        return f"sc://{host}:{self.settings.connect_port}"
+
+    @property
+    def jdbc_url(self) -> str:
+        return f"jdbc:hive2://{self.settings.service_host}:{self.settings.sql_port}/default"
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            os.kill(pid, 0)
+            return pid
+        except (OSError, ValueError):
+            return None
+
+    def is_up(self) -> bool:
+        """This home's service runs and both ports accept connections (the Thrift server opens
+        its port last)."""
+        return self.running_ports() == self.ports()
+
+    def ports(self) -> tuple[int, int]:
+        return self.settings.connect_port, self.settings.sql_port
+
+    def command(self) -> list[str]:
+        return [str(spark_home() / "bin" / "spark-submit"), *submit_arguments(self.settings, self.folder)]
+
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> str:
+        """Start the service unless it is up; returns the Connect URL. A port another program
+        holds is a clear error, not a hang."""
+        if self.running_ports() == self.ports():
+            return self.remote
+        check_binding_allowed(self.settings)
+        for port in self.ports():
+            if port_open(self.settings.service_host, port):
+                raise ServiceError(
+                    f"port {port} on {self.settings.service_host} is in use by another program (or the Spark "
+                    "service of another CDP_HOME); set CDP_CONNECT_PORT / CDP_SQL_PORT to free ports, or 0"
+                )
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "checkpoints").mkdir(exist_ok=True)
+        self.settings.metastore_dir.mkdir(parents=True, exist_ok=True)
+        ensure_delta_jars(self.settings)
+        environment = service_environment(self.settings)
+        log.info("starting the Spark service (Connect %s, JDBC %s); log %s", self.remote, self.jdbc_url, self.log_file)
+        started = time.monotonic()
+        with self.log_file.open("ab") as out:
+            process = subprocess.Popen(
+                self.command(), stdout=out, stderr=subprocess.STDOUT, env=environment,
+                cwd=self.settings.metastore_dir, start_new_session=True,
+            )  # fmt: skip
+        self.pid_file.write_text(str(process.pid))
+        self.ports_file.write_text(json.dumps({"connect": self.settings.connect_port, "sql": self.settings.sql_port}))
+        while not all(port_open(self.settings.service_host, port) for port in self.ports()):
+            if process.poll() is not None:
+                raise ServiceError(
+                    f"the Spark service exited with {process.returncode}: see {self.log_file}\n{tail(self.log_file)}"
+                )
+            if time.monotonic() - started > timeout_s:
+                self.stop()
+                raise ServiceError(f"the Spark service did not listen within {timeout_s:.0f} s: see {self.log_file}")
+            time.sleep(0.25)
+        log.info("Spark service up in %.1f s (pid %d)", time.monotonic() - started, process.pid)
+        return self.remote
+
+    def stop(self, timeout_s: float = 60) -> bool:
+        """Stop the service (SIGTERM to its process group, then SIGKILL); False if none ran."""
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and self.pid() is not None:
+            time.sleep(0.25)
+        if self.pid() is not None:
+            log.warning("the Spark service did not stop in %.0f s: killing it", timeout_s)
+            os.killpg(pid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
+        self.ports_file.unlink(missing_ok=True)
+        log.info("Spark service stopped")
+        return True
+
+
+def spark_home() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def check_binding_allowed(settings: Settings) -> None:
+    """Loopback is the default; any other address needs authentication on both protocols."""
+    if settings.service_host in LOOPBACK:
+        return
+    missing = []
+    if settings.sql_authentication.upper() not in ("LDAP", "KERBEROS"):
+        missing.append("CDP_SQL_AUTHENTICATION=LDAP or KERBEROS (with its hive.server2.* settings)")
+    if not os.environ.get("SPARK_CONNECT_AUTHENTICATE_TOKEN"):
+        missing.append("SPARK_CONNECT_AUTHENTICATE_TOKEN (Spark Connect's pre-shared token; clients need TLS)")
+    if missing:
+        raise ServiceError(
+            f"refusing to bind the Spark service to {settings.service_host}: neither JDBC nor Spark Connect "
+            f"authenticates by default. Set {' and '.join(missing)}, or keep CDP_SERVICE_HOST=127.0.0.1."
+        )
+
+
+def ensure_delta_jars(settings: Settings) -> None:
+    """The Delta jars must be on local disk before the driver class path can name them. On a
+    fresh machine, one short local Spark process lets Ivy fetch them from Maven Central."""
+    if resolved_delta_jars() is not None:
+        return
+    log.info("fetching the Delta jars from Maven Central (first start only)")
+    code = (
+        "from spark_jobs.settings import Settings; from spark_jobs.spark import build_session; "
+        "build_session(Settings.from_env(), 'cdp-fetch-jars', {'spark.sql.catalogImplementation': 'in-memory'}).stop()"
+    )
+    environment = {k: v for k, v in os.environ.items() if k not in ("SPARK_REMOTE", "CDP_SPARK_REMOTE")}
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, env={**environment, **settings.to_env(), "CDP_SPARK_REMOTE": ""}
+    )
+    if resolved_delta_jars() is None:
+        raise ServiceError("the Delta jars could not be resolved from Maven Central")
+
+
+def driver_class_path() -> str:
+    jars = (resolved_delta_jars() or "").split(",")
+    paths = [urlparse(jar).path for jar in jars if jar]
+    return ":".join(p for p in paths if Path(p).name.split("_", 1)[-1].startswith(DRIVER_CLASS_PATH_JARS))
+
+
+def submit_arguments(settings: Settings, folder: Path) -> list[str]:
+    conf = spark_conf(settings)
+    for key in ("spark.jars", "spark.jars.packages", "spark.master", "spark.driver.memory"):
+        conf.pop(key, None)
+    conf.update(
+        {
+            "spark.plugins": CONNECT_PLUGIN,
+            "spark.connect.grpc.binding.address": settings.service_host,
+            "spark.connect.grpc.binding.port": str(settings.connect_port),
+            "spark.checkpoint.dir": (folder / "checkpoints").as_uri(),
+            # pyspark 4.2.0 hangs on Arrow-optimised Python UDFs over a file scan (SPARK-58241).
+            "spark.sql.execution.pythonUDF.arrow.enabled": "false",
+            # HiveServer2 settings travel as spark.hadoop.hive.server2.* (Spark hands them to Hive).
+            "spark.hadoop.hive.server2.thrift.bind.host": settings.service_host,
+            "spark.hadoop.hive.server2.thrift.port": str(settings.sql_port),
+            "spark.hadoop.hive.server2.authentication": settings.sql_authentication.upper(),
+            "spark.ui.enabled": "false",
+        }
+    )
+    for pair in shlex.split(settings.sql_hive_conf):
+        key, _, value = pair.partition("=")
+        conf[f"spark.hadoop.{key}"] = value
+    arguments = ["--class", THRIFT_SERVER_CLASS, "--name", "cdp-spark-service", "--master", settings.spark_master]
+    arguments += ["--driver-memory", settings.spark_service_memory, "--driver-class-path", driver_class_path()]
+    for key, value in sorted(conf.items()):
+        arguments += ["--conf", f"{key}={value}"]
+    return arguments
+
+
+def service_environment(settings: Settings) -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items() if k not in ("SPARK_REMOTE", "PYSPARK_SUBMIT_ARGS")}
+    environment.update(
+        {
+            "SPARK_HOME": str(spark_home()),
+            "PYSPARK_PYTHON": sys.executable,  # UDF workers import the project from this venv
+            "SPARK_LOG_DIR": str(settings.home / "spark-service"),
+            "HIVE_SERVER2_THRIFT_BIND_HOST": settings.service_host,
+            "HIVE_SERVER2_THRIFT_PORT": str(settings.sql_port),
+        }
+    )
+    return environment
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Start, stop or check the Spark service (Thrift + Connect).")
+    parser.add_argument("action", choices=["start", "stop", "status"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    service = Service(Settings.from_env()).adopt_running()
+    try:
+        if args.action == "start":
+            service = service.with_free_ports()
+            service.start()
+            print(f"Spark service up: Spark Connect {service.remote}, JDBC {service.jdbc_url}")
+        elif args.action == "stop":
+            print("stopped" if service.stop() else "no Spark service was running")
+        else:
+            up = service.is_up()
+            print(f"Spark service {'up' if up else 'down'}: Spark Connect {service.remote}, JDBC {service.jdbc_url}")
+            return 0 if up else 1
+    except ServiceError as error:
+        print(f"cdp: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,70 @@
+"""The Spark service's launch decisions (spark_jobs/service.py); the e2e tests run the real one."""
+
+import socket
+
+import pytest
+
+from spark_jobs.service import DRIVER_CLASS_PATH_JARS, Service, ServiceError, check_binding_allowed, submit_arguments
+from spark_jobs.settings import Settings
+
+
+def settings(tmp_path, **env) -> Settings:
+    return Settings.from_env({"CDP_HOME": str(tmp_path), **env})
+
+
+def conf_of(arguments: list[str]) -> dict[str, str]:
+    pairs = [arguments[i + 1] for i, a in enumerate(arguments) if a == "--conf"]
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+def test_service_is_the_thrift_server_with_connect_on_loopback_and_delta_on_the_driver_class_path(tmp_path):
+    arguments = submit_arguments(settings(tmp_path, CDP_SQL_PORT="10001", CDP_CONNECT_PORT="15003"), tmp_path)
+    conf = conf_of(arguments)
+    assert arguments[arguments.index("--class") + 1] == "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
+    assert conf["spark.plugins"] == "org.apache.spark.sql.connect.SparkConnectPlugin"
+    assert (conf["spark.connect.grpc.binding.address"], conf["spark.connect.grpc.binding.port"]) == (
+        "127.0.0.1",
+        "15003",
+    )
+    assert (conf["spark.hadoop.hive.server2.thrift.bind.host"], conf["spark.hadoop.hive.server2.thrift.port"]) == (
+        "127.0.0.1",
+        "10001",
+    )
+    # Delta as spark.jars would break the whole service when the first JDBC session closes.
+    assert not {"spark.jars", "spark.jars.packages"} & set(conf)
+    class_path = arguments[arguments.index("--driver-class-path") + 1]
+    for jar in filter(None, class_path.split(":")):
+        assert jar.rsplit("/", 1)[-1].split("_", 1)[-1].startswith(DRIVER_CLASS_PATH_JARS), jar
+    assert conf["spark.sql.execution.pythonUDF.arrow.enabled"] == "false"  # SPARK-58241
+    assert conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+
+
+def test_another_address_is_refused_unless_both_protocols_authenticate(tmp_path, monkeypatch):
+    monkeypatch.delenv("SPARK_CONNECT_AUTHENTICATE_TOKEN", raising=False)
+    check_binding_allowed(settings(tmp_path))  # loopback: fine
+    with pytest.raises(ServiceError, match=r"CDP_SQL_AUTHENTICATION=LDAP or KERBEROS .* SPARK_CONNECT_AUTHENTICATE"):
+        check_binding_allowed(settings(tmp_path, CDP_SERVICE_HOST="0.0.0.0"))
+    with pytest.raises(ServiceError, match="SPARK_CONNECT_AUTHENTICATE_TOKEN"):
+        check_binding_allowed(settings(tmp_path, CDP_SERVICE_HOST="0.0.0.0", CDP_SQL_AUTHENTICATION="LDAP"))
+    monkeypatch.setenv("SPARK_CONNECT_AUTHENTICATE_TOKEN", "not-a-real-token")
+    check_binding_allowed(settings(tmp_path, CDP_SERVICE_HOST="0.0.0.0", CDP_SQL_AUTHENTICATION="LDAP"))
+
+
+def test_a_port_another_program_holds_is_a_clear_error_not_a_hang(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        service = Service(settings(tmp_path, CDP_CONNECT_PORT=str(port), CDP_SQL_PORT="0")).with_free_ports()
+        with pytest.raises(ServiceError, match=rf"port {port} on 127.0.0.1 is in use by another program"):
+            service.start()
+    assert not service.pid_file.exists()
+
+
+def test_free_ports_are_picked_for_port_zero_and_a_running_service_is_found_by_its_home(tmp_path):
+    service = Service(settings(tmp_path, CDP_CONNECT_PORT="0", CDP_SQL_PORT="0")).with_free_ports()
+    connect, sql = service.ports()
+    assert connect and sql and connect != sql
+    assert service.remote == f"sc://localhost:{connect}"
+    assert service.running_ports() is None and not service.is_up()  # nothing started for this home
+    assert service.adopt_running() == service
