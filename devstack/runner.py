@@ -52,10 +52,11 @@ def prepare_environment(settings: Settings) -> dict[str, str]:
     if settings.spark_master.startswith("local"):
         env["SPARK_LOCAL_IP"] = "127.0.0.1"
     if settings.spark_remote:
-        # dbt-spark's session method becomes a Spark Connect client of the service; pure-Python
-        # protobuf, as the jobs use (spark_jobs/__init__.py says why).
+        # dbt-spark's session method becomes a Spark Connect client of the service, which serves
+        # concurrent queries: 4 dbt threads (71 s instead of 93 s for the second dbt step at
+        # 1,000 customers on 2 cores), unless CDP_DBT_THREADS says otherwise.
         env["SPARK_REMOTE"] = settings.spark_remote
-        env["PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION"] = "python"
+        env["CDP_DBT_THREADS"] = os.environ.get("CDP_DBT_THREADS") or "4"
     return env
 
 

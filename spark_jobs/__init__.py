@@ -19,7 +19,3 @@ if _os.environ.get("CDP_SPARK_REMOTE", "").strip():
     # A job that runs as a Spark Connect client (the Spark service) must create its Python UDFs
     # as Connect UDFs, and the job modules create them at import: say so before they load.
     _os.environ.setdefault("SPARK_CONNECT_MODE_ENABLED", "1")
-    # protobuf's C backend (upb) refuses plans nested deeper than 100 when pyspark copies them
-    # into a command ("Error parsing message with type 'spark.connect.Relation'", e.g. the
-    # identity job's localCheckpoint); the pure-Python backend has no such limit.
-    _os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
