@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         print("gold.dim_customers is empty: run ./cdp run first", file=sys.stderr)
         return 1
 
-    run = None
+    run, run_started = None, time.monotonic()
     if args.during_run:
         run = subprocess.Popen(
             [sys.executable, "-m", "devstack.runner", "run"], cwd=REPO_ROOT, env=environ,
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  queries {len(latencies):>8}   errors {len(errors)}")
     print(f"  p50 {statistics.median(latencies):8.3f} s   p95 {p95:8.3f} s   max {latencies[-1]:8.3f} s")
     if run:
-        print(f"  the run ended with exit code {run.returncode}")
+        print(f"  the run ended with exit code {run.returncode} after {time.monotonic() - run_started:.0f} s")
     for error in errors[:5]:
         print(f"  error: {error}")
     return 0 if not errors and (run is None or run.returncode == 0) else 1

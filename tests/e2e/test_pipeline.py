@@ -656,18 +656,31 @@ def test_beeline_and_sqlalchemy_query_the_gold_tables(first_run, home):
     service = service_of(home)
     engine = sa.create_engine(f"hive://cdp@{service.settings.service_host}:{service.settings.sql_port}/gold")
     with engine.connect() as connection:
-        some = connection.execute(sa.text("select customer_id, email from gold.dim_customers limit 1")).one()
-        again = connection.execute(
-            sa.text("select email from gold.dim_customers where customer_id = :id"), {"id": some.customer_id}
+        member = connection.execute(
+            sa.text("select customer_id, segment_name from gold.customer_segments order by customer_id limit 1")
+        ).one()
+        email = connection.execute(
+            sa.text("select email from gold.dim_customers where customer_id = :id"), {"id": member.customer_id}
         ).scalar()
-    assert again == some.email
+    assert email == delta_rs_email(home, member.customer_id)
     completed = subprocess.run(
         [*service_beeline(service), "--silent=true", "--outputformat=csv2", "-e",
-         f"select customer_id from gold.customer_segments where customer_id = '{some.customer_id}' limit 1"],
+         f"select segment_name from gold.customer_segments where customer_id = '{member.customer_id}'"],
         capture_output=True, text=True, env={**os.environ, "SPARK_HOME": str(spark_home())},
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr[-2000:]
-    assert completed.stdout.splitlines()[0] == "customer_id"
+    lines = completed.stdout.splitlines()  # beeline echoes its prompt before the header
+    assert lines[0].endswith("> segment_name") and member.segment_name in lines[1:], lines[:5]
+
+
+def delta_rs_email(home: Path, customer_id: str) -> str | None:
+    """The customer's email in gold.dim_customers as its Delta files say (read without the service)."""
+    import pyarrow.dataset as ds
+    from deltalake import DeltaTable
+
+    files = DeltaTable(str(home / "lakehouse" / "gold.db" / "dim_customers")).to_pyarrow_dataset()
+    match = files.to_table(columns=["email"], filter=ds.field("customer_id") == customer_id)
+    return match["email"][0].as_py() if match.num_rows else None
 
 
 def test_every_gold_table_is_readable_by_delta_rs(first_run, home, spark):
