@@ -16,6 +16,7 @@ from dagster_project.defs.ingest.partitions import recent_days_tags
 from dagster_project.defs.ml import assets as ml
 from dagster_project.defs.quality import checks as quality
 from dagster_project.resources import CdpSettingsResource
+from spark_jobs.settings import Settings
 
 MAIN_JOB_NAME = "cdp_main"
 DAILY_JOB_NAME = "cdp_daily"
@@ -69,6 +70,21 @@ cdp_main_daily = _recent_days_schedule("cdp_main_daily", cdp_daily, "0 3 * * 1-6
 cdp_main_weekly = _recent_days_schedule("cdp_main_weekly", cdp_main, "0 3 * * 0", "Sundays", "weekly")
 
 
+def step_executor(settings: Settings) -> dg.ExecutorDefinition:
+    """Steps in their own processes, up to ``CDP_MAX_PARALLEL_STEPS`` at once, when every Spark step is
+    a client of one Spark service (or of a shared metastore): the steps that touch different tables
+    then run side by side (the event and the other bronze sources). Without either, one step at a
+    time in the run's process: each step starts its own Spark, and the embedded Derby metastore
+    admits one Spark process at a time."""
+    if not (settings.spark_remote or settings.hive_metastore_uris) or settings.max_parallel_steps < 2:
+        return dg.in_process_executor
+    # forkserver: each step process forks from one that has imported the code location once.
+    return dg.multiprocess_executor.configured(
+        {"max_concurrent": settings.max_parallel_steps, "start_method": {"forkserver": {}}},
+        name="cdp_parallel_steps",
+    )
+
+
 def _platform() -> dg.Definitions:
     """Jobs, schedules, resources and executor shared by every domain (a function, so that the
     module holds exactly one Definitions object, as ``dagster dev`` requires)."""
@@ -79,9 +95,7 @@ def _platform() -> dg.Definitions:
             "cdp_settings": CdpSettingsResource(),
             "pipes": dg.PipesSubprocessClient(),
         },
-        # Serial, in-process steps: every Spark step is its own process, and the embedded Derby
-        # metastore admits one at a time. With a shared metastore (Glue, Hive), use multiprocess.
-        executor=dg.in_process_executor,
+        executor=step_executor(Settings.from_env()),
     )
 
 

@@ -54,21 +54,17 @@ def run_spark_job(
     cdp_settings: CdpSettingsResource,
     module: str,
     args: Sequence[str] = (),
-    connect_environment: Sequence[tuple[str, str]] = (),
 ) -> dg.PipesClientCompletedInvocation:
     """Run ``python -m <module> <args>`` as its own Spark process, reporting back through Pipes.
 
     With ``CDP_SPARK_REMOTE`` set (./cdp sets it) the process is a Spark Connect client of the
-    Spark service and holds no JVM; ``connect_environment`` is what the job needs then (its
-    JobSpec says). Without it the process starts its own Spark, and the Dagster process stays
+    Spark service and holds no JVM. Without it the process starts its own Spark, and the Dagster process stays
     free of a JVM, which the embedded Derby metastore needs. On a cluster, the same module is
     launched by a cluster Pipes client (EMR Serverless, Databricks, Kubernetes) instead.
     """
     if isinstance(context, dg.AssetCheckExecutionContext):
         context = context.op_execution_context  # Pipes sessions take op or asset contexts
     env = cdp_settings.job_env()
-    if env.get("CDP_SPARK_REMOTE"):
-        env.update(dict(connect_environment))
     return pipes.run(
         context=context,
         command=[sys.executable, "-m", module, *args],

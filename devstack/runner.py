@@ -125,17 +125,19 @@ def run_main_job(
     asset_check_selection=None,
     daily: bool = False,
 ):
-    """Execute the main job (the daily job if ``daily``; or the ``asset_selection`` of it: asset keys) in this process
-    against the Dagster instance in DAGSTER_HOME, on a sample zone of ``days`` daily deliveries
+    """Execute the main job (the daily job if ``daily``; or the ``asset_selection`` of it: asset keys)
+    as a run of the local code location's job on the Dagster instance in DAGSTER_HOME (steps in
+    parallel per the job's executor), on a sample zone of ``days`` daily deliveries
     of which the last ``withhold_last_days`` have not arrived yet. The event sources' partition
     range is the delivered days, or only the last ``ingest_days`` of them (a daily run).
     ``asset_check_selection`` (check keys) limits the checks of a selection; default: all of them."""
     import dagster as dg
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+    from dagster._core.execution.api import execute_run
 
     prepare_manifest()
     from dagster_project.definitions import DAILY_JOB_NAME, MAIN_JOB_NAME
     from dagster_project.defs.ingest.partitions import partition_range_tags
-    from devstack.definitions import defs
     from devstack.sample.generate import delivery_days
 
     delivered = delivery_days(days)[: days - withhold_last_days]
@@ -147,24 +149,28 @@ def run_main_job(
             }
         }
     }
-    job = defs.resolve_job_def(DAILY_JOB_NAME if daily else MAIN_JOB_NAME)
-    if asset_check_selection is not None:
+    # Reconstructable: every step process loads the job from the code location, as a deployment does.
+    repository = ReconstructableRepository.for_module("devstack.definitions", "defs", str(REPO_ROOT))
+    job = repository.get_reconstructable_job(DAILY_JOB_NAME if daily else MAIN_JOB_NAME)
+    if asset_selection is not None or asset_check_selection is not None:
+        job_def = job.get_definition()
         job = job.get_subset(
-            asset_selection=set(asset_selection or job.asset_layer.executable_asset_keys),
-            asset_check_selection=set(asset_check_selection),
+            asset_selection=set(asset_selection or job_def.asset_layer.executable_asset_keys),
+            asset_check_selection=None if asset_check_selection is None else set(asset_check_selection),
         )
-        asset_selection = None
-        # A subset job's config schema has only its own ops.
-        run_config = {"ops": {op: config for op, config in run_config["ops"].items() if job.graph.has_node_named(op)}}
+    job_def = job.get_definition()
+    # A subset job's config schema has only its own ops.
+    run_config = {"ops": {op: config for op, config in run_config["ops"].items() if job_def.graph.has_node_named(op)}}
     with dg.DagsterInstance.get() as instance:
-        # The event sources are partitioned by delivery day: this run covers the sample's days.
-        return job.execute_in_process(
+        run = instance.create_run_for_job(
+            job_def=job_def,
             run_config=run_config,
-            instance=instance,
-            raise_on_error=False,
+            # The event sources are partitioned by delivery day: this run covers the sample's days.
             tags=partition_range_tags(ingested[0], ingested[-1]),
-            asset_selection=asset_selection,
+            asset_selection=frozenset(asset_selection) if asset_selection else None,
+            job_code_origin=job.get_python_origin(),
         )
+        return execute_run(job, run, instance)
 
 
 def summarise(result) -> list[str]:

@@ -32,5 +32,3 @@ class JobSpec:
     module: str  # run as ``python -m <module>`` (spark-submit: the module's file)
     outputs: tuple[Output, ...]
     checks: tuple[Check, ...] = ()
-    # Extra environment of the job's process when it is a Spark Connect client of the service.
-    connect_environment: tuple[tuple[str, str], ...] = ()

@@ -250,8 +250,35 @@ def driver_class_path() -> str:
     return ":".join(p for p in paths if Path(p).name.split("_", 1)[-1].startswith(DRIVER_CLASS_PATH_JARS))
 
 
+# Spark's log at the service's level; the Thrift server's sessions and statements stay at INFO
+# (who queried what, for BI tools' audit), as do the Connect server's start and stop.
+LOG4J2_PROPERTIES = """\
+rootLogger.level = {level}
+rootLogger.appenderRef.stdout.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{{yy/MM/dd HH:mm:ss}} %p %c{{1}}: %m%n%ex
+logger.thriftserver.name = org.apache.spark.sql.hive.thriftserver
+logger.thriftserver.level = info
+logger.connect.name = org.apache.spark.sql.connect.service.SparkConnectServer
+logger.connect.level = info
+"""
+
+
+def write_log_config(settings: Settings, folder: Path) -> Path:
+    path = folder / "log4j2.properties"
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(LOG4J2_PROPERTIES.format(level=settings.spark_service_log_level.lower()))
+    return path
+
+
 def submit_arguments(settings: Settings, folder: Path) -> list[str]:
     conf = spark_conf(settings)
+    log_config = write_log_config(settings, folder)
+    java_options = conf.get("spark.driver.extraJavaOptions", "")
+    conf["spark.driver.extraJavaOptions"] = f"{java_options} -Dlog4j2.configurationFile={log_config.as_uri()}".strip()
     for key in ("spark.jars", "spark.jars.packages", "spark.master", "spark.driver.memory"):
         conf.pop(key, None)
     conf.update(

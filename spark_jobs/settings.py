@@ -47,6 +47,14 @@ ENV_VARS: dict[str, tuple[str, str]] = {
         "extra HiveServer2 settings, space-separated key=value (hive.server2.authentication.ldap.url=...)",
     ),
     "spark_service_memory": ("CDP_SPARK_SERVICE_MEMORY", "driver memory of the Spark service"),
+    "max_parallel_steps": (
+        "CDP_MAX_PARALLEL_STEPS",
+        "pipeline steps that may run at once against the Spark service or a shared metastore (1 = one at a time)",
+    ),
+    "spark_service_log_level": (
+        "CDP_SPARK_SERVICE_LOG_LEVEL",
+        "level of Spark's own log in the service's log (WARN; INFO logs every task, 270,000 lines a run)",
+    ),
     "s3_endpoint_url": ("CDP_S3_ENDPOINT_URL", "S3 endpoint; empty = real AWS S3"),
     "export_bucket": ("CDP_EXPORT_BUCKET", "bucket that receives audience exports"),
     "export_prefix": ("CDP_EXPORT_PREFIX", "key prefix for audience exports"),
@@ -79,6 +87,8 @@ class Settings:
     sql_authentication: str = "NONE"
     sql_hive_conf: str = ""
     spark_service_memory: str = "4g"
+    spark_service_log_level: str = "WARN"
+    max_parallel_steps: int = 2
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -91,7 +101,7 @@ class Settings:
         home = Path(get("home") or REPO_ROOT / ".cdp").resolve()
         defaults = {f.name: f.default for f in fields(cls) if f.name not in {"home", "landing_dir", "lakehouse_dir"}}
         values = {name: (get(name) if get(name) is not None else default) for name, default in defaults.items()}
-        for number in ("spark_shuffle_partitions", "sql_port", "connect_port"):
+        for number in ("spark_shuffle_partitions", "sql_port", "connect_port", "max_parallel_steps"):
             values[number] = int(values[number])
         values["reporting_currency"] = values["reporting_currency"].upper()
         if not (len(values["reporting_currency"]) == 3 and values["reporting_currency"].isalpha()):

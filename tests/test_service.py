@@ -1,6 +1,7 @@
 """The Spark service's launch decisions (spark_jobs/service.py); the e2e tests run the real one."""
 
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -37,6 +38,13 @@ def test_service_is_the_thrift_server_with_connect_on_loopback_and_delta_on_the_
         assert jar.rsplit("/", 1)[-1].split("_", 1)[-1].startswith(DRIVER_CLASS_PATH_JARS), jar
     assert conf["spark.sql.execution.pythonUDF.arrow.enabled"] == "false"  # SPARK-58241
     assert conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+    # Spark's log at WARN (INFO: a line per task), the Thrift server's statements still logged.
+    java_options = conf["spark.driver.extraJavaOptions"]
+    assert "-Dderby.system.home=" in java_options
+    log_config = Path(java_options.split("-Dlog4j2.configurationFile=file://")[1].split()[0])
+    assert log_config.parent == tmp_path
+    assert "rootLogger.level = warn\n" in log_config.read_text()
+    assert "logger.thriftserver.level = info\n" in log_config.read_text()
 
 
 def test_another_address_is_refused_unless_both_protocols_authenticate(tmp_path, monkeypatch):
@@ -68,3 +76,21 @@ def test_free_ports_are_picked_for_port_zero_and_a_running_service_is_found_by_i
     assert service.remote == f"sc://localhost:{connect}"
     assert service.running_ports() is None and not service.is_up()  # nothing started for this home
     assert service.adopt_running() == service
+
+
+def test_a_connect_client_copies_plans_nested_deeper_than_protobufs_default_limit():
+    """pyspark copies each child relation into its parent; upb refuses copies deeper than 100
+    levels unless the client allows them (the identity job's plans reach ~100 at 1,000 customers)."""
+    from pyspark.sql.connect import proto
+
+    from spark_jobs.spark import allow_deep_plans
+
+    allow_deep_plans()
+    relation = proto.Relation(read=proto.Read(named_table=proto.Read.NamedTable(unparsed_identifier="bronze.t")))
+    for _ in range(80):  # 80 projections: about 160 message levels
+        relation = proto.Relation(project=proto.Project(input=relation))
+    command = proto.Command(checkpoint_command=proto.CheckpointCommand(relation=relation, local=True))
+    depth, node = 0, command.checkpoint_command.relation
+    while node.HasField("project"):
+        depth, node = depth + 1, node.project.input
+    assert depth == 80 and node.read.named_table.unparsed_identifier == "bronze.t"

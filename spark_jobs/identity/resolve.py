@@ -94,12 +94,6 @@ NO_OVERSIZED_CUSTOMER = Check(
 )
 SPEC = JobSpec(
     module="spark_jobs.identity.resolve",
-    # Over Spark Connect, protobuf's C backend (upb) refuses this job's plans, nested deeper than
-    # its limit of 100, when pyspark copies one into a command ("Error parsing message with type
-    # 'spark.connect.Relation'" at a localCheckpoint). The pure-Python backend has no limit; it
-    # costs client CPU (ingestion took 92 s with it, 39 s without), so only this job uses it.
-    # Run alone: PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python python -m spark_jobs.identity.resolve
-    connect_environment=(("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python"),),
     outputs=(
         Output(
             IDENTITY_MAP_TABLE,

@@ -37,7 +37,7 @@ def identity_resolution(
     """Deterministic and Fellegi-Sunter links, clusters, persistent ids, households, evidence.
     Incremental when the last run left its state, unless ``full``."""
     args = ["--size-limit", str(config.size_limit), *(["--full"] if config.full else [])]
-    yield from run_spark_job(context, pipes, cdp_settings, SPEC.module, args, SPEC.connect_environment).get_results()
+    yield from run_spark_job(context, pipes, cdp_settings, SPEC.module, args).get_results()
 
 
 identity_full = dg.define_asset_job(
