@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -57,6 +58,10 @@ def prepare_environment(settings: Settings) -> dict[str, str]:
         # 1,000 customers on 2 cores), unless CDP_DBT_THREADS says otherwise.
         env["SPARK_REMOTE"] = settings.spark_remote
         env["CDP_DBT_THREADS"] = os.environ.get("CDP_DBT_THREADS") or "4"
+        # dbt-spark asks every Connect session for Hive support, a static setting the service
+        # already has: pyspark then warns on each of dbt's ~200 nodes. Nothing is wrong.
+        quiet_dbt = "ignore:Failed to set spark.sql.catalogImplementation:UserWarning"
+        env["PYTHONWARNINGS"] = ",".join(filter(None, (os.environ.get("PYTHONWARNINGS"), quiet_dbt)))
     return env
 
 
@@ -315,9 +320,15 @@ def cmd_sql(args: argparse.Namespace) -> int:
     beeline = service_beeline(service)
     completed = subprocess.run(
         [*beeline, "--silent=true", "--showHeader=true", "--outputformat=table", "-e", args.query],
-        env={**os.environ, "SPARK_HOME": str(spark_home())},
+        env={**os.environ, "SPARK_HOME": str(spark_home())}, capture_output=True, text=True,
     )  # fmt: skip
+    # beeline echoes its prompt even when silent, and the JVM notes its incubator modules.
+    sys.stdout.write(BEELINE_PROMPT.sub("", completed.stdout))
+    sys.stderr.write("".join(line for line in completed.stderr.splitlines(True) if "incubator modules" not in line))
     return completed.returncode
+
+
+BEELINE_PROMPT = re.compile(r"^\d+: jdbc:hive2://\S+> ", re.MULTILINE)
 
 
 def service_beeline(service: Service) -> list[str]:

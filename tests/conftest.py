@@ -49,9 +49,15 @@ def fresh_database(spark):
             spark.sql(f"DROP TABLE IF EXISTS {database}.{table.name}")
 
 
-def pytest_collection_modifyitems(items):
-    """Fast unit tests first, the slow end-to-end runs last."""
-    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+def pytest_collection_modifyitems(config, items):
+    """One process: fast unit tests first, the slow end-to-end runs last. Several (``./cdp test``
+    runs 2 pytest-xdist workers): the end-to-end tests share their module's runs, so they go to
+    one worker as one group, first, while the other worker takes the unit tests."""
+    parallel = bool(getattr(config.option, "numprocesses", None)) and config.option.dist != "no"
+    for item in items:
+        if item.get_closest_marker("e2e") is not None:
+            item.add_marker(pytest.mark.xdist_group("e2e"))
+    items.sort(key=lambda item: (item.get_closest_marker("e2e") is None) == parallel)
 
 
 def write_lines(path: Path, lines: list[str]) -> Path:

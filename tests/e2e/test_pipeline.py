@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 from dagster import AssetCheckKey, AssetKey, AssetSelection
 
-from devstack.runner import SAMPLE_DAYS, local_stack, run_main_job, service_beeline
+from devstack.runner import SAMPLE_DAYS, local_stack, run_main_job
 from devstack.sample.generate import delivery_days
 from spark_jobs.activation.s3_export import audience_key
-from spark_jobs.service import Service, spark_home
-from spark_jobs.settings import Settings
+from spark_jobs.service import Service
+from spark_jobs.settings import REPO_ROOT, Settings
 
 pytestmark = pytest.mark.e2e
 
@@ -663,14 +663,16 @@ def test_beeline_and_sqlalchemy_query_the_gold_tables(first_run, home):
             sa.text("select email from gold.dim_customers where customer_id = :id"), {"id": member.customer_id}
         ).scalar()
     assert email == delta_rs_email(home, member.customer_id)
+    # ./cdp sql: beeline from the pyspark wheel, on the running service of this home.
+    query = f"select segment_name from gold.customer_segments where customer_id = '{member.customer_id}'"
     completed = subprocess.run(
-        [*service_beeline(service), "--silent=true", "--outputformat=csv2", "-e",
-         f"select segment_name from gold.customer_segments where customer_id = '{member.customer_id}'"],
-        capture_output=True, text=True, env={**os.environ, "SPARK_HOME": str(spark_home())},
+        [sys.executable, "-m", "devstack.runner", "sql", query],
+        capture_output=True, text=True, cwd=REPO_ROOT, env={**os.environ, "CDP_HOME": str(home)},
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr[-2000:]
-    lines = completed.stdout.splitlines()  # beeline echoes its prompt before the header
-    assert lines[0].endswith("> segment_name") and member.segment_name in lines[1:], lines[:5]
+    lines = completed.stdout.splitlines()  # a table: border, header, border, rows, border
+    assert lines[0].startswith("+--") and lines[1].split() == ["|", "segment_name", "|"], lines[:5]
+    assert ["|", member.segment_name, "|"] in [line.split() for line in lines[3:]], lines
 
 
 def delta_rs_email(home: Path, customer_id: str) -> str | None:
