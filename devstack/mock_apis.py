@@ -4,15 +4,22 @@ One HTTP server on 127.0.0.1 serves the contracts the destinations speak:
 
 - CRM, Salesforce-style: ``PATCH /services/data/<v>/composite/sobjects/<Object>/<ExtIdField>``
   (upsert up to 200 records, per-record results) and ``DELETE /services/data/<v>/composite/sobjects?ids=``;
-  Bearer token. A record whose ``Email`` has no ``@`` is refused (INVALID_EMAIL_ADDRESS).
+  Bearer token. A record whose ``Email`` has no ``@`` is refused (INVALID_EMAIL_ADDRESS). As in
+  Salesforce, a field the request leaves out keeps its value and null clears it, and every answer
+  carries ``Sforce-Limit-Info: api-usage=<calls>/<daily limit>``.
 - Email platform, Mailchimp-style: ``POST /3.0/lists/<id>`` (batch subscribe/update, up to 500),
-  ``DELETE /3.0/lists/<id>/members/<md5>`` (archive); HTTP basic auth with the API key.
+  ``DELETE /3.0/lists/<id>/members/<md5>`` (archive); HTTP basic auth with the API key. As in
+  Mailchimp, merge fields left out keep their values ("" clears one), and tags are only added
+  unless the batch says ``sync_tags``.
 - Webhook: ``POST /hooks/<name>``; the HMAC-SHA256 signature is verified, events are applied once
-  per ``event_id`` (a repeated event is counted but not applied again).
+  per ``event_id`` (a repeated event is counted but not applied again); a batch with an event
+  whose ``email`` is not an address is refused whole (422). It records the path and query string
+  of every request.
 
 It records what it receives and can be told to fail: :meth:`MockApis.inject` queues faults
-(429 with Retry-After, 500, a slow response, or a crash half way through a batch: the first
-records are applied, then the connection drops). The embedded default (``./cdp run``) runs it as a
+(429 with Retry-After, 500, a 403 with the body an API sends when it throttles, a slow
+response, or a crash half way through a batch: the first records are applied, then the
+connection drops). The embedded default (``./cdp run``) runs it as a
 process and keeps its state in a JSON file, like the local S3 server; tests run it in a thread.
 
     python -m devstack.mock_apis --port 4570 --state .cdp/mock-apis/state.json
@@ -54,6 +61,8 @@ class Fault:
     delay_s: float = 0.0  # answer this late (a client timeout shorter than this fails)
     crash_after: int | None = None  # apply this many records of the batch, then drop the connection
     times: int = 1
+    body: object = None  # the answer's JSON body (default {"message": "injected fault"}); b"" = no body
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -62,7 +71,9 @@ class ApiState:
     esp: dict[str, dict] = field(default_factory=dict)  # subscriber hash -> member
     webhook: dict[str, dict] = field(default_factory=dict)  # event id -> event
     webhook_received: Counter = field(default_factory=Counter)  # event id -> deliveries
+    webhook_targets: list[str] = field(default_factory=list)  # path?query of every webhook request
     requests: list[tuple[str, str, int]] = field(default_factory=list)  # method, path, records
+    crm_api_calls: int = 0  # the org's API requests today (Sforce-Limit-Info)
 
     def records_received(self, prefix: str) -> int:
         return sum(n for _, path, n in self.requests if path.startswith(prefix))
@@ -75,7 +86,9 @@ class MockApis:
         state_file: Path | None = None,
         credentials: dict[str, str] | None = None,
         record_requests: bool = True,
+        crm_daily_limit: int = 15000,
     ) -> None:
+        self.crm_daily_limit = crm_daily_limit
         self.credentials = {**LOCAL_API_CREDENTIALS, **(credentials or {})}
         self.state_file, self.record_requests = state_file, record_requests
         self.state = ApiState()
@@ -163,7 +176,7 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug(fmt, *args)
 
     def _reply(self, status: int, body=None, headers: dict[str, str] | None = None) -> None:
-        data = b"" if body is None else json.dumps(body).encode("utf-8")
+        data = body if isinstance(body, bytes) else b"" if body is None else json.dumps(body).encode("utf-8")
         self.send_response(status)
         for name, value in (headers or {}).items():
             self.send_header(name, value)
@@ -183,7 +196,8 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(fault.delay_s)
         if fault and fault.crash_after is None:
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-            return self._reply(fault.status, {"message": "injected fault"}, headers)
+            body = {"message": "injected fault"} if fault.body is None else fault.body
+            return self._reply(fault.status, body, {**headers, **fault.headers})
         limit = fault.crash_after if fault else None
         try:
             if url.path.startswith("/services/data/"):
@@ -212,15 +226,22 @@ class _Handler(BaseHTTPRequestHandler):
                 self.apis.state.requests.append((method, path, records))
 
     # --- CRM --------------------------------------------------------------------------------
+    def _crm_reply(self, status: int, body) -> None:
+        """Every answer reports the org's API usage, as Salesforce's Sforce-Limit-Info does."""
+        usage = f"api-usage={self.apis.state.crm_api_calls}/{self.apis.crm_daily_limit}"
+        self._reply(status, body, {"Sforce-Limit-Info": usage})
+
     def _crm(self, method: str, url, body: bytes, limit: int | None) -> None:
         if self.headers.get("Authorization") != f"Bearer {self.apis.credentials['CDP_CRM_TOKEN']}":
-            return self._reply(401, [{"errorCode": "INVALID_SESSION_ID", "message": "Session expired or invalid"}])
+            return self._crm_reply(401, [{"errorCode": "INVALID_SESSION_ID", "message": "Session expired or invalid"}])
         state = self.apis.state
+        with self.apis.lock:
+            state.crm_api_calls += 1
         if method == "PATCH":
             external_field = url.path.rstrip("/").split("/")[-1]
             records = json.loads(body)["records"]
             if len(records) > 200:
-                return self._reply(400, [{"errorCode": "EXCEEDED_ID_LIMIT", "message": "more than 200 records"}])
+                return self._crm_reply(400, [{"errorCode": "EXCEEDED_ID_LIMIT", "message": "more than 200 records"}])
             self._count(method, url.path, len(records))
             results = []
             for index, record in enumerate(records):
@@ -246,9 +267,11 @@ class _Handler(BaseHTTPRequestHandler):
                 with self.apis.lock:
                     existing = state.crm.get(key)
                     record_id = existing["Id"] if existing else "003" + hashlib.sha1(key.encode()).hexdigest()[:15]
-                    state.crm[key] = {**{k: v for k, v in record.items() if k != "attributes"}, "Id": record_id}
+                    # As Salesforce: a field absent from the request keeps its value; null clears it.
+                    fields = {k: v for k, v in record.items() if k != "attributes"}
+                    state.crm[key] = {**(existing or {}), **fields, "Id": record_id}
                 results.append({"id": record_id, "success": True, "created": existing is None, "errors": []})
-            return self._reply(200, results)
+            return self._crm_reply(200, results)
         if method == "DELETE":
             ids = [i for i in parse_qs(url.query).get("ids", [""])[0].split(",") if i]
             self._count(method, url.path, len(ids))
@@ -267,8 +290,8 @@ class _Handler(BaseHTTPRequestHandler):
                                 "errors": [{"statusCode": "ENTITY_IS_DELETED", "message": "entity is deleted"}],
                             }
                         )
-            return self._reply(200, results)
-        return self._reply(405, [{"errorCode": "METHOD_NOT_ALLOWED"}])
+            return self._crm_reply(200, results)
+        return self._crm_reply(405, [{"errorCode": "METHOD_NOT_ALLOWED"}])
 
     # --- email platform -----------------------------------------------------------------------
     def _esp(self, method: str, url, body: bytes, limit: int | None) -> None:
@@ -301,12 +324,18 @@ class _Handler(BaseHTTPRequestHandler):
                     continue
                 member_id = hashlib.md5(address.encode()).hexdigest()
                 with self.apis.lock:
-                    exists = member_id in state.esp
+                    existing = state.esp.get(member_id)
+                    exists = existing is not None
+                    # As Mailchimp's batch subscribe: merge fields absent from the request keep
+                    # their values ("" clears one); tags are only added, unless sync_tags.
+                    tags = set(member.get("tags", []))
+                    if not payload.get("sync_tags"):
+                        tags |= set((existing or {}).get("tags", []))
                     state.esp[member_id] = {
                         "email_address": address,
                         "status": member.get("status", "subscribed"),
-                        "merge_fields": member.get("merge_fields", {}),
-                        "tags": member.get("tags", []),
+                        "merge_fields": {**(existing or {}).get("merge_fields", {}), **member.get("merge_fields", {})},
+                        "tags": sorted(tags),
                     }
                 (updated if exists else created).append({"email_address": address, "id": member_id})
             return self._reply(
@@ -337,6 +366,13 @@ class _Handler(BaseHTTPRequestHandler):
         events = json.loads(body)["events"]
         self._count(method, url.path, len(events))
         state = self.apis.state
+        with self.apis.lock:
+            state.webhook_targets.append(self.path)  # path and query string, as received
+        # A receiver validates the whole batch: an event with an email that is not one refuses it.
+        for event in events:
+            email = (event.get("data") or {}).get("email")
+            if email is not None and "@" not in str(email):
+                return self._reply(422, {"error": "invalid email", "event_id": event["event_id"]})
         for index, event in enumerate(events):
             if limit is not None and index >= limit:
                 raise _Crash

@@ -245,6 +245,41 @@ def test_mirror_removes_who_left_or_lost_consent_and_adds_who_gave_it(activation
     assert states == {"c1": "skipped", "c3": "synced"}  # Bob forgotten, Ann remembered as not sent
 
 
+def test_a_cleared_value_reaches_the_crm_as_null(activation_db, apis, settings):
+    """The CRM keeps a field the request leaves out (Salesforce's semantics), so a phone the
+    customer no longer has must be sent as null."""
+    spark = activation_db
+    schema = AUDIENCE_SCHEMA + ", phone string"
+    audience(spark, "sync_test__people", [("c1", "ann@x.com", "Ann", None, "+442079460958")], schema)
+    sync = definition(fields={"email": "Email", "first_name": "FirstName", "phone": "Phone"})
+    run(spark, sync, settings)
+    assert apis.state.crm["c1"]["Phone"] == "+442079460958"
+    audience(spark, "sync_test__people", [("c1", "ann@x.com", "Ann", None, None)], schema)
+    second = run(spark, sync, settings)
+    assert (second["planned"], second["updated"]) == (1, 1)
+    assert apis.state.crm["c1"]["Phone"] is None and apis.state.crm["c1"]["FirstName"] == "Ann"
+
+
+def test_a_left_segments_tag_and_a_cleared_merge_field_leave_the_email_platform(activation_db, apis, settings):
+    """Mailchimp's batch subscribe only adds tags and keeps merge fields it is not sent."""
+    spark = activation_db
+    schema = AUDIENCE_SCHEMA + ", segment_names array<string>"
+    sync = definition(
+        model="sync_test__subscribers",
+        mode="mirror",
+        destination={"type": "email_platform", "list_id": "news"},
+        identifier={"source": "customer_id", "destination": "email_address"},
+        fields={"email": "email_address", "first_name": "FNAME", "segment_names": "tags"},
+    )
+    audience(spark, "sync_test__subscribers", [("c1", "ann@x.com", "Ann", None, ["lapsed", "promoters"])], schema)
+    run(spark, sync, settings)
+    audience(spark, "sync_test__subscribers", [("c1", "ann@x.com", None, None, ["promoters"])], schema)
+    second = run(spark, sync, settings)
+    member = apis.state.esp[subscriber_hash("ann@x.com")]
+    assert (member["tags"], member["merge_fields"]) == (["promoters"], {"FNAME": ""})
+    assert (second["updated"], second["failed"]) == (1, 0) and reconciles(second)
+
+
 def test_upsert_and_append_never_remove(activation_db, apis, settings):
     spark = activation_db
     audience(spark, "sync_test__people", [("c1", "ann@x.com", "Ann", None), ("c2", "bob@x.com", "Bob", None)])
@@ -296,6 +331,48 @@ def test_undeliverable_records_are_recorded_and_sent_by_the_next_run(activation_
     assert failed_key.error == "gave up after retries: HTTP 503"
     second = run(spark, sync, settings)
     assert (second["planned"], second["sent"]) == (1, 1) and set(apis.state.crm) == {"c1", "c2"}
+
+
+def test_documented_throttling_is_retried_and_the_crms_api_budget_is_reported(activation_db, apis, settings):
+    """Salesforce signals an exhausted budget with 403 REQUEST_LIMIT_EXCEEDED, Mailchimp can
+    throttle with a 403 that has no body: both are retried. A 403 with Mailchimp's problem
+    document is a refusal, not throttling."""
+    spark = activation_db
+    audience(spark, "sync_test__people", [("c1", "ann@x.com", "Ann", None), ("c2", "bob@x.com", "Bob", None)])
+    limit = [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}]
+    apis.inject(Fault("/services", status=403, body=limit))
+    crm = run(spark, definition(), settings)
+    assert (crm["sent"], crm["failed"], crm["retries"]) == (2, 0, 1) and set(apis.state.crm) == {"c1", "c2"}
+    assert crm["api_usage"] == "1/15000"  # Sforce-Limit-Info of the last answer
+
+    sync = definition(
+        model="sync_test__subscribers",
+        destination={"type": "email_platform", "list_id": "news", "max_attempts": 3},
+        identifier={"source": "customer_id", "destination": "email_address"},
+        fields={"email": "email_address"},
+    )
+    audience(spark, "sync_test__subscribers", [("c1", "ann@x.com", "Ann", None)])
+    apis.inject(Fault("/3.0", status=403, body=b""))
+    throttled = run(spark, sync, settings)
+    assert (throttled["sent"], throttled["retries"]) == (1, 1) and len(apis.state.esp) == 1
+    audience(spark, "sync_test__subscribers", [("c1", "ann@x.com", "Ann", None), ("c2", "bob@x.com", "Bob", None)])
+    apis.inject(Fault("/3.0", status=403, body={"title": "Forbidden", "status": 403, "detail": "list is locked"}))
+    refused = run(spark, sync, settings)
+    assert (refused["failed"], refused["retries"]) == (1, 0) and len(apis.state.esp) == 1
+
+
+def test_the_webhook_posts_to_the_exact_url_and_one_refused_event_fails_alone(
+    activation_db, apis, settings, monkeypatch
+):
+    spark = activation_db
+    monkeypatch.setenv("CDP_WEBHOOK_URL", f"{apis.url}/hooks/cdp?token=abc")
+    people = [(f"c{i}", f"p{i}@x.com", "P", None) for i in range(5)] + [("c9", "not-an-email", "Bad", None)]
+    audience(spark, "sync_test__people", people)
+    metrics = run(spark, definition(destination={"type": "webhook"}, fields={"email": "email"}), settings)
+    assert (metrics["sent"], metrics["failed"], metrics["retries"]) == (5, 1, 0) and reconciles(metrics)
+    assert {e["key"] for e in apis.state.webhook.values()} == {"c0", "c1", "c2", "c3", "c4"}
+    assert set(apis.state.webhook_targets) == {"/hooks/cdp?token=abc"}
+    assert [(e.record_key, e.error) for e in spark.table(ERRORS_TABLE).collect()] == [("c9", "HTTP 422")]
 
 
 class CrashAfter:

@@ -82,7 +82,12 @@ def current_rows(spark: SparkSession, sync: SyncDefinition) -> DataFrame:
     missing = [c for c in [*sync.source_columns, SUPPRESSION_COLUMN] if c not in model.columns]
     if missing:
         raise SyncModelError(f"{sync.table} lacks column(s) {missing} that sync '{sync.name}' needs")
-    payload = F.to_json(F.struct(*[F.col(column).alias(name) for column, name in sync.fields.items()]))
+    # Every mapped field, nulls included: both APIs read a missing field as "unchanged", so a
+    # value the customer no longer has must be sent as null to be cleared (and hashed, so that
+    # clearing it is a change).
+    payload = F.to_json(
+        F.struct(*[F.col(column).alias(name) for column, name in sync.fields.items()]), {"ignoreNullFields": "false"}
+    )
     rows = model.select(
         F.col(sync.source_key).cast("string").alias("record_key"),
         payload.alias("payload"),

@@ -1,8 +1,10 @@
 """The destination interface and the HTTP client every API destination shares.
 
 HTTP goes through httpx; retries through tenacity (exponential backoff with jitter on 429, 5xx,
-timeouts and dropped connections, honouring ``Retry-After``); the request rate through
-pyrate-limiter. What a destination adds is only its API's request and response shapes.
+timeouts and dropped connections, honouring ``Retry-After``, and on whatever else the
+destination's API documents as "slow down": Salesforce's 403 ``REQUEST_LIMIT_EXCEEDED``,
+Mailchimp's bodiless 403); the request rate through pyrate-limiter. What a destination adds is
+only its API's request and response shapes.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -107,8 +110,10 @@ class HttpApi:
         timeout_s: float = 30.0,
         max_attempts: int = 6,
         max_wait_s: float = 60.0,
+        throttled: Callable[[httpx.Response], bool] | None = None,
     ) -> None:
         self.client = httpx.Client(base_url=base_url, headers=headers, auth=auth, timeout=httpx.Timeout(timeout_s))
+        self.throttled = throttled or (lambda response: False)
         rate = (
             Rate(int(rate_per_second), Duration.SECOND)
             if rate_per_second >= 1
@@ -120,16 +125,16 @@ class HttpApi:
         self.retries = 0
 
     @classmethod
-    def for_destination(cls, base_url: str, destination, **auth) -> HttpApi:
+    def for_destination(cls, base_url: str, destination, default_timeout_s: float = 30, **options) -> HttpApi:
         """The client of a destination: its sync's request rate, and the ``timeout_seconds`` and
-        ``max_attempts`` of its config (30 s, 6 attempts by default); ``auth``: ``headers`` or
-        ``auth`` as for the constructor."""
+        ``max_attempts`` of its config (``default_timeout_s``, 6 attempts by default); ``options``:
+        ``headers``, ``auth`` or ``throttled`` as for the constructor."""
         return cls(
             base_url,
             rate_per_second=destination.sync.rate_limit_per_second,
-            timeout_s=float(destination.config.get("timeout_seconds", 30)),
+            timeout_s=float(destination.config.get("timeout_seconds", default_timeout_s)),
             max_attempts=int(destination.config.get("max_attempts", 6)),
-            **auth,
+            **options,
         )
 
     def _wait(self, state: RetryCallState) -> float:
@@ -149,8 +154,8 @@ class HttpApi:
         )
 
     def request(self, method: str, path: str, **kwargs) -> httpx.Response:
-        """The response of the first attempt that is neither 429, 5xx nor a transport error;
-        raises the last error when every attempt failed."""
+        """The response of the first attempt that is neither 429, 5xx, a refusal the API calls
+        throttling, nor a transport error; raises the last error when every attempt failed."""
         retrying = Retrying(
             retry=retry_if_exception_type((RetryableHttpError, httpx.TransportError)),
             wait=self._wait,
@@ -162,7 +167,7 @@ class HttpApi:
             with attempt:
                 self.limiter.try_acquire("requests")
                 response = self.client.request(method, path, **kwargs)
-                if response.status_code == 429 or response.status_code >= 500:
+                if response.status_code == 429 or response.status_code >= 500 or self.throttled(response):
                     raise RetryableHttpError(response)
                 return response
         raise AssertionError("unreachable: tenacity reraises the last error")

@@ -10,10 +10,32 @@ records and ``allOrNone: false``; the response has one result per record, in ord
 
 from __future__ import annotations
 
+import logging
+
 from spark_jobs.activation.credentials import credential
 from spark_jobs.activation.destinations.base import Change, Destination, HttpApi, Outcome, delivery_error
 
+log = logging.getLogger(__name__)
+
 ALREADY_GONE = {"ENTITY_IS_DELETED", "NOT_FOUND", "INVALID_CROSS_REFERENCE_KEY"}
+# Salesforce answers an exhausted API budget or too many concurrent requests with this 403
+# (not 429), and no Retry-After: back off and retry.
+LIMIT_EXCEEDED = "REQUEST_LIMIT_EXCEEDED"
+NEAR_LIMIT_SHARE = 0.9  # of the org's daily API requests, as Sforce-Limit-Info reports them
+
+
+def limit_exceeded(response) -> bool:
+    return response.status_code == 403 and _error_code(response) == LIMIT_EXCEEDED
+
+
+def api_usage(response) -> tuple[int, int] | None:
+    """(used, limit) from ``Sforce-Limit-Info: api-usage=25/5000``."""
+    for part in response.headers.get("Sforce-Limit-Info", "").split(","):
+        name, _, value = part.strip().partition("=")
+        used, _, limit = value.partition("/")
+        if name == "api-usage" and used.isdigit() and limit.isdigit():
+            return int(used), int(limit)
+    return None
 
 
 class CrmDestination(Destination):
@@ -28,7 +50,19 @@ class CrmDestination(Destination):
             credential(self.config.get("base_url_env", "CDP_CRM_BASE_URL")),
             self,
             headers={"Authorization": f"Bearer {token}"},
+            throttled=limit_exceeded,
         )
+        self.usage: tuple[int, int] | None = None
+
+    def _note_usage(self, response) -> None:
+        """Keep the org's API usage from every answer; warn once it passes 90 % of the limit
+        (other integrations share it; the sync log reports it)."""
+        usage = api_usage(response)
+        if usage is None:
+            return
+        if usage[1] and usage[0] >= NEAR_LIMIT_SHARE * usage[1] and (self.usage is None or self.usage[0] < usage[0]):
+            log.warning("the CRM's daily API requests are at %d of %d", *usage)
+        self.usage = usage
 
     def upsert(self, changes: list[Change]) -> list[Outcome]:
         records = [{"attributes": {"type": self.object}, **c.fields, self.sync.destination_key: c.key} for c in changes]
@@ -40,6 +74,7 @@ class CrmDestination(Destination):
             )
         except Exception as error:
             return self.failed(changes, delivery_error(error))
+        self._note_usage(response)
         if response.status_code != 200:
             return self.failed(changes, f"HTTP {response.status_code}: {_error_code(response)}")
         results = response.json()
@@ -61,6 +96,7 @@ class CrmDestination(Destination):
             )
         except Exception as error:
             return outcomes + self.failed(known, delivery_error(error))
+        self._note_usage(response)
         if response.status_code != 200:
             return outcomes + self.failed(known, f"HTTP {response.status_code}: {_error_code(response)}")
         for change, result in zip(known, response.json(), strict=True):
@@ -75,7 +111,8 @@ class CrmDestination(Destination):
 
     def close(self) -> dict:
         self.api.close()
-        return {"retries": self.api.retries}
+        usage = {"api_usage": f"{self.usage[0]}/{self.usage[1]}"} if self.usage else {}
+        return {"retries": self.api.retries, **usage}
 
 
 def _errors(result: dict) -> str:

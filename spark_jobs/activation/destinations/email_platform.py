@@ -10,7 +10,10 @@ a member that is already gone counts as removed. Authentication is HTTP basic wi
     fields: {email: email_address, first_name: FNAME, segments: tags}
 
 The field mapped to ``email_address`` is the member's address, ``tags`` takes a list; every
-other field is a merge field.
+other field is a merge field, and an empty one is sent as "" (a missing merge field means
+"unchanged" to the API). Tags mirror the list: the batch is sent with ``sync_tags``, so a tag
+the member no longer has (a segment they left) is removed, and so is any tag set by hand at the
+platform; ``sync_tags: false`` in the destination only ever adds tags.
 """
 
 from __future__ import annotations
@@ -19,6 +22,17 @@ import hashlib
 
 from spark_jobs.activation.credentials import credential
 from spark_jobs.activation.destinations.base import Change, Destination, HttpApi, Outcome, delivery_error
+
+
+def throttled(response) -> bool:
+    """Mailchimp's throttling, besides 429: a 403 with no JSON problem document (its own 403s,
+    such as a compliance state or a forbidden list, carry one)."""
+    if response.status_code != 403:
+        return False
+    try:
+        return not isinstance(response.json(), dict)
+    except ValueError:
+        return True
 
 
 def subscriber_hash(email: str) -> str:
@@ -31,10 +45,13 @@ class EmailPlatformDestination(Destination):
     def __init__(self, sync, run_id, settings) -> None:
         super().__init__(sync, run_id, settings)
         self.list_id = self.config.get("list_id", "audience")
+        self.sync_tags = bool(self.config.get("sync_tags", True))
         self.api = HttpApi.for_destination(
             credential(self.config.get("base_url_env", "CDP_ESP_BASE_URL")),
             self,
+            default_timeout_s=120,  # Mailchimp's calls may take up to 120 s
             auth=("cdp", credential(self.config.get("api_key_env", "CDP_ESP_API_KEY"))),
+            throttled=throttled,
         )
 
     def _member(self, change: Change) -> dict:
@@ -49,7 +66,9 @@ class EmailPlatformDestination(Destination):
         members = [self._member(c) for c in changes]
         try:
             response = self.api.request(
-                "POST", f"/3.0/lists/{self.list_id}", json={"members": members, "update_existing": True}
+                "POST",
+                f"/3.0/lists/{self.list_id}",
+                json={"members": members, "update_existing": True, "sync_tags": self.sync_tags},
             )
         except Exception as error:
             return self.failed(changes, delivery_error(error))

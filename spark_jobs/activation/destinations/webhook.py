@@ -7,7 +7,10 @@
 
 ``event_id`` is the same for the same change in every run (sync, key, operation, row hash), so
 a receiver that drops event ids it has seen applies a change once even when a crash made us send
-it again. Any 2xx accepts the batch; 429/5xx/timeouts are retried; other 4xx fail the batch.
+it again. The batch goes to exactly the configured URL (path and query string as given). Any 2xx
+accepts the batch; 429/5xx/timeouts are retried; 401/403 fail it (a wrong secret or URL); any
+other 4xx refuses the batch for what is in it, so it is split in halves and sent again until the
+refused events are alone: one bad event fails only itself.
 
     destination: {type: webhook, url_env: CDP_WEBHOOK_URL, secret_env: CDP_WEBHOOK_SECRET}
 """
@@ -35,7 +38,7 @@ class WebhookDestination(Destination):
         super().__init__(sync, run_id, settings)
         self.url = credential(self.config.get("url_env", "CDP_WEBHOOK_URL"))
         self._secret = credential(self.config.get("secret_env", "CDP_WEBHOOK_SECRET"))
-        self.api = HttpApi.for_destination(self.url, self)
+        self.api = HttpApi.for_destination("", self)  # no base URL: httpx would add a "/" to it
 
     def _post(self, op: str, changes: list[Change]) -> list[Outcome]:
         events = [
@@ -53,12 +56,15 @@ class WebhookDestination(Destination):
             "Idempotency-Key": hashlib.sha256("".join(e["event_id"] for e in events).encode()).hexdigest(),
         }
         try:
-            response = self.api.request("POST", "", content=body, headers=headers)
+            response = self.api.request("POST", self.url, content=body, headers=headers)
         except Exception as error:
             return self.failed(changes, delivery_error(error))
-        if not 200 <= response.status_code < 300:
-            return self.failed(changes, f"HTTP {response.status_code}")
-        return [Outcome(c.key, True, c.key) for c in changes]
+        if 200 <= response.status_code < 300:
+            return [Outcome(c.key, True, c.key) for c in changes]
+        if 400 <= response.status_code < 500 and response.status_code not in (401, 403) and len(changes) > 1:
+            half = len(changes) // 2
+            return self._post(op, changes[:half]) + self._post(op, changes[half:])
+        return self.failed(changes, f"HTTP {response.status_code}")
 
     def upsert(self, changes: list[Change]) -> list[Outcome]:
         return self._post("upsert", changes)
