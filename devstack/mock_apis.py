@@ -69,6 +69,7 @@ class Fault:
 class ApiState:
     crm: dict[str, dict] = field(default_factory=dict)  # external id -> record (with Id)
     esp: dict[str, dict] = field(default_factory=dict)  # subscriber hash -> member
+    esp_archived: dict[str, dict] = field(default_factory=dict)  # archived members (kept by Mailchimp)
     webhook: dict[str, dict] = field(default_factory=dict)  # event id -> event
     webhook_received: Counter = field(default_factory=Counter)  # event id -> deliveries
     webhook_targets: list[str] = field(default_factory=list)  # path?query of every webhook request
@@ -324,7 +325,7 @@ class _Handler(BaseHTTPRequestHandler):
                     continue
                 member_id = hashlib.md5(address.encode()).hexdigest()
                 with self.apis.lock:
-                    existing = state.esp.get(member_id)
+                    existing = state.esp.get(member_id) or state.esp_archived.pop(member_id, None)
                     exists = existing is not None
                     # As Mailchimp's batch subscribe: merge fields absent from the request keep
                     # their values ("" clears one); tags are only added, unless sync_tags.
@@ -349,10 +350,33 @@ class _Handler(BaseHTTPRequestHandler):
                     "error_count": len(errors),
                 },
             )
-        if method == "DELETE" and len(parts) == 5:
+        if method == "DELETE" and len(parts) == 5:  # archive
             self._count(method, url.path, 1)
             with self.apis.lock:
                 removed = state.esp.pop(parts[4], None)
+                if removed:
+                    state.esp_archived[parts[4]] = removed
+            return self._reply(204) if removed else self._reply(404, {"title": "Resource Not Found"})
+        if method == "PATCH" and len(parts) == 5:  # update a member, e.g. its status
+            self._count(method, url.path, 1)
+            with self.apis.lock:
+                member = state.esp.get(parts[4])
+                if member is None:
+                    return self._reply(404, {"title": "Resource Not Found", "status": 404})
+                update = {k: v for k, v in json.loads(body).items() if k in ("status", "email_address")}
+                if "email_address" in update:  # a new address: the member's id (its hash) follows it
+                    update["email_address"] = update["email_address"].strip().lower()
+                    new_id = hashlib.md5(update["email_address"].encode()).hexdigest()
+                    if new_id != parts[4] and new_id in state.esp:
+                        return self._reply(400, {"title": "Member Exists", "status": 400, "detail": "in use"})
+                    state.esp[new_id] = {**state.esp.pop(parts[4]), **update}
+                    return self._reply(200, {**state.esp[new_id], "id": new_id})
+                member.update(update)
+            return self._reply(200, member)
+        if method == "POST" and parts[5:] == ["actions", "delete-permanent"]:
+            self._count(method, url.path, 1)
+            with self.apis.lock:
+                removed = state.esp.pop(parts[4], None) or state.esp_archived.pop(parts[4], None)
             return self._reply(204) if removed else self._reply(404, {"title": "Resource Not Found"})
         return self._reply(405, {"title": "Method Not Allowed"})
 

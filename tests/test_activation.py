@@ -280,6 +280,65 @@ def test_a_left_segments_tag_and_a_cleared_merge_field_leave_the_email_platform(
     assert (second["updated"], second["failed"]) == (1, 0) and reconciles(second)
 
 
+def test_an_opt_out_is_kept_an_erasure_deletes_and_only_leavers_are_archived(activation_db, apis, settings):
+    spark = activation_db
+    sync = definition(
+        model="sync_test__subscribers",
+        mode="mirror",
+        destination={"type": "email_platform", "list_id": "news"},
+        identifier={"source": "customer_id", "destination": "email_address"},
+        fields={"email": "email_address", "first_name": "FNAME"},
+    )
+    people = [("c1", "ann@x.com", "Ann", None), ("c2", "bob@x.com", "Bob", None), ("c3", "cy@x.com", "Cy", None)]
+    audience(spark, "sync_test__subscribers", people)
+    run(spark, sync, settings)
+    # Ann unsubscribes, Bob asks to be erased, Cy leaves the audience.
+    spark.sql(f"INSERT INTO {SUPPRESSIONS_TABLE} VALUES ('c2', 'erased', current_timestamp())")
+    audience(spark, "sync_test__subscribers", [("c1", "ann@x.com", "Ann", "unsubscribed"), people[1]])
+    second = run(spark, sync, settings)
+    assert (second["removed"], second["failed"]) == (3, 0) and reconciles(second)
+    ann, cy = subscriber_hash("ann@x.com"), subscriber_hash("cy@x.com")
+    assert {h: m["status"] for h, m in apis.state.esp.items()} == {ann: "unsubscribed"}  # the opt-out stays
+    assert set(apis.state.esp_archived) == {cy}  # Bob is gone for good, Cy only archived
+
+
+def test_an_email_change_moves_the_member_and_leaves_no_second_subscriber(activation_db, apis, settings):
+    spark = activation_db
+    sync = definition(
+        model="sync_test__subscribers",
+        mode="mirror",
+        destination={"type": "email_platform", "list_id": "news"},
+        identifier={"source": "customer_id", "destination": "email_address"},
+        fields={"email": "email_address", "first_name": "FNAME"},
+    )
+    audience(spark, "sync_test__subscribers", [("c1", "ann@x.com", "Ann", None)])
+    run(spark, sync, settings)
+    audience(spark, "sync_test__subscribers", [("c1", "ann.lee@y.com", "Ann", None)])
+    second = run(spark, sync, settings)
+    assert (second["updated"], second["failed"]) == (1, 0)
+    assert {m["email_address"]: m["status"] for m in apis.state.esp.values()} == {"ann.lee@y.com": "subscribed"}
+    state = {r.record_key: r.destination_id for r in spark.table(STATE_TABLE).collect()}
+    assert state == {"c1": subscriber_hash("ann.lee@y.com")}  # the next change goes to the moved member
+
+
+def test_a_member_the_platform_neither_added_nor_updated_is_not_taken_as_sent(activation_db, apis, settings):
+    """The batch answer lists new and updated members and errors; an error entry need not name
+    an address. A member in none of the lists was not accepted."""
+    spark = activation_db
+    sync = definition(
+        model="sync_test__subscribers",
+        destination={"type": "email_platform", "list_id": "news"},
+        identifier={"source": "customer_id", "destination": "email_address"},
+        fields={"email": "email_address"},
+    )
+    audience(spark, "sync_test__subscribers", [("c1", "ann@x.com", "Ann", None), ("c2", "bob@x.com", "Bob", None)])
+    answer = {"new_members": [{"email_address": "ann@x.com"}], "updated_members": [], "errors": [{"error": "?"}]}
+    apis.inject(Fault("/3.0", status=200, body=answer))
+    metrics = run(spark, sync, settings)
+    assert (metrics["sent"], metrics["failed"]) == (1, 1)
+    assert spark.table(ERRORS_TABLE).first().error == "not in the platform's new or updated members"
+
+
 def test_upsert_and_append_never_remove(activation_db, apis, settings):
     spark = activation_db
     audience(spark, "sync_test__people", [("c1", "ann@x.com", "Ann", None), ("c2", "bob@x.com", "Bob", None)])

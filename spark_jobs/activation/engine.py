@@ -282,6 +282,7 @@ class SyncRun:
                 json.loads(r.payload) if r.payload else {},
                 r.destination_id,
                 event_id(self.sync, op, r.record_key, r.row_hash),
+                r.reason if op == "remove" else None,
             )
             for r in rows
         ]

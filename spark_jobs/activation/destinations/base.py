@@ -36,6 +36,7 @@ class Change:
     fields: dict[str, Any]
     destination_id: str | None = None  # what the destination called it last time (e.g. a CRM id)
     event_id: str = ""  # stable per change: the same change always has the same id
+    reason: str | None = None  # why a remove: "left the audience" or the suppression reason
 
 
 @dataclass(frozen=True)

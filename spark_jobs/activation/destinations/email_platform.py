@@ -2,8 +2,12 @@
 
 Upsert: ``POST /3.0/lists/<list_id>`` (batch subscribe or update, up to 500 members) with the
 member's merge fields and tags; the response lists new members, updated members and errors by
-email address. Remove: archive the member, ``DELETE /3.0/lists/<list_id>/members/<md5(email)>``;
-a member that is already gone counts as removed. Authentication is HTTP basic with the API key.
+email address, and a member in none of them was not accepted. Remove depends on why: a person
+who opted out is set to ``unsubscribed`` (``PATCH .../members/<md5(email)>``: archiving would
+lose the opt-out, and a later import could subscribe them again); an erased person is deleted
+permanently (``POST .../members/<md5>/actions/delete-permanent``); anyone else who left the
+audience is archived (``DELETE .../members/<md5>``). A member that is already gone counts as
+removed. Authentication is HTTP basic with the API key.
 
     destination: {type: email_platform, list_id: newsletter, base_url_env: CDP_ESP_BASE_URL,
                   api_key_env: CDP_ESP_API_KEY}
@@ -35,6 +39,10 @@ def throttled(response) -> bool:
         return True
 
 
+OPTED_OUT = {"unsubscribed", "no_consent"}  # suppression reasons that are the person's own choice
+ERASED = {"erased"}
+
+
 def subscriber_hash(email: str) -> str:
     return hashlib.md5(email.strip().lower().encode("utf-8")).hexdigest()
 
@@ -62,7 +70,35 @@ class EmailPlatformDestination(Destination):
         member["merge_fields"] = {k: ("" if v is None else v) for k, v in fields.items()}
         return member
 
+    def _move_changed_addresses(self, changes: list[Change]) -> dict[str, Outcome]:
+        """A member whose address changed since the last accepted send gets the new address
+        (``PATCH`` of the old member), so that the batch updates that member instead of
+        subscribing a second one and leaving the old address subscribed. A move the platform
+        refuses fails that change; an old member already gone is no obstacle."""
+        refused = {}
+        for change in changes:
+            new_id = subscriber_hash(change.fields["email_address"])
+            if not change.destination_id or change.destination_id == new_id:
+                continue
+            try:
+                response = self.api.request(
+                    "PATCH",
+                    f"/3.0/lists/{self.list_id}/members/{change.destination_id}",
+                    json={"email_address": change.fields["email_address"]},
+                )
+            except Exception as error:
+                refused[change.key] = Outcome(change.key, False, change.destination_id, delivery_error(error))
+                continue
+            if response.status_code not in (200, 404):
+                error = f"address change refused: HTTP {response.status_code}: {_detail(response)}"
+                refused[change.key] = Outcome(change.key, False, change.destination_id, error)
+        return refused
+
     def upsert(self, changes: list[Change]) -> list[Outcome]:
+        refused = self._move_changed_addresses(changes)
+        if refused:
+            rest = [c for c in changes if c.key not in refused]
+            return [*refused.values(), *(self.upsert(rest) if rest else [])]
         members = [self._member(c) for c in changes]
         try:
             response = self.api.request(
@@ -75,17 +111,24 @@ class EmailPlatformDestination(Destination):
         if response.status_code != 200:
             return self.failed(changes, f"HTTP {response.status_code}: {_detail(response)}")
         body = response.json()
+        # email_address is optional in an error entry: one without it names no member.
         errors = {
-            e["email_address"].lower(): f"{e.get('error_code')}: {e.get('error')}" for e in body.get("errors", [])
+            str(e["email_address"]).strip().lower(): f"{e.get('error_code')}: {e.get('error')}"
+            for e in body.get("errors", [])
+            if e.get("email_address")
+        }
+        accepted = {
+            str(m.get("email_address", "")).strip().lower()
+            for m in [*body.get("new_members", []), *body.get("updated_members", [])]
         }
         outcomes = []
         for change, member in zip(changes, members, strict=True):
-            address = member["email_address"].lower()
-            outcomes.append(
-                Outcome(change.key, False, change.destination_id, errors[address])
-                if address in errors
-                else Outcome(change.key, True, subscriber_hash(address))
-            )
+            address = member["email_address"].strip().lower()
+            if address in accepted:
+                outcomes.append(Outcome(change.key, True, subscriber_hash(address)))
+            else:
+                error = errors.get(address, "not in the platform's new or updated members")
+                outcomes.append(Outcome(change.key, False, change.destination_id, error))
         return outcomes
 
     def remove(self, changes: list[Change]) -> list[Outcome]:
@@ -97,8 +140,14 @@ class EmailPlatformDestination(Destination):
             if member_id is None:
                 outcomes.append(Outcome(change.key, True))
                 continue
+            member = f"/3.0/lists/{self.list_id}/members/{member_id}"
             try:
-                response = self.api.request("DELETE", f"/3.0/lists/{self.list_id}/members/{member_id}")
+                if change.reason in OPTED_OUT:
+                    response = self.api.request("PATCH", member, json={"status": "unsubscribed"})
+                elif change.reason in ERASED:
+                    response = self.api.request("POST", f"{member}/actions/delete-permanent")
+                else:
+                    response = self.api.request("DELETE", member)
             except Exception as error:
                 outcomes.append(Outcome(change.key, False, member_id, delivery_error(error)))
                 continue
