@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             "name": "bench_audience",
             "model": "sync_bench__audience",
             "mode": "mirror",
-            "destination": {"type": args.destination},
+            # CRM: a custom object (a Contact would need a last name, which the audience lacks).
+            "destination": {"type": args.destination, "object": "CDP_Person__c"},
             "identifier": {"source": "customer_id", "destination": "CDP_Customer_Id__c"},
             "fields": {"email": "Email", "first_name": "FirstName"},
             "rate_limit_per_second": 10_000,

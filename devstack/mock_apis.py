@@ -249,6 +249,23 @@ class _Handler(BaseHTTPRequestHandler):
                 if limit is not None and index >= limit:
                     raise _Crash
                 key = str(record[external_field])
+                merged = {**state.crm.get(key, {}), **record}
+                if url.path.rstrip("/").split("/")[-2] == "Contact" and not merged.get("LastName"):
+                    results.append(
+                        {
+                            "id": None,
+                            "success": False,
+                            "created": False,
+                            "errors": [
+                                {
+                                    "statusCode": "REQUIRED_FIELD_MISSING",
+                                    "message": "Required fields are missing: [LastName]",
+                                    "fields": ["LastName"],
+                                }
+                            ],
+                        }
+                    )
+                    continue
                 if "Email" in record and record["Email"] and "@" not in record["Email"]:
                     results.append(
                         {

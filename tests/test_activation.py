@@ -21,6 +21,7 @@ from spark_jobs.activation.destinations.email_platform import subscriber_hash
 from spark_jobs.activation.engine import (
     ERRORS_TABLE,
     LOG_TABLE,
+    MISSING_REQUIRED,
     PLANS_TABLE,
     STATE_TABLE,
     SUPPRESSIONS_TABLE,
@@ -66,7 +67,8 @@ def definition(**overrides):
         "name": "test_sync",
         "model": "sync_test__people",
         "mode": "upsert",
-        "destination": {"type": "crm", "max_attempts": 4, "timeout_seconds": 5},
+        # A custom object: unlike Contact (tested on its own), it requires no LastName.
+        "destination": {"type": "crm", "object": "CDP_Person__c", "max_attempts": 4, "timeout_seconds": 5},
         "identifier": {"source": "customer_id", "destination": "CDP_Customer_Id__c"},
         "fields": {"email": "Email", "first_name": "FirstName"},
         "rate_limit_per_second": 200,
@@ -79,7 +81,7 @@ def run(spark, sync, settings, **kwargs) -> dict:
 
 
 def reconciles(metrics: dict) -> bool:
-    return metrics["planned"] == metrics["sent"] + metrics["skipped"] + metrics["failed"]
+    return metrics["planned"] == metrics["sent"] + metrics["skipped"] + metrics["failed"] + metrics["rejected"]
 
 
 # --- definitions --------------------------------------------------------------------------------
@@ -172,9 +174,15 @@ def test_upsert_sends_everyone_eligible_once_then_only_what_changed(activation_d
     first = run(spark, sync, settings, run_id="run1")
     assert set(apis.state.crm) == {"c1", "c2", "c3"}
     assert apis.state.crm["c1"]["Email"] == "ann@x.com" and apis.state.crm["c1"]["FirstName"] == "Ann"
-    assert (first["planned"], first["sent"], first["failed"], first["status"]) == (4, 3, 1, "partial")
+    assert (first["planned"], first["sent"], first["failed"], first["rejected"]) == (4, 3, 0, 1)
+    assert first["status"] == "succeeded_with_rejections"
     errors = spark.table(ERRORS_TABLE).collect()
-    assert [(e.record_key, e.error) for e in errors] == [("c4", "INVALID_EMAIL_ADDRESS: Email: invalid email address")]
+    assert [(e.record_key, e.error, e.kind) for e in errors] == [
+        ("c4", "INVALID_EMAIL_ADDRESS: Email: invalid email address", "rejected")
+    ]
+    before = len(apis.state.requests)
+    again = run(spark, sync, settings, run_id="run1b")  # a refused record is not resent unchanged
+    assert (again["planned"], again["status"], len(apis.state.requests)) == (0, "succeeded", before)
 
     # c3 is erased, c2 renamed, c4's email fixed: only those three are planned; c3 is skipped.
     spark.sql(f"INSERT INTO {SUPPRESSIONS_TABLE} VALUES ('c3', 'erased', current_timestamp())")
@@ -198,8 +206,8 @@ def test_upsert_sends_everyone_eligible_once_then_only_what_changed(activation_d
     third = run(spark, sync, settings, run_id="run3")
     assert len(apis.state.requests) == before and third["planned"] == 0
     log = {r.run_id: r for r in spark.table(LOG_TABLE).collect()}
-    assert all(r.planned == r.sent + r.skipped + r.failed for r in log.values())
-    assert (log["run1"].failed, log["run2"].skipped, log["run3"].planned) == (1, 1, 0)
+    assert all(r.planned == r.sent + r.skipped + r.failed + r.rejected for r in log.values())
+    assert (log["run1"].rejected, log["run2"].skipped, log["run3"].planned) == (1, 1, 0)
 
 
 # --- email platform: mirror and consent ---------------------------------------------------------
@@ -339,6 +347,33 @@ def test_a_member_the_platform_neither_added_nor_updated_is_not_taken_as_sent(ac
     assert spark.table(ERRORS_TABLE).first().error == "not in the platform's new or updated members"
 
 
+def test_a_contacts_required_last_name_falls_back_or_skips_as_declared(activation_db, apis, settings):
+    """Salesforce refuses a Contact without LastName on every run; the definition declares what
+    to do instead, and it is done before sending."""
+    spark = activation_db
+    schema = AUDIENCE_SCHEMA + ", last_name string"
+    people = [("c1", "ann@x.com", "Ann", None, "Lee"), ("c2", "bob@x.com", "Bob", None, None)]
+    audience(spark, "sync_test__people", people, schema)
+    fields = {"email": "Email", "first_name": "FirstName", "last_name": "LastName"}
+    contact = {"type": "crm", "object": "Contact"}
+    undeclared = run(spark, definition(name="undeclared", destination=contact, fields=fields), settings)
+    assert (undeclared["sent"], undeclared["rejected"]) == (1, 1)  # what the API does without a declaration
+    apis.state.crm.clear()
+
+    fallback = definition(
+        name="fallback", destination=contact, fields=fields, required_fields={"LastName": "[not provided]"}
+    )
+    first = run(spark, fallback, settings)
+    assert (first["sent"], first["rejected"], first["status"]) == (2, 0, "succeeded")
+    assert apis.state.crm["c2"]["LastName"] == "[not provided]" and apis.state.crm["c1"]["LastName"] == "Lee"
+    apis.state.crm.clear()
+
+    skip = definition(name="skip", destination=contact, fields=fields, required_fields={"LastName": None})
+    skipped = run(spark, skip, settings)
+    assert (skipped["sent"], skipped["skipped_by_reason"], set(apis.state.crm)) == (1, {MISSING_REQUIRED: 1}, {"c1"})
+    assert run(spark, skip, settings)["planned"] == 0  # not planned again until it changes
+
+
 def test_upsert_and_append_never_remove(activation_db, apis, settings):
     spark = activation_db
     audience(spark, "sync_test__people", [("c1", "ann@x.com", "Ann", None), ("c2", "bob@x.com", "Bob", None)])
@@ -382,7 +417,7 @@ def test_429_500_timeouts_and_a_crash_mid_batch_lose_and_duplicate_nothing(activ
 def test_undeliverable_records_are_recorded_and_sent_by_the_next_run(activation_db, apis, settings):
     spark = activation_db
     audience(spark, "sync_test__people", [("c1", "ann@x.com", "Ann", None), ("c2", "bob@x.com", "Bob", None)])
-    sync = definition(batch_size=1, destination={"type": "crm", "max_attempts": 2})
+    sync = definition(batch_size=1, destination={"type": "crm", "object": "CDP_Person__c", "max_attempts": 2})
     apis.inject(Fault("/services", status=503, times=2))  # the first record's request fails twice: give up
     first = run(spark, sync, settings)
     assert (first["sent"], first["failed"]) == (1, 1) and len(apis.state.crm) == 1
@@ -428,10 +463,12 @@ def test_the_webhook_posts_to_the_exact_url_and_one_refused_event_fails_alone(
     people = [(f"c{i}", f"p{i}@x.com", "P", None) for i in range(5)] + [("c9", "not-an-email", "Bad", None)]
     audience(spark, "sync_test__people", people)
     metrics = run(spark, definition(destination={"type": "webhook"}, fields={"email": "email"}), settings)
-    assert (metrics["sent"], metrics["failed"], metrics["retries"]) == (5, 1, 0) and reconciles(metrics)
+    assert (metrics["sent"], metrics["failed"], metrics["rejected"], metrics["retries"]) == (5, 0, 1, 0)
+    assert reconciles(metrics)
     assert {e["key"] for e in apis.state.webhook.values()} == {"c0", "c1", "c2", "c3", "c4"}
     assert set(apis.state.webhook_targets) == {"/hooks/cdp?token=abc"}
-    assert [(e.record_key, e.error) for e in spark.table(ERRORS_TABLE).collect()] == [("c9", "HTTP 422")]
+    errors = [(e.record_key, e.error, e.kind) for e in spark.table(ERRORS_TABLE).collect()]
+    assert errors == [("c9", "HTTP 422", "rejected")]
 
 
 class CrashAfter:

@@ -7,6 +7,9 @@
       ...                                # the destination's own settings (see destinations/)
     identifier: {source: customer_id, destination: CDP_Customer_Id__c}
     fields: {email: Email, first_name: FirstName}   # model column -> destination field
+    required_fields:                     # destination fields the API requires, checked before sending:
+      LastName: "[not provided]"         #   sent as this value when empty, or, with null,
+      Email: null                        #   the row is skipped ("missing_required_field")
     mode: upsert                         # upsert | mirror | append
     schedule: "0 6 * * *"                # cron, UTC; optional
     batch_size: 200                      # records per request (default: the destination's)
@@ -51,6 +54,7 @@ class SyncDefinition:
     batch_size: int | None = None
     rate_limit_per_second: float = 10.0
     description: str = ""
+    required_fields: dict[str, str | None] = field(default_factory=dict)  # destination field -> fallback
     path: Path | None = field(default=None, compare=False)
 
     @property
@@ -90,6 +94,7 @@ def parse_sync(raw: Any, where: str) -> SyncDefinition:
         "batch_size",
         "rate_limit_per_second",
         "description",
+        "required_fields",
     }
     if unknown:
         raise SyncDefinitionError(f"{where}: unknown setting(s) {sorted(unknown)}")
@@ -118,6 +123,12 @@ def parse_sync(raw: Any, where: str) -> SyncDefinition:
     rate = raw.get("rate_limit_per_second", 10)
     if not isinstance(rate, (int, float)) or rate <= 0:
         raise SyncDefinitionError(f"{where}: rate_limit_per_second must be a positive number")
+    required = raw.get("required_fields") or {}
+    if not isinstance(required, dict) or not all(v is None or isinstance(v, str) for v in required.values()):
+        raise SyncDefinitionError(f"{where}: required_fields maps destination fields to a fallback text or null")
+    unmapped = sorted(set(required) - set(fields_.values()))
+    if unmapped:
+        raise SyncDefinitionError(f"{where}: required_fields {unmapped} are not destination fields of 'fields'")
     return SyncDefinition(
         name=name,
         model=model,
@@ -131,6 +142,7 @@ def parse_sync(raw: Any, where: str) -> SyncDefinition:
         batch_size=batch_size,
         rate_limit_per_second=float(rate),
         description=str(raw.get("description", "")).strip(),
+        required_fields=dict(required),
     )
 
 

@@ -7,17 +7,21 @@ A sync compares its model (``gold.sync_*``) with the state it left last time
 - ``update`` a record whose mapped fields changed (not in ``append`` mode);
 - ``remove`` a record that left the audience or lost its consent (``mirror`` mode only);
 - ``skip``   a record that is in the audience but must not be sent: the model's
-  ``suppression_reason`` (no consent, unsubscribed, bounced) or the suppression list
-  ``activation.suppressions`` (erased), with that reason.
+  ``suppression_reason`` (no consent, unsubscribed, bounced), the suppression list
+  ``activation.suppressions`` (erased), or an empty field the API requires and the definition
+  gives no fallback for (``missing_required_field``), with that reason.
 
 The plan is written to ``activation.sync_plans`` (so a dry run shows what would be sent) and
-streamed to the destination in batches. Only what the destination accepted advances the state;
-refused or undeliverable records go to ``activation.sync_errors`` and, since their state did not
-move, are planned again by the next run. State is committed every ``checkpoint_rows`` records,
+streamed to the destination in batches. Only what the destination accepted advances the state.
+A record the destination could not take now (throttled past the retries, unreachable) goes to
+``activation.sync_errors`` as ``failed``; its state does not move, so the next run plans it
+again. A record it refuses for what it is (a required field missing, an invalid value, a
+compliance state) goes there as ``rejected`` with the API's code, and its state remembers the
+rejected version: it is not sent again until it changes. State is committed every ``checkpoint_rows`` records,
 after the destination made what it got durable, so a crash loses at most the records since the
 last checkpoint, and the re-run sends them again (destinations are idempotent by identifier,
 webhook events carry stable ids). Every run adds one row to ``activation.sync_log`` where
-planned = sent + skipped + failed.
+planned = sent + skipped + failed + rejected.
 """
 
 from __future__ import annotations
@@ -48,17 +52,19 @@ ERRORS_TABLE, LOG_TABLE, SUPPRESSIONS_TABLE = (
     f"{DATABASE}.suppressions",
 )
 SUPPRESSION_COLUMN = "suppression_reason"
+MISSING_REQUIRED = "missing_required_field"
 
 TABLES = {
     STATE_TABLE: "sync_name string, record_key string, row_hash string, status string, destination_id string, "
     "run_id string, synced_at timestamp",
     PLANS_TABLE: "sync_name string, run_id string, op string, record_key string, row_hash string, reason string, "
     "payload string, destination_id string, previous_status string",
-    ERRORS_TABLE: "sync_name string, run_id string, record_key string, op string, error string, occurred_at timestamp",
+    ERRORS_TABLE: "sync_name string, run_id string, record_key string, op string, error string, occurred_at timestamp, "
+    "kind string",
     LOG_TABLE: "sync_name string, run_id string, destination string, mode string, dry_run boolean, status string, "
     "started_at timestamp, finished_at timestamp, planned bigint, sent bigint, inserted bigint, "
     "updated bigint, removed bigint, skipped bigint, failed bigint, skipped_by_reason map<string,bigint>, "
-    "error string",
+    "error string, rejected bigint",
     SUPPRESSIONS_TABLE: "customer_id string, reason string, requested_at timestamp",
 }
 PARTITIONED_BY_SYNC = {STATE_TABLE, PLANS_TABLE}
@@ -69,10 +75,30 @@ class SyncModelError(ValueError):
 
 
 def ensure_tables(spark: SparkSession) -> None:
+    """Create the tables, and add the columns a newer version declares to ones an older made
+    (new columns are appended last, so rows are written by name)."""
     spark.sql(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
     for table, schema in TABLES.items():
         partitioning = " PARTITIONED BY (sync_name)" if table in PARTITIONED_BY_SYNC else ""
         spark.sql(f"CREATE TABLE IF NOT EXISTS {table} ({schema}) USING delta{partitioning}")
+        existing = set(spark.table(table).columns)
+        declared = [column.strip().split(" ", 1) for column in _split_schema(schema)]
+        missing = [f"{name} {kind}" for name, kind in declared if name not in existing]
+        if missing:
+            spark.sql(f"ALTER TABLE {table} ADD COLUMNS ({', '.join(missing)})")
+
+
+def _split_schema(schema: str) -> list[str]:
+    """Top-level ``name type`` items of a DDL schema (commas inside map<...> stay)."""
+    items, depth, current = [], 0, ""
+    for char in schema:
+        depth += {"<": 1, ">": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += char
+    return [*items, current]
 
 
 def current_rows(spark: SparkSession, sync: SyncDefinition) -> DataFrame:
@@ -85,13 +111,30 @@ def current_rows(spark: SparkSession, sync: SyncDefinition) -> DataFrame:
     # Every mapped field, nulls included: both APIs read a missing field as "unchanged", so a
     # value the customer no longer has must be sent as null to be cleared (and hashed, so that
     # clearing it is a change).
+    # A required field the definition gives a fallback for is sent as that value when empty;
+    # one without a fallback makes the row a skip (the API would refuse it on every run).
+    required = sync.required_fields
+
+    def value(column: str, name: str):
+        empty = F.col(column).isNull() | (F.trim(F.col(column).cast("string")) == "")
+        return F.when(empty, F.lit(required[name])).otherwise(F.col(column)) if required.get(name) else F.col(column)
+
     payload = F.to_json(
-        F.struct(*[F.col(column).alias(name) for column, name in sync.fields.items()]), {"ignoreNullFields": "false"}
+        F.struct(*[value(column, name).alias(name) for column, name in sync.fields.items()]),
+        {"ignoreNullFields": "false"},
     )
+    unsendable = [
+        F.col(column).isNull() | (F.trim(F.col(column).cast("string")) == "")
+        for column, name in sync.fields.items()
+        if name in required and required[name] is None
+    ]
+    missing_required = F.lit(None).cast("string")
+    for empty in unsendable:
+        missing_required = F.when(empty, F.lit(MISSING_REQUIRED)).otherwise(missing_required)
     rows = model.select(
         F.col(sync.source_key).cast("string").alias("record_key"),
         payload.alias("payload"),
-        F.col(SUPPRESSION_COLUMN).alias("model_reason"),
+        F.coalesce(F.col(SUPPRESSION_COLUMN), missing_required).alias("model_reason"),
         (F.col("customer_id") if "customer_id" in model.columns else F.lit(None)).alias("customer_id"),
     )
     erased = spark.table(SUPPRESSIONS_TABLE).groupBy("customer_id").agg(F.min("reason").alias("listed_reason"))
@@ -110,9 +153,12 @@ def plan(spark: SparkSession, sync: SyncDefinition) -> DataFrame:
     gone, suppressed = F.col("c.record_key").isNull(), F.col("c.reason").isNotNull()
     synced, unchanged = F.col("s.status") == "synced", F.col("s.row_hash") == F.col("c.row_hash")
     mirror = F.lit(sync.mode == "mirror")
+    rejected = F.col("s.status") == "rejected"  # refused for what it was: not again until it changes
     op = (
         F.when(gone, F.when(synced & mirror, "remove").otherwise("forget"))
         .when(suppressed, F.when(synced & mirror, "remove").when(unchanged, None).otherwise("skip"))
+        .when(rejected & unchanged, None)
+        .when(rejected, F.when(F.col("s.destination_id").isNull(), "insert").otherwise("update"))
         .when(F.col("s.record_key").isNull() | (F.col("s.status") == "skipped"), "insert")
         .when(unchanged | F.lit(sync.mode == "append"), None)
         .otherwise("update")
@@ -135,6 +181,7 @@ class RunStats:
     updated: int = 0
     removed: int = 0
     failed: int = 0
+    rejected: int = 0
     skipped_by_reason: Counter = field(default_factory=Counter)
 
     @property
@@ -198,7 +245,13 @@ class SyncRun:
         try:
             if not self.dry_run:
                 destination_meta = self._send()
-                status = "succeeded" if self.stats.failed == 0 else "partial"
+                status = (
+                    "partial"
+                    if self.stats.failed
+                    else "succeeded_with_rejections"
+                    if self.stats.rejected
+                    else "succeeded"
+                )
         except BaseException as exc:
             status, error = "failed", f"{type(exc).__name__}: {exc}"[:1000]
             raise
@@ -218,6 +271,7 @@ class SyncRun:
             "skipped": self.stats.skipped,
             "skipped_by_reason": dict(self.stats.skipped_by_reason),
             "failed": self.stats.failed,
+            "rejected": self.stats.rejected,
             "planned_by_op": counts,
             "seconds": round(elapsed, 1),
             "rows_per_second": round(self.stats.planned / elapsed, 1) if elapsed else None,
@@ -295,9 +349,14 @@ class SyncRun:
         now = datetime.now(UTC)
         for outcome in outcomes:
             row = by_key[outcome.key]
-            if not outcome.ok:
+            if not outcome.ok and outcome.permanent and op != "remove":
+                self.stats.rejected += 1
+                self._errors.append((self.sync.name, self.run_id, outcome.key, op, outcome.error, now, "rejected"))
+                destination_id = outcome.destination_id or row.destination_id
+                self._state_updates.append((row.record_key, row.row_hash, "rejected", destination_id, "upsert"))
+            elif not outcome.ok:
                 self.stats.failed += 1
-                self._errors.append((self.sync.name, self.run_id, outcome.key, op, outcome.error, now))
+                self._errors.append((self.sync.name, self.run_id, outcome.key, op, outcome.error, now, "failed"))
             elif op == "remove":
                 self.stats.removed += 1
                 # Still in the model but suppressed: remember it as skipped; gone: forget it.
@@ -336,7 +395,7 @@ class SyncRun:
                     VALUES (u.sync_name, u.record_key, u.row_hash, u.status, u.destination_id, '{self.run_id}',
                             current_timestamp())
             """)
-            done = self.stats.sent + self.stats.failed + self.stats.skipped
+            done = self.stats.sent + self.stats.failed + self.stats.rejected + self.stats.skipped
             log.info(
                 "sync %s: %d of %d planned record(s) done (%d sent, %d failed); state checkpointed",
                 self.sync.name,
@@ -372,14 +431,16 @@ class SyncRun:
             s.failed,
             dict(s.skipped_by_reason),
             error,
+            s.rejected,
         )
         self.spark.createDataFrame([row], TABLES[LOG_TABLE]).write.format("delta").mode("append").saveAsTable(LOG_TABLE)
         log.info(
-            "sync %s %s: planned %d = sent %d + skipped %d + failed %d",
+            "sync %s %s: planned %d = sent %d + skipped %d + failed %d + rejected %d",
             self.sync.name,
             status,
             s.planned,
             s.sent,
             s.skipped,
             s.failed,
+            s.rejected,
         )

@@ -45,6 +45,9 @@ class Outcome:
     ok: bool
     destination_id: str | None = None
     error: str | None = None
+    # Refused for what the record is (a required field, an invalid value, a compliance state):
+    # sending the same record again gets the same answer. Otherwise a failure is retried next run.
+    permanent: bool = False
 
 
 class Destination(ABC):

@@ -21,6 +21,20 @@ ALREADY_GONE = {"ENTITY_IS_DELETED", "NOT_FOUND", "INVALID_CROSS_REFERENCE_KEY"}
 # Salesforce answers an exhausted API budget or too many concurrent requests with this 403
 # (not 429), and no Retry-After: back off and retry.
 LIMIT_EXCEEDED = "REQUEST_LIMIT_EXCEEDED"
+# Record-level status codes (Salesforce's StatusCode) that refuse the record for its content:
+# the same record is refused again, so it is not resent until it changes.
+REFUSED_FOR_CONTENT = {
+    "REQUIRED_FIELD_MISSING",
+    "INVALID_EMAIL_ADDRESS",
+    "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+    "FIELD_INTEGRITY_EXCEPTION",
+    "STRING_TOO_LONG",
+    "INVALID_TYPE_ON_FIELD_IN_RECORD",
+    "NUMBER_OUTSIDE_VALID_RANGE",
+    "DUPLICATE_VALUE",
+    "DUPLICATES_DETECTED",
+    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+}
 NEAR_LIMIT_SHARE = 0.9  # of the org's daily API requests, as Sforce-Limit-Info reports them
 
 
@@ -81,7 +95,7 @@ class CrmDestination(Destination):
         return [
             Outcome(c.key, True, r.get("id"))
             if r.get("success")
-            else Outcome(c.key, False, c.destination_id, _errors(r))
+            else Outcome(c.key, False, c.destination_id, _errors(r), permanent=_refused_for_content(r))
             for c, r in zip(changes, results, strict=True)
         ]
 
@@ -113,6 +127,11 @@ class CrmDestination(Destination):
         self.api.close()
         usage = {"api_usage": f"{self.usage[0]}/{self.usage[1]}"} if self.usage else {}
         return {"retries": self.api.retries, **usage}
+
+
+def _refused_for_content(result: dict) -> bool:
+    codes = {e.get("statusCode") for e in result.get("errors", [])}
+    return bool(codes) and codes <= REFUSED_FOR_CONTENT
 
 
 def _errors(result: dict) -> str:

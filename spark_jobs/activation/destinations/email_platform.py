@@ -126,8 +126,10 @@ class EmailPlatformDestination(Destination):
             address = member["email_address"].strip().lower()
             if address in accepted:
                 outcomes.append(Outcome(change.key, True, subscriber_hash(address)))
+            elif address in errors:  # refused for this member: an invalid address, a compliance state
+                outcomes.append(Outcome(change.key, False, change.destination_id, errors[address], permanent=True))
             else:
-                error = errors.get(address, "not in the platform's new or updated members")
+                error = "not in the platform's new or updated members"
                 outcomes.append(Outcome(change.key, False, change.destination_id, error))
         return outcomes
 

@@ -10,7 +10,7 @@ a receiver that drops event ids it has seen applies a change once even when a cr
 it again. The batch goes to exactly the configured URL (path and query string as given). Any 2xx
 accepts the batch; 429/5xx/timeouts are retried; 401/403 fail it (a wrong secret or URL); any
 other 4xx refuses the batch for what is in it, so it is split in halves and sent again until the
-refused events are alone: one bad event fails only itself.
+refused events are alone: one bad event is rejected alone, and not sent again until it changes.
 
     destination: {type: webhook, url_env: CDP_WEBHOOK_URL, secret_env: CDP_WEBHOOK_SECRET}
 """
@@ -61,10 +61,12 @@ class WebhookDestination(Destination):
             return self.failed(changes, delivery_error(error))
         if 200 <= response.status_code < 300:
             return [Outcome(c.key, True, c.key) for c in changes]
-        if 400 <= response.status_code < 500 and response.status_code not in (401, 403) and len(changes) > 1:
+        refused = 400 <= response.status_code < 500 and response.status_code not in (401, 403)
+        if refused and len(changes) > 1:
             half = len(changes) // 2
             return self._post(op, changes[:half]) + self._post(op, changes[half:])
-        return self.failed(changes, f"HTTP {response.status_code}")
+        error = f"HTTP {response.status_code}"
+        return [Outcome(c.key, False, c.destination_id, error, permanent=refused) for c in changes]
 
     def upsert(self, changes: list[Change]) -> list[Outcome]:
         return self._post("upsert", changes)
