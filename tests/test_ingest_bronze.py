@@ -410,3 +410,33 @@ def test_values_that_only_look_valid_are_quarantined_with_their_reason(fresh_dat
         "column updated_at: '9999-12-31T00:00:00Z' is outside 1900-01-01 to 2100-12-31",
     }
     assert [r.order_id for r in spark.table("bronze.shop_orders").collect()] == ["O1"]
+
+
+def test_merges_racing_into_one_table_are_retried_and_lose_nothing(fresh_database):
+    """Two ingestion steps run side by side and both MERGE into bronze._quarantine: the loser of
+    a race gets Delta's DELTA_CONCURRENT_APPEND and runs its (idempotent) MERGE again."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from spark_jobs.ingest.apply import is_write_conflict, merge_into
+
+    spark = fresh_database
+    spark.createDataFrame([("seed", "x")], "id string, entity string").write.format("delta").saveAsTable(
+        "bronze.race_target"
+    )
+
+    def writer(entity: str) -> None:
+        for batch in range(4):
+            rows = spark.createDataFrame(
+                [(f"{entity}-{batch}-{i}", entity) for i in range(3)], "id string, entity string"
+            )
+            merge_into(spark, rows, "bronze.race_target", "t.id = s.id")
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(writer, ["events", "crm"]))
+    ids = {r.id for r in spark.table("bronze.race_target").collect()}
+    assert ids == {"seed"} | {f"{e}-{b}-{i}" for e in ("events", "crm") for b in range(4) for i in range(3)}
+    history = spark.sql("DESCRIBE HISTORY bronze.race_target").where("operation = 'MERGE'").count()
+    assert history == 8  # one commit per batch: a retried MERGE committed once
+
+    conflict = Exception("[DELTA_CONCURRENT_APPEND.WITHOUT_HINT] Transaction conflict detected.")
+    assert is_write_conflict(conflict) and not is_write_conflict(Exception("[DELTA_MERGE_UNRESOLVED_EXPRESSION]"))

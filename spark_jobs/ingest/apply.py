@@ -6,13 +6,20 @@ which identity resolution needs (an old email still identifies the person).
 
 Every write is one Delta transaction (a MERGE, or the first write that creates the table), so
 a crash leaves the table at its previous version and the next run applies the batch again;
-because every write is keyed, applying it again changes nothing.
+because every write is keyed, applying it again changes nothing. For the same reason a MERGE
+that lost a race with another writer of the table (two ingestion steps running side by side
+both quarantine rows) is simply run again.
 """
 
 from __future__ import annotations
 
+import logging
+import random
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -22,6 +29,40 @@ from spark_jobs.ingest.contracts import EVENT_DATE_COLUMN, Contract
 EXTRA_FIELDS = "_extra_fields"  # new keys beyond the contract's max_new_columns (see parse.py)
 
 DELETED = "_is_deleted"
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+# Delta's optimistic concurrency: another transaction committed first and touched what this one
+# read (or created the table this one was creating). Nothing of this one was written; running it
+# again against the new version is safe when the write is idempotent.
+CONFLICT_ERROR_CLASSES = (
+    "DELTA_CONCURRENT_",
+    "DELTA_METADATA_CHANGED",
+    "DELTA_PROTOCOL_CHANGED",
+    "TABLE_OR_VIEW_ALREADY_EXISTS",
+    "DELTA_TABLE_ALREADY_EXISTS",
+)
+CONFLICT_ATTEMPTS = 6
+
+
+def is_write_conflict(error: BaseException) -> bool:
+    text = str(error)
+    return any(f"[{name}" in text for name in CONFLICT_ERROR_CLASSES) or "ConcurrentAppendException" in text
+
+
+def retry_on_write_conflict(write: Callable[[], T], table: str, attempts: int = CONFLICT_ATTEMPTS) -> T:
+    """Run an idempotent Delta write; on a transaction conflict, wait (jittered, growing) and
+    run it again, up to ``attempts`` times."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return write()
+        except Exception as error:
+            if attempt == attempts or not is_write_conflict(error):
+                raise
+            wait = random.uniform(0.2, 0.5) * 2 ** (attempt - 1)
+            log.warning("%s: a concurrent write committed first; retrying in %.1f s (%d)", table, wait, attempt)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
@@ -104,16 +145,18 @@ def merge_into(
 ) -> dict[str, int]:
     """Delta ``MERGE WITH SCHEMA EVOLUTION`` of ``source`` (alias ``s``) into ``table`` (alias
     ``t``): matched rows are updated where ``update_when`` holds (none without it), unmatched
-    ones inserted. In SQL, not delta.tables.DeltaTable, so it runs the same in a local session
-    and over Spark Connect. Returns the commit's row counts (num_inserted_rows, ...)."""
+    ones inserted; run again if another writer's commit conflicts with it. In SQL, not
+    delta.tables.DeltaTable, so it runs the same in a local session and over Spark Connect.
+    Returns the commit's row counts (num_inserted_rows, ...)."""
     view = f"_cdp_merge_{uuid.uuid4().hex}"
     source.createOrReplaceTempView(view)
     try:
         updated = f"WHEN MATCHED AND ({update_when}) THEN UPDATE SET * " if update_when else ""
-        metrics = spark.sql(
+        statement = (
             f"MERGE WITH SCHEMA EVOLUTION INTO {table} AS t USING {view} AS s ON {on} "
             f"{updated}WHEN NOT MATCHED THEN INSERT *"
-        ).first()
+        )
+        metrics = retry_on_write_conflict(lambda: spark.sql(statement).first(), table)
     finally:
         spark.catalog.dropTempView(view)
     return {key: int(value or 0) for key, value in metrics.asDict().items()}

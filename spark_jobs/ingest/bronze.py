@@ -50,6 +50,7 @@ from spark_jobs.ingest.apply import (
     latest_per_key,
     merge_into,
     record_history,
+    retry_on_write_conflict,
 )
 from spark_jobs.ingest.contracts import EVENT_DATE_COLUMN, Contract, get_contract, load_contracts
 from spark_jobs.ingest.landing import LandingFile, list_landing_files, spark_literal
@@ -363,10 +364,14 @@ def record_quarantine(
         .withColumn("batch_id", F.lit(batch_id))
         .withColumn("quarantined_at", F.lit(at).cast("timestamp"))
     )
-    if not spark.catalog.tableExists(QUARANTINE_TABLE):
-        rows.write.format("delta").saveAsTable(QUARANTINE_TABLE)
-        return
-    merge_into(spark, rows, QUARANTINE_TABLE, "t.quarantine_id = s.quarantine_id")
+
+    def write() -> None:  # another ingestion step may create the table first: then MERGE
+        if not spark.catalog.tableExists(QUARANTINE_TABLE):
+            rows.write.format("delta").saveAsTable(QUARANTINE_TABLE)
+        else:
+            merge_into(spark, rows, QUARANTINE_TABLE, "t.quarantine_id = s.quarantine_id")
+
+    retry_on_write_conflict(write, QUARANTINE_TABLE)
 
 
 def record_files(
@@ -389,9 +394,13 @@ def record_files(
         )
         for o in outcomes
     ]
-    spark.createDataFrame(rows, PROCESSED_FILES_SCHEMA).write.format("delta").mode("append").option(
-        "mergeSchema", "true"
-    ).saveAsTable(PROCESSED_FILES_TABLE)
+    frame = spark.createDataFrame(rows, PROCESSED_FILES_SCHEMA)
+    retry_on_write_conflict(  # a blind append; only the table's creation can race another step
+        lambda: (
+            frame.write.format("delta").mode("append").option("mergeSchema", "true").saveAsTable(PROCESSED_FILES_TABLE)
+        ),
+        PROCESSED_FILES_TABLE,
+    )
 
 
 INGESTION_LOG_SCHEMA = StructType(
@@ -414,9 +423,13 @@ def record_batch(spark: SparkSession, stats: BatchStats) -> None:
 
 
 def _append_log(spark: SparkSession, rows: list[Row]) -> None:
-    spark.createDataFrame(
-        [tuple(r[f.name] for f in INGESTION_LOG_SCHEMA) for r in rows], INGESTION_LOG_SCHEMA
-    ).write.format("delta").mode("append").option("mergeSchema", "true").saveAsTable(INGESTION_LOG_TABLE)
+    frame = spark.createDataFrame([tuple(r[f.name] for f in INGESTION_LOG_SCHEMA) for r in rows], INGESTION_LOG_SCHEMA)
+    retry_on_write_conflict(
+        lambda: (
+            frame.write.format("delta").mode("append").option("mergeSchema", "true").saveAsTable(INGESTION_LOG_TABLE)
+        ),
+        INGESTION_LOG_TABLE,
+    )
 
 
 def _apply(
