@@ -70,18 +70,33 @@ cdp_main_daily = _recent_days_schedule("cdp_main_daily", cdp_daily, "0 3 * * 1-6
 cdp_main_weekly = _recent_days_schedule("cdp_main_weekly", cdp_main, "0 3 * * 0", "Sundays", "weekly")
 
 
-def step_executor(settings: Settings) -> dg.ExecutorDefinition:
-    """Steps in their own processes, up to ``CDP_MAX_PARALLEL_STEPS`` at once, when every Spark step is
-    a client of one Spark service (or of a shared metastore): the steps that touch different tables
-    then run side by side (the event and the other bronze sources). Without either, one step at a
-    time in the run's process: each step starts its own Spark, and the embedded Derby metastore
-    admits one Spark process at a time."""
-    if not (settings.spark_remote or settings.hive_metastore_uris) or settings.max_parallel_steps < 2:
-        return dg.in_process_executor
-    # forkserver: each step process forks from one that has imported the code location once.
-    return dg.multiprocess_executor.configured(
-        {"max_concurrent": settings.max_parallel_steps, "start_method": {"forkserver": {}}},
-        name="cdp_parallel_steps",
+def steps_in_parallel(settings: Settings) -> bool:
+    """Every Spark step is a client of one Spark service (or of a shared metastore): then steps
+    that touch different tables may run side by side. Without either, each step starts its own
+    Spark, and the embedded Derby metastore admits one Spark process at a time."""
+    return bool(settings.spark_remote or settings.hive_metastore_uris) and settings.max_parallel_steps > 1
+
+
+def _step_executor_requirements(_config) -> list:
+    return dg.multiple_process_executor_requirements() if steps_in_parallel(Settings.from_env()) else []
+
+
+@dg.executor(name="cdp_steps", requirements=_step_executor_requirements)
+def cdp_steps_executor(_init_context):
+    """Decided when a run starts, from the run's settings (not when the code loads): steps in
+    their own processes, up to ``CDP_MAX_PARALLEL_STEPS`` at once, forked from a process that
+    imported the code location once, when :func:`steps_in_parallel`; else one at a time in the
+    run's process."""
+    # Dagster's own executors, built as its multiprocess / in_process executor definitions do.
+    from dagster._core.execution.retries import RetryMode
+    from dagster._core.executor.in_process import InProcessExecutor
+    from dagster._core.executor.multiprocess import MultiprocessExecutor
+
+    settings = Settings.from_env()
+    if not steps_in_parallel(settings):
+        return InProcessExecutor(retries=RetryMode.ENABLED)
+    return MultiprocessExecutor(
+        retries=RetryMode.ENABLED, max_concurrent=settings.max_parallel_steps, start_method="forkserver"
     )
 
 
@@ -95,7 +110,7 @@ def _platform() -> dg.Definitions:
             "cdp_settings": CdpSettingsResource(),
             "pipes": dg.PipesSubprocessClient(),
         },
-        executor=step_executor(Settings.from_env()),
+        executor=cdp_steps_executor,
     )
 
 

@@ -249,3 +249,32 @@ def test_event_sources_have_daily_partitions_and_the_schedule_covers_yesterday_a
         "2026-01-01",
         "2026-01-02",
     )
+
+
+def test_steps_run_side_by_side_only_as_clients_of_one_spark_service_or_a_shared_metastore(monkeypatch, tmp_path):
+    """The executor is chosen when a run starts, from the run's environment (a code location
+    loaded without the service, then run with it, must still run steps in parallel)."""
+    from dagster._core.executor.in_process import InProcessExecutor
+    from dagster._core.executor.multiprocess import MultiprocessExecutor
+
+    from dagster_project.definitions import cdp_steps_executor
+
+    base = {
+        "CDP_HOME": str(tmp_path),
+        "CDP_SPARK_REMOTE": "",
+        "CDP_HIVE_METASTORE_URIS": "",
+        "CDP_MAX_PARALLEL_STEPS": "2",
+    }
+    cases = [
+        ({}, InProcessExecutor),  # each step its own Spark, one Derby metastore: one at a time
+        ({"CDP_SPARK_REMOTE": "sc://localhost:15002"}, MultiprocessExecutor),
+        ({"CDP_HIVE_METASTORE_URIS": "thrift://metastore:9083"}, MultiprocessExecutor),
+        ({"CDP_SPARK_REMOTE": "sc://localhost:15002", "CDP_MAX_PARALLEL_STEPS": "1"}, InProcessExecutor),
+    ]
+    for change, kind in cases:
+        for key, value in {**base, **change}.items():
+            monkeypatch.setenv(key, value)
+        executor = cdp_steps_executor.executor_creation_fn(None)
+        assert type(executor) is kind, change
+        if kind is MultiprocessExecutor:
+            assert executor._max_concurrent == 2
