@@ -328,6 +328,20 @@ def test_an_email_change_moves_the_member_and_leaves_no_second_subscriber(activa
     state = {r.record_key: r.destination_id for r in spark.table(STATE_TABLE).collect()}
     assert state == {"c1": subscriber_hash("ann.lee@y.com")}  # the next change goes to the moved member
 
+    # Her next address is already a member, subscribed at the platform by other means: the
+    # move is refused (Member Exists), so the old member is archived and the existing one updated.
+    apis.state.esp[subscriber_hash("a@z.com")] = {
+        "email_address": "a@z.com",
+        "status": "subscribed",
+        "merge_fields": {},
+        "tags": [],
+    }
+    audience(spark, "sync_test__subscribers", [("c1", "a@z.com", "Ann", None)])
+    third = run(spark, sync, settings)
+    assert (third["updated"], third["failed"]) == (1, 0)
+    assert {m["email_address"]: m["merge_fields"] for m in apis.state.esp.values()} == {"a@z.com": {"FNAME": "Ann"}}
+    assert set(apis.state.esp_archived) == {subscriber_hash("ann.lee@y.com")}
+
 
 def test_a_member_the_platform_neither_added_nor_updated_is_not_taken_as_sent(activation_db, apis, settings):
     """The batch answer lists new and updated members and errors; an error entry need not name

@@ -73,8 +73,10 @@ class EmailPlatformDestination(Destination):
     def _move_changed_addresses(self, changes: list[Change]) -> dict[str, Outcome]:
         """A member whose address changed since the last accepted send gets the new address
         (``PATCH`` of the old member), so that the batch updates that member instead of
-        subscribing a second one and leaving the old address subscribed. A move the platform
-        refuses fails that change; an old member already gone is no obstacle."""
+        subscribing a second one and leaving the old address subscribed. When the new address is
+        already a member (subscribed at the platform by other means), the old member is archived
+        and the batch updates the existing one. A move the platform refuses otherwise fails that
+        change; an old member already gone is no obstacle."""
         refused = {}
         for change in changes:
             new_id = subscriber_hash(change.fields["email_address"])
@@ -89,6 +91,15 @@ class EmailPlatformDestination(Destination):
             except Exception as error:
                 refused[change.key] = Outcome(change.key, False, change.destination_id, delivery_error(error))
                 continue
+            if response.status_code == 400 and _title(response) == "Member Exists":
+                old = f"/3.0/lists/{self.list_id}/members/{change.destination_id}"
+                try:
+                    response = self.api.request("DELETE", old)
+                except Exception as error:
+                    refused[change.key] = Outcome(change.key, False, change.destination_id, delivery_error(error))
+                    continue
+                if response.status_code in (204, 404):
+                    continue
             if response.status_code not in (200, 404):
                 error = f"address change refused: HTTP {response.status_code}: {_detail(response)}"
                 refused[change.key] = Outcome(change.key, False, change.destination_id, error)
@@ -162,6 +173,13 @@ class EmailPlatformDestination(Destination):
     def close(self) -> dict:
         self.api.close()
         return {"retries": self.api.retries}
+
+
+def _title(response) -> str | None:
+    try:
+        return response.json().get("title")
+    except (ValueError, AttributeError):
+        return None
 
 
 def _detail(response) -> str:
