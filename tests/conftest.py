@@ -49,6 +49,7 @@ def fresh_database(spark):
             spark.sql(f"DROP TABLE IF EXISTS {database}.{table.name}")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     """One process: fast unit tests first, the slow end-to-end runs last. Several (``./cdp test``
     runs 2 pytest-xdist workers): the end-to-end tests share their module's runs, so they go to

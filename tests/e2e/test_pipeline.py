@@ -27,7 +27,8 @@ from spark_jobs.activation.s3_export import audience_key
 from spark_jobs.service import Service
 from spark_jobs.settings import REPO_ROOT, Settings
 
-pytestmark = pytest.mark.e2e
+# One xdist worker runs the whole module: its tests share the runs of its module-scoped fixtures.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
 CUSTOMERS, SEED = 60, 11
 # Every run of this module is a client of one Spark service for its home, on free ports.
