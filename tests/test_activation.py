@@ -76,6 +76,18 @@ def definition(**overrides):
     return parse_sync({**raw, **overrides}, "test.yml")
 
 
+def subscribers_sync(**overrides):
+    """An email-platform sync of ``sync_test__subscribers`` (mirror, email and first name)."""
+    raw = {
+        "model": "sync_test__subscribers",
+        "mode": "mirror",
+        "destination": {"type": "email_platform", "list_id": "news"},
+        "identifier": {"source": "customer_id", "destination": "email_address"},
+        "fields": {"email": "email_address", "first_name": "FNAME"},
+    }
+    return definition(**{**raw, **overrides})
+
+
 def run(spark, sync, settings, **kwargs) -> dict:
     return SyncRun(spark, sync, lambda s, run_id: open_destination(s, run_id, settings), **kwargs).run()
 
@@ -226,13 +238,7 @@ def test_mirror_removes_who_left_or_lost_consent_and_adds_who_gave_it(activation
         ],
         schema,
     )
-    sync = definition(
-        model="sync_test__subscribers",
-        mode="mirror",
-        destination={"type": "email_platform", "list_id": "news"},
-        identifier={"source": "customer_id", "destination": "email_address"},
-        fields={"email": "email_address", "first_name": "FNAME", "segment_names": "tags"},
-    )
+    sync = subscribers_sync(fields={"email": "email_address", "first_name": "FNAME", "segment_names": "tags"})
     first = run(spark, sync, settings)
     assert {m["email_address"] for m in apis.state.esp.values()} == {"ann@x.com", "bob@x.com"}
     assert apis.state.esp[subscriber_hash("ann@x.com")]["tags"] == ["promoters"]
@@ -272,13 +278,7 @@ def test_a_left_segments_tag_and_a_cleared_merge_field_leave_the_email_platform(
     """Mailchimp's batch subscribe only adds tags and keeps merge fields it is not sent."""
     spark = activation_db
     schema = AUDIENCE_SCHEMA + ", segment_names array<string>"
-    sync = definition(
-        model="sync_test__subscribers",
-        mode="mirror",
-        destination={"type": "email_platform", "list_id": "news"},
-        identifier={"source": "customer_id", "destination": "email_address"},
-        fields={"email": "email_address", "first_name": "FNAME", "segment_names": "tags"},
-    )
+    sync = subscribers_sync(fields={"email": "email_address", "first_name": "FNAME", "segment_names": "tags"})
     audience(spark, "sync_test__subscribers", [("c1", "ann@x.com", "Ann", None, ["lapsed", "promoters"])], schema)
     run(spark, sync, settings)
     audience(spark, "sync_test__subscribers", [("c1", "ann@x.com", None, None, ["promoters"])], schema)
@@ -290,13 +290,7 @@ def test_a_left_segments_tag_and_a_cleared_merge_field_leave_the_email_platform(
 
 def test_an_opt_out_is_kept_an_erasure_deletes_and_only_leavers_are_archived(activation_db, apis, settings):
     spark = activation_db
-    sync = definition(
-        model="sync_test__subscribers",
-        mode="mirror",
-        destination={"type": "email_platform", "list_id": "news"},
-        identifier={"source": "customer_id", "destination": "email_address"},
-        fields={"email": "email_address", "first_name": "FNAME"},
-    )
+    sync = subscribers_sync()
     people = [("c1", "ann@x.com", "Ann", None), ("c2", "bob@x.com", "Bob", None), ("c3", "cy@x.com", "Cy", None)]
     audience(spark, "sync_test__subscribers", people)
     run(spark, sync, settings)
@@ -312,13 +306,7 @@ def test_an_opt_out_is_kept_an_erasure_deletes_and_only_leavers_are_archived(act
 
 def test_an_email_change_moves_the_member_and_leaves_no_second_subscriber(activation_db, apis, settings):
     spark = activation_db
-    sync = definition(
-        model="sync_test__subscribers",
-        mode="mirror",
-        destination={"type": "email_platform", "list_id": "news"},
-        identifier={"source": "customer_id", "destination": "email_address"},
-        fields={"email": "email_address", "first_name": "FNAME"},
-    )
+    sync = subscribers_sync()
     audience(spark, "sync_test__subscribers", [("c1", "ann@x.com", "Ann", None)])
     run(spark, sync, settings)
     audience(spark, "sync_test__subscribers", [("c1", "ann.lee@y.com", "Ann", None)])
@@ -347,12 +335,7 @@ def test_a_member_the_platform_neither_added_nor_updated_is_not_taken_as_sent(ac
     """The batch answer lists new and updated members and errors; an error entry need not name
     an address. A member in none of the lists was not accepted."""
     spark = activation_db
-    sync = definition(
-        model="sync_test__subscribers",
-        destination={"type": "email_platform", "list_id": "news"},
-        identifier={"source": "customer_id", "destination": "email_address"},
-        fields={"email": "email_address"},
-    )
+    sync = subscribers_sync(mode="upsert", fields={"email": "email_address"})
     audience(spark, "sync_test__subscribers", [("c1", "ann@x.com", "Ann", None), ("c2", "bob@x.com", "Bob", None)])
     answer = {"new_members": [{"email_address": "ann@x.com"}], "updated_members": [], "errors": [{"error": "?"}]}
     apis.inject(Fault("/3.0", status=200, body=answer))
@@ -453,10 +436,9 @@ def test_documented_throttling_is_retried_and_the_crms_api_budget_is_reported(ac
     assert (crm["sent"], crm["failed"], crm["retries"]) == (2, 0, 1) and set(apis.state.crm) == {"c1", "c2"}
     assert crm["api_usage"] == "1/15000"  # Sforce-Limit-Info of the last answer
 
-    sync = definition(
-        model="sync_test__subscribers",
+    sync = subscribers_sync(
+        mode="upsert",
         destination={"type": "email_platform", "list_id": "news", "max_attempts": 3},
-        identifier={"source": "customer_id", "destination": "email_address"},
         fields={"email": "email_address"},
     )
     audience(spark, "sync_test__subscribers", [("c1", "ann@x.com", "Ann", None)])
