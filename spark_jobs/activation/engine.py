@@ -114,23 +114,23 @@ def current_rows(spark: SparkSession, sync: SyncDefinition) -> DataFrame:
     # A required field the definition gives a fallback for is sent as that value when empty;
     # one without a fallback makes the row a skip (the API would refuse it on every run).
     required = sync.required_fields
+    empty = {column: F.col(column).isNull() | (F.trim(F.col(column).cast("string")) == "") for column in sync.fields}
 
     def value(column: str, name: str):
-        empty = F.col(column).isNull() | (F.trim(F.col(column).cast("string")) == "")
-        return F.when(empty, F.lit(required[name])).otherwise(F.col(column)) if required.get(name) else F.col(column)
+        return (
+            F.when(empty[column], F.lit(required[name])).otherwise(F.col(column))
+            if required.get(name)
+            else F.col(column)
+        )
 
     payload = F.to_json(
         F.struct(*[value(column, name).alias(name) for column, name in sync.fields.items()]),
         {"ignoreNullFields": "false"},
     )
-    unsendable = [
-        F.col(column).isNull() | (F.trim(F.col(column).cast("string")) == "")
-        for column, name in sync.fields.items()
-        if name in required and required[name] is None
-    ]
     missing_required = F.lit(None).cast("string")
-    for empty in unsendable:
-        missing_required = F.when(empty, F.lit(MISSING_REQUIRED)).otherwise(missing_required)
+    for column, name in sync.fields.items():
+        if name in required and required[name] is None:
+            missing_required = F.when(empty[column], F.lit(MISSING_REQUIRED)).otherwise(missing_required)
     rows = model.select(
         F.col(sync.source_key).cast("string").alias("record_key"),
         payload.alias("payload"),

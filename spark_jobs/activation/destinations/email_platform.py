@@ -91,7 +91,7 @@ class EmailPlatformDestination(Destination):
             except Exception as error:
                 refused[change.key] = Outcome(change.key, False, change.destination_id, delivery_error(error))
                 continue
-            if response.status_code == 400 and _title(response) == "Member Exists":
+            if _member_exists(response):
                 old = f"/3.0/lists/{self.list_id}/members/{change.destination_id}"
                 try:
                     response = self.api.request("DELETE", old)
@@ -175,11 +175,19 @@ class EmailPlatformDestination(Destination):
         return {"retries": self.api.retries}
 
 
-def _title(response) -> str | None:
+def _member_exists(response) -> bool:
+    """The address is already a member: Mailchimp's problem title "Member Exists" (documented for
+    adding one), or an "Invalid Resource" whose detail says so (what a change of address into an
+    existing member's address is reported as is not documented: both are accepted)."""
+    if response.status_code != 400:
+        return False
     try:
-        return response.json().get("title")
+        problem = response.json()
+        return (
+            problem.get("title") == "Member Exists" or "already a list member" in str(problem.get("detail", "")).lower()
+        )
     except (ValueError, AttributeError):
-        return None
+        return False
 
 
 def _detail(response) -> str:
