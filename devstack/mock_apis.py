@@ -4,7 +4,11 @@ One HTTP server on 127.0.0.1 serves the contracts the destinations speak:
 
 - CRM, Salesforce-style: ``PATCH /services/data/<v>/composite/sobjects/<Object>/<ExtIdField>``
   (upsert up to 200 records, per-record results) and ``DELETE /services/data/<v>/composite/sobjects?ids=``;
-  Bearer token. A record whose ``Email`` has no ``@`` is refused (INVALID_EMAIL_ADDRESS). As in
+  Bearer token: the static local one, or one from ``POST /services/oauth2/token`` (OAuth 2.0
+  ``client_credentials`` or ``refresh_token`` grant, form-encoded, Salesforce's answers and
+  errors; :meth:`MockApis.expire_crm_tokens` makes the issued ones expire, and a request with
+  one is answered 401 ``INVALID_SESSION_ID``). A Contact without ``LastName`` is refused
+  (REQUIRED_FIELD_MISSING), a record whose ``Email`` has no ``@`` too (INVALID_EMAIL_ADDRESS). As in
   Salesforce, a field the request leaves out keeps its value and null clears it, and every answer
   carries ``Sforce-Limit-Info: api-usage=<calls>/<daily limit>``.
 - Email platform, Mailchimp-style: ``POST /3.0/lists/<id>`` (batch subscribe/update, up to 500),
@@ -46,6 +50,9 @@ log = logging.getLogger(__name__)
 # Credentials of the local stand-ins only (never a real service's).
 LOCAL_API_CREDENTIALS = {
     "CDP_CRM_TOKEN": "local-crm-token",
+    "CDP_CRM_CLIENT_ID": "local-crm-client",
+    "CDP_CRM_CLIENT_SECRET": "local-crm-client-secret",
+    "CDP_CRM_REFRESH_TOKEN": "local-crm-refresh-token",
     "CDP_ESP_API_KEY": "local-esp-key",
     "CDP_WEBHOOK_SECRET": "local-webhook-secret",
 }
@@ -75,6 +82,8 @@ class ApiState:
     webhook_targets: list[str] = field(default_factory=list)  # path?query of every webhook request
     requests: list[tuple[str, str, int]] = field(default_factory=list)  # method, path, records
     crm_api_calls: int = 0  # the org's API requests today (Sforce-Limit-Info)
+    crm_tokens: set[str] = field(default_factory=set)  # OAuth access tokens issued and not expired
+    crm_tokens_issued: int = 0
 
     def records_received(self, prefix: str) -> int:
         return sum(n for _, path, n in self.requests if path.startswith(prefix))
@@ -112,6 +121,11 @@ class MockApis:
             "CDP_WEBHOOK_URL": f"{self.url}/hooks/cdp",
             **self.credentials,
         }
+
+    def expire_crm_tokens(self) -> None:
+        """Every OAuth access token issued so far expires (as a Salesforce session times out)."""
+        with self.lock:
+            self.state.crm_tokens.clear()
 
     def inject(self, *faults: Fault) -> None:
         with self.lock:
@@ -201,7 +215,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._reply(fault.status, body, {**headers, **fault.headers})
         limit = fault.crash_after if fault else None
         try:
-            if url.path.startswith("/services/data/"):
+            if url.path == "/services/oauth2/token":
+                self._crm_token(method, body)
+            elif url.path.startswith("/services/data/"):
                 self._crm(method, url, body, limit)
             elif url.path.startswith("/3.0/lists/"):
                 self._esp(method, url, body, limit)
@@ -232,8 +248,39 @@ class _Handler(BaseHTTPRequestHandler):
         usage = f"api-usage={self.apis.state.crm_api_calls}/{self.apis.crm_daily_limit}"
         self._reply(status, body, {"Sforce-Limit-Info": usage})
 
+    def _crm_token(self, method: str, body: bytes) -> None:
+        """Salesforce's token endpoint: client credentials, or a refresh token of the client."""
+        form = {k: v[0] for k, v in parse_qs(body.decode("utf-8")).items()}
+        known = self.apis.credentials
+        client_ok = (
+            form.get("client_id") == known["CDP_CRM_CLIENT_ID"]
+            and form.get("client_secret") == known["CDP_CRM_CLIENT_SECRET"]
+        )
+        if method != "POST" or form.get("grant_type") not in ("client_credentials", "refresh_token"):
+            return self._reply(400, {"error": "unsupported_grant_type"})
+        if not client_ok:
+            return self._reply(400, {"error": "invalid_client", "error_description": "invalid client credentials"})
+        if form["grant_type"] == "refresh_token" and form.get("refresh_token") != known["CDP_CRM_REFRESH_TOKEN"]:
+            return self._reply(400, {"error": "invalid_grant", "error_description": "expired access/refresh token"})
+        with self.apis.lock:
+            self.apis.state.crm_tokens_issued += 1
+            token = f"00Dlocal!{self.apis.state.crm_tokens_issued}-{hashlib.sha1(body).hexdigest()[:12]}"
+            self.apis.state.crm_tokens.add(token)
+        self._reply(
+            200,
+            {
+                "access_token": token,
+                "instance_url": self.apis.url,
+                "id": f"{self.apis.url}/id/00Dlocal/005local",
+                "token_type": "Bearer",
+                "issued_at": str(int(time.time() * 1000)),
+                "signature": "local",
+            },
+        )
+
     def _crm(self, method: str, url, body: bytes, limit: int | None) -> None:
-        if self.headers.get("Authorization") != f"Bearer {self.apis.credentials['CDP_CRM_TOKEN']}":
+        presented = self.headers.get("Authorization", "").removeprefix("Bearer ")
+        if presented != self.apis.credentials["CDP_CRM_TOKEN"] and presented not in self.apis.state.crm_tokens:
             return self._crm_reply(401, [{"errorCode": "INVALID_SESSION_ID", "message": "Session expired or invalid"}])
         state = self.apis.state
         with self.apis.lock:
@@ -402,13 +449,13 @@ class _Handler(BaseHTTPRequestHandler):
         secret = self.apis.credentials["CDP_WEBHOOK_SECRET"].encode()
         timestamp = self.headers.get("X-CDP-Timestamp", "")
         expected = "sha256=" + hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+        state = self.apis.state
+        with self.apis.lock:
+            state.webhook_targets.append(self.path)  # path and query string, as received
         if method != "POST" or not hmac.compare_digest(expected, self.headers.get("X-CDP-Signature", "")):
             return self._reply(401, {"error": "bad signature"})
         events = json.loads(body)["events"]
         self._count(method, url.path, len(events))
-        state = self.apis.state
-        with self.apis.lock:
-            state.webhook_targets.append(self.path)  # path and query string, as received
         # A receiver validates the whole batch: an event with an email that is not one refuses it.
         for event in events:
             email = (event.get("data") or {}).get("email")

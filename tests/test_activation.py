@@ -16,10 +16,11 @@ from devstack.mock_apis import Fault, MockApis
 from devstack.s3_server import LOCAL_CREDENTIALS, LocalS3Server
 from spark_jobs.activation.credentials import MissingCredential, credential
 from spark_jobs.activation.definitions import SYNCS_DIR, SyncDefinitionError, load_syncs, parse_sync
-from spark_jobs.activation.destinations import open_destination
+from spark_jobs.activation.destinations import Change, DestinationRefusedAccess, open_destination
 from spark_jobs.activation.destinations.email_platform import subscriber_hash
 from spark_jobs.activation.engine import (
     ERRORS_TABLE,
+    LINEAGE_TABLE,
     LOG_TABLE,
     MISSING_REQUIRED,
     PLANS_TABLE,
@@ -41,6 +42,7 @@ def activation_db(spark):
         spark.sql(f"DROP TABLE IF EXISTS activation.{table.name}")
     for table in spark.catalog.listTables("gold"):
         spark.sql(f"DROP TABLE IF EXISTS gold.{table.name}")
+    spark.sql(f"DROP TABLE IF EXISTS {LINEAGE_TABLE}")
 
 
 @pytest.fixture
@@ -122,6 +124,8 @@ def test_shipped_syncs_load_and_each_model_has_an_exposure():
         ({"identifier": {"source": "customer_id"}}, "identifier: 'destination' is required"),
         ({"batch_size": 0}, "batch_size must be a positive integer"),
         ({"token": "abc"}, "unknown setting(s) ['token']"),
+        ({"mode": "append", "remove_on_suppression": True}, "remove_on_suppression needs mode upsert or mirror"),
+        ({"mode": "mirror", "remove_on_suppression": False}, "a mirror sync always removes the suppressed"),
     ],
 )
 def test_a_bad_definition_is_refused_naming_the_file_and_field(change, message):
@@ -196,7 +200,7 @@ def test_upsert_sends_everyone_eligible_once_then_only_what_changed(activation_d
     again = run(spark, sync, settings, run_id="run1b")  # a refused record is not resent unchanged
     assert (again["planned"], again["status"], len(apis.state.requests)) == (0, "succeeded", before)
 
-    # c3 is erased, c2 renamed, c4's email fixed: only those three are planned; c3 is skipped.
+    # c3 is erased, c2 renamed, c4's email fixed: only those three are planned; c3 is deleted.
     spark.sql(f"INSERT INTO {SUPPRESSIONS_TABLE} VALUES ('c3', 'erased', current_timestamp())")
     audience(
         spark,
@@ -205,21 +209,17 @@ def test_upsert_sends_everyone_eligible_once_then_only_what_changed(activation_d
     )
     before = len(apis.state.requests)
     second = run(spark, sync, settings, run_id="run2")
-    assert sum(n for _, _, n in apis.state.requests[before:]) == 2  # c2 and c4, nothing else
-    assert (second["updated"], second["inserted"], second["skipped_by_reason"], second["failed"]) == (
-        1,
-        1,
-        {"erased": 1},
-        0,
-    )
+    assert sum(n for _, _, n in apis.state.requests[before:]) == 3  # c2, c4 and c3's deletion, nothing else
+    assert (second["updated"], second["inserted"], second["removed"], second["failed"]) == (1, 1, 1, 0)
     assert apis.state.crm["c2"]["FirstName"] == "Robert" and apis.state.crm["c4"]["Email"] == "dee@x.com"
+    assert "c3" not in apis.state.crm
 
     before = len(apis.state.requests)
     third = run(spark, sync, settings, run_id="run3")
     assert len(apis.state.requests) == before and third["planned"] == 0
     log = {r.run_id: r for r in spark.table(LOG_TABLE).collect()}
     assert all(r.planned == r.sent + r.skipped + r.failed + r.rejected for r in log.values())
-    assert (log["run1"].rejected, log["run2"].skipped, log["run3"].planned) == (1, 1, 0)
+    assert (log["run1"].rejected, log["run2"].removed, log["run3"].planned) == (1, 1, 0)
 
 
 # --- email platform: mirror and consent ---------------------------------------------------------
@@ -302,6 +302,39 @@ def test_an_opt_out_is_kept_an_erasure_deletes_and_only_leavers_are_archived(act
     ann, cy = subscriber_hash("ann@x.com"), subscriber_hash("cy@x.com")
     assert {h: m["status"] for h, m in apis.state.esp.items()} == {ann: "unsubscribed"}  # the opt-out stays
     assert set(apis.state.esp_archived) == {cy}  # Bob is gone for good, Cy only archived
+
+
+def test_an_erased_customer_and_a_merged_away_suppressed_id_leave_the_crm(activation_db, apis, settings):
+    """A suppression names the id the customer had when it was asked for; identity may have
+    merged that id into another since. The CRM (remove_on_suppression by default) deletes both;
+    an upsert sync elsewhere keeps the suppressed but still deletes the erased."""
+    spark = activation_db
+    people = [("c1", "ann@x.com", "Ann", None), ("c2", "bob@x.com", "Bob", None), ("c3", "cy@x.com", "Cy", None)]
+    audience(spark, "sync_test__people", people)
+    audience(spark, "sync_test__subscribers", people)
+    crm, esp = definition(), subscribers_sync(mode="upsert", name="test_esp")
+    assert crm.remove_on_suppression and not esp.remove_on_suppression
+    assert run(spark, crm, settings)["sent"] == 3 and run(spark, esp, settings)["sent"] == 3
+
+    lineage = [("c1", "c1"), ("c2", "c2"), ("c3", "c3"), ("c2_old", "c2")]  # c2_old was merged into c2
+    spark.createDataFrame(lineage, "customer_id string, current_customer_id string").write.format("delta").mode(
+        "overwrite"
+    ).saveAsTable(LINEAGE_TABLE)
+    spark.sql(
+        f"INSERT INTO {SUPPRESSIONS_TABLE} VALUES ('c1', 'erased', current_timestamp()), "
+        "('c2_old', 'do_not_contact', current_timestamp())"
+    )
+    removed = run(spark, crm, settings)
+    assert (removed["removed"], removed["sent"], removed["skipped"]) == (2, 2, 0) and reconciles(removed)
+    assert set(apis.state.crm) == {"c3"}
+    states = {r.record_key: r.status for r in spark.table(STATE_TABLE).where("sync_name = 'test_sync'").collect()}
+    assert states == {"c1": "skipped", "c2": "skipped", "c3": "synced"}
+    assert run(spark, crm, settings)["planned"] == 0  # removed once, not again
+
+    kept = run(spark, esp, settings)
+    assert (kept["removed"], kept["skipped_by_reason"]) == (1, {"do_not_contact": 1})
+    assert {m["email_address"] for m in apis.state.esp.values()} == {"bob@x.com", "cy@x.com"}
+    assert subscriber_hash("ann@x.com") not in apis.state.esp_archived  # deleted permanently
 
 
 def test_an_email_change_moves_the_member_and_leaves_no_second_subscriber(activation_db, apis, settings):
@@ -427,7 +460,7 @@ def test_undeliverable_records_are_recorded_and_sent_by_the_next_run(activation_
 def test_documented_throttling_is_retried_and_the_crms_api_budget_is_reported(activation_db, apis, settings):
     """Salesforce signals an exhausted budget with 403 REQUEST_LIMIT_EXCEEDED, Mailchimp can
     throttle with a 403 that has no body: both are retried. A 403 with Mailchimp's problem
-    document is a refusal, not throttling."""
+    document is a refusal of access, not throttling: it stops the run."""
     spark = activation_db
     audience(spark, "sync_test__people", [("c1", "ann@x.com", "Ann", None), ("c2", "bob@x.com", "Bob", None)])
     limit = [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}]
@@ -447,8 +480,9 @@ def test_documented_throttling_is_retried_and_the_crms_api_budget_is_reported(ac
     assert (throttled["sent"], throttled["retries"]) == (1, 1) and len(apis.state.esp) == 1
     audience(spark, "sync_test__subscribers", [("c1", "ann@x.com", "Ann", None), ("c2", "bob@x.com", "Bob", None)])
     apis.inject(Fault("/3.0", status=403, body={"title": "Forbidden", "status": 403, "detail": "list is locked"}))
-    refused = run(spark, sync, settings)
-    assert (refused["failed"], refused["retries"]) == (1, 0) and len(apis.state.esp) == 1
+    with pytest.raises(DestinationRefusedAccess, match=r"HTTP 403 from POST /3\.0/lists/news: Forbidden"):
+        run(spark, sync, settings)
+    assert len(apis.state.esp) == 1
 
 
 def test_the_webhook_posts_to_the_exact_url_and_one_refused_event_fails_alone(
@@ -508,13 +542,108 @@ def test_a_crash_mid_sync_then_a_rerun_apply_each_change_exactly_once(activation
     assert statuses == {"crashed": "failed", "rerun": "succeeded"}
 
 
-def test_a_webhook_signed_with_the_wrong_secret_is_refused_and_not_retried(activation_db, apis, settings, monkeypatch):
+def test_a_webhook_signed_with_the_wrong_secret_stops_the_run_without_retrying(
+    activation_db, apis, settings, monkeypatch
+):
     spark = activation_db
-    audience(spark, "sync_test__people", [("c1", "ann@x.com", "Ann", None)])
+    audience(spark, "sync_test__people", [(f"c{i}", f"p{i}@x.com", "P", None) for i in range(3)])
     monkeypatch.setenv("CDP_WEBHOOK_SECRET", "not-the-shared-secret")
-    metrics = run(spark, definition(destination={"type": "webhook"}), settings)
-    assert (metrics["failed"], metrics["retries"], len(apis.state.webhook)) == (1, 0, 0)
-    assert spark.table(ERRORS_TABLE).first().error == "HTTP 401"
+    with pytest.raises(DestinationRefusedAccess, match="HTTP 401 from POST /hooks/cdp: bad signature"):
+        run(spark, definition(destination={"type": "webhook"}, batch_size=1), settings)
+    assert len(apis.state.webhook_targets) == 1 and not apis.state.webhook  # one refusal: no retry, no next batch
+    assert [(r.status, r.sent) for r in spark.table(LOG_TABLE).collect()] == [("failed", 0)]
+    assert "bad signature" in spark.table(LOG_TABLE).first().error
+
+
+def crm_oauth_sync(grant: str = "oauth_client_credentials", **overrides):
+    destination = {"type": "crm", "object": "CDP_Person__c", "auth": {"type": grant}, "max_attempts": 2}
+    return definition(destination=destination, **overrides)
+
+
+class BeforeBatch:
+    """A destination that calls ``action`` before delivering its batch number ``batch`` (from 1)."""
+
+    def __init__(self, inner, batch: int, action) -> None:
+        self.inner, self.batch_size, self.at, self.action, self.batches = inner, inner.batch_size, batch, action, 0
+
+    def upsert(self, changes):
+        self.batches += 1
+        if self.batches == self.at:
+            self.action()
+        return self.inner.upsert(changes)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_an_expired_oauth_token_is_fetched_again_once(activation_db, apis, settings, monkeypatch):
+    spark = activation_db
+    monkeypatch.delenv("CDP_CRM_TOKEN")  # OAuth only: the static token is not what gets through
+    audience(spark, "sync_test__people", [(f"c{i}", f"p{i}@x.com", "P", None) for i in range(3)])
+    for grant in ("oauth_client_credentials", "oauth_refresh_token"):
+        issued_before = apis.state.crm_tokens_issued
+        sync = crm_oauth_sync(grant, batch_size=1, name=f"test_{grant}")
+        metrics = SyncRun(
+            spark, sync, lambda s, run_id: BeforeBatch(open_destination(s, run_id, settings), 2, apis.expire_crm_tokens)
+        ).run()
+        # A token for the run; the session expires before the second request, which is refused
+        # (401): a new token, once, and that request and the third go through with it.
+        assert (metrics["sent"], metrics["failed"], metrics["retries"]) == (3, 0, 0)
+        assert apis.state.crm_tokens_issued - issued_before == 2
+    assert set(apis.state.crm) == {"c0", "c1", "c2"}
+
+
+def test_a_refused_grant_stops_the_run_keeping_what_was_accepted_and_naming_no_secret(
+    activation_db, apis, settings, monkeypatch
+):
+    spark = activation_db
+    people = [(f"c{i}", f"p{i}@x.com", "P", None) for i in range(4)]
+    audience(spark, "sync_test__people", people)
+
+    def revoke() -> None:  # the refresh token is revoked, and the session times out
+        apis.credentials["CDP_CRM_REFRESH_TOKEN"] = "revoked"
+        apis.expire_crm_tokens()
+
+    sync = crm_oauth_sync("oauth_refresh_token", batch_size=2)
+    revoked = SyncRun(spark, sync, lambda s, run_id: BeforeBatch(open_destination(s, run_id, settings), 2, revoke))
+    with pytest.raises(DestinationRefusedAccess) as refused:
+        revoked.run()
+    assert "refused the refresh_token grant: HTTP 400 invalid_grant" in str(refused.value)
+    assert "CDP_CRM_REFRESH_TOKEN" in str(refused.value) and "local-crm" not in str(refused.value)
+    assert len(apis.state.crm) == 2  # the first batch was accepted ...
+    state = {r.record_key: r.status for r in spark.table(STATE_TABLE).collect()}
+    assert state == dict.fromkeys(apis.state.crm, "synced")  # ... and the state says so
+    assert spark.table(LOG_TABLE).first().status == "failed"
+
+    apis.credentials["CDP_CRM_REFRESH_TOKEN"] = "local-crm-refresh-token"
+    rerun = run(spark, sync, settings)
+    assert (rerun["planned"], rerun["sent"]) == (2, 2) and set(apis.state.crm) == {p[0] for p in people}
+
+
+def test_the_crm_slows_down_near_the_orgs_api_limit_and_stops_before_it(activation_db, apis, settings):
+    """Sforce-Limit-Info: past 90 % of the daily requests one request a second (here 2), past
+    95 % nothing more; what is left fails with the reason and goes with the next run."""
+    import time
+
+    spark = activation_db
+    audience(spark, "sync_test__people", [(f"c{i}", f"p{i}@x.com", "P", None) for i in range(10)])
+    apis.crm_daily_limit, apis.state.crm_api_calls = 100, 88
+    sync = definition(
+        batch_size=1,
+        destination={"type": "crm", "object": "CDP_Person__c", "near_limit_requests_per_second": 2},
+    )
+    destination = open_destination(sync, "r", settings)
+    stamps = []
+    for i in range(10):
+        stamps.append(time.monotonic())
+        destination.upsert([Change("upsert", f"c{i}", {"Email": f"p{i}@x.com"})])
+    assert apis.state.crm_api_calls == 95  # requests 1-7 sent, usage 89..95; then none
+    assert stamps[7] - stamps[2] >= 1.5  # requests 3-7 at 2 a second (at 200 before): 2 full waits
+    assert stamps[2] - stamps[0] < 0.5
+    metrics = run(spark, sync, settings)  # its first answer says 96 of 100: one request, no more
+    assert (metrics["sent"], metrics["failed"], metrics["api_usage"]) == (1, 9, "96/100")
+    errors = {e.error for e in spark.table(ERRORS_TABLE).collect()}
+    assert errors == {"not sent: the CRM's daily API requests are at 96 of 100"}
 
 
 def test_requests_keep_to_the_rate_limit(activation_db, apis, settings):

@@ -11,6 +11,8 @@
       LastName: "[not provided]"         #   sent as this value when empty, or, with null,
       Email: null                        #   the row is skipped ("missing_required_field")
     mode: upsert                         # upsert | mirror | append
+    remove_on_suppression: true          # upsert: remove a record once suppressed (default:
+                                         #   true for the CRM; mirror always removes, append never)
     schedule: "0 6 * * *"                # cron, UTC; optional
     batch_size: 200                      # records per request (default: the destination's)
     rate_limit_per_second: 10            # requests per second to this destination
@@ -55,6 +57,7 @@ class SyncDefinition:
     rate_limit_per_second: float = 10.0
     description: str = ""
     required_fields: dict[str, str | None] = field(default_factory=dict)  # destination field -> fallback
+    remove_on_suppression: bool = False  # upsert mode: a record suppressed after it was sent is removed
     path: Path | None = field(default=None, compare=False)
 
     @property
@@ -95,6 +98,7 @@ def parse_sync(raw: Any, where: str) -> SyncDefinition:
         "rate_limit_per_second",
         "description",
         "required_fields",
+        "remove_on_suppression",
     }
     if unknown:
         raise SyncDefinitionError(f"{where}: unknown setting(s) {sorted(unknown)}")
@@ -129,6 +133,16 @@ def parse_sync(raw: Any, where: str) -> SyncDefinition:
     unmapped = sorted(set(required) - set(fields_.values()))
     if unmapped:
         raise SyncDefinitionError(f"{where}: required_fields {unmapped} are not destination fields of 'fields'")
+    # A CRM keeps a record of everyone it was sent; once someone is suppressed (erased, on the
+    # suppression list) that record has to go too. Other upsert destinations keep theirs unless
+    # the definition says so; mirror mode removes the suppressed, append mode never removes.
+    remove_on_suppression = raw.get("remove_on_suppression", destination_type == "crm" and mode != "append")
+    if not isinstance(remove_on_suppression, bool):
+        raise SyncDefinitionError(f"{where}: remove_on_suppression must be true or false")
+    if remove_on_suppression and mode == "append":
+        raise SyncDefinitionError(f"{where}: remove_on_suppression needs mode upsert or mirror (append never removes)")
+    if mode == "mirror" and raw.get("remove_on_suppression") is False:
+        raise SyncDefinitionError(f"{where}: a mirror sync always removes the suppressed (use mode upsert)")
     return SyncDefinition(
         name=name,
         model=model,
@@ -143,6 +157,7 @@ def parse_sync(raw: Any, where: str) -> SyncDefinition:
         rate_limit_per_second=float(rate),
         description=str(raw.get("description", "")).strip(),
         required_fields=dict(required),
+        remove_on_suppression=remove_on_suppression or mode == "mirror",
     )
 
 

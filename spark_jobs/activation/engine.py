@@ -5,10 +5,13 @@ A sync compares its model (``gold.sync_*``) with the state it left last time
 
 - ``insert`` a record the destination does not have yet (or had been skipped);
 - ``update`` a record whose mapped fields changed (not in ``append`` mode);
-- ``remove`` a record that left the audience or lost its consent (``mirror`` mode only);
+- ``remove`` a record that left the audience (``mirror`` mode), or that was sent and is now
+  suppressed (``mirror`` mode, and ``upsert`` with ``remove_on_suppression``, the CRM's default);
 - ``skip``   a record that is in the audience but must not be sent: the model's
   ``suppression_reason`` (no consent, unsubscribed, bounced), the suppression list
-  ``activation.suppressions`` (erased), or an empty field the API requires and the definition
+  ``activation.suppressions`` (erased, do not contact; it applies to every id the customer
+  ever had: a suppressed id merged into another suppresses that one, through
+  ``silver.customer_id_lineage``), or an empty field the API requires and the definition
   gives no fallback for (``missing_required_field``), with that reason.
 
 The plan is written to ``activation.sync_plans`` (so a dry run shows what would be sent) and
@@ -40,7 +43,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from spark_jobs.activation.definitions import SyncDefinition
-from spark_jobs.activation.destinations import Change, Destination, Outcome
+from spark_jobs.activation.destinations import Change, Destination, DestinationRefusedAccess, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +55,9 @@ ERRORS_TABLE, LOG_TABLE, SUPPRESSIONS_TABLE = (
     f"{DATABASE}.suppressions",
 )
 SUPPRESSION_COLUMN = "suppression_reason"
+LINEAGE_TABLE = "silver.customer_id_lineage"  # every id identity resolution issued -> today's id
 MISSING_REQUIRED = "missing_required_field"
+ERASED = "erased"  # the suppression reason of an erasure request
 
 TABLES = {
     STATE_TABLE: "sync_name string, record_key string, row_hash string, status string, destination_id string, "
@@ -137,12 +142,26 @@ def current_rows(spark: SparkSession, sync: SyncDefinition) -> DataFrame:
         F.coalesce(F.col(SUPPRESSION_COLUMN), missing_required).alias("model_reason"),
         (F.col("customer_id") if "customer_id" in model.columns else F.lit(None)).alias("customer_id"),
     )
-    erased = spark.table(SUPPRESSIONS_TABLE).groupBy("customer_id").agg(F.min("reason").alias("listed_reason"))
+    listed = suppressed_customer_ids(spark)
     return (
-        rows.join(erased, "customer_id", "left")
+        rows.join(listed, "customer_id", "left")
         .select("record_key", "payload", F.coalesce("listed_reason", "model_reason").alias("reason"))
         .withColumn("row_hash", F.sha2(F.concat_ws("|", "payload", F.coalesce("reason", F.lit(""))), 256))
     )
+
+
+def suppressed_customer_ids(spark: SparkSession) -> DataFrame:
+    """``activation.suppressions`` on today's ids: a suppression names an id the customer had
+    when it was requested, and that id may since have been merged into another (the lineage
+    maps it to the id that carries its records now). One row per id: customer_id, listed_reason."""
+    listed = spark.table(SUPPRESSIONS_TABLE).select("customer_id", "reason")
+    if spark.catalog.tableExists(LINEAGE_TABLE):
+        lineage = spark.table(LINEAGE_TABLE).where(F.col("current_customer_id").isNotNull())
+        followed = listed.join(lineage, "customer_id").select(
+            F.col("current_customer_id").alias("customer_id"), "reason"
+        )
+        listed = listed.unionByName(followed)
+    return listed.groupBy("customer_id").agg(F.min("reason").alias("listed_reason"))
 
 
 def plan(spark: SparkSession, sync: SyncDefinition) -> DataFrame:
@@ -153,10 +172,15 @@ def plan(spark: SparkSession, sync: SyncDefinition) -> DataFrame:
     gone, suppressed = F.col("c.record_key").isNull(), F.col("c.reason").isNotNull()
     synced, unchanged = F.col("s.status") == "synced", F.col("s.row_hash") == F.col("c.row_hash")
     mirror = F.lit(sync.mode == "mirror")
+    # An erased person leaves every destination that can remove; other suppressions only
+    # leave those that mirror the audience or ask for it (remove_on_suppression).
+    removes_suppressed = F.lit(sync.remove_on_suppression) | (
+        (F.col("c.reason") == ERASED) & F.lit(sync.mode != "append")
+    )
     rejected = F.col("s.status") == "rejected"  # refused for what it was: not again until it changes
     op = (
         F.when(gone, F.when(synced & mirror, "remove").otherwise("forget"))
-        .when(suppressed, F.when(synced & mirror, "remove").when(unchanged, None).otherwise("skip"))
+        .when(suppressed, F.when(synced & removes_suppressed, "remove").when(unchanged, None).otherwise("skip"))
         .when(rejected & unchanged, None)
         .when(rejected, F.when(F.col("s.destination_id").isNull(), "insert").otherwise("update"))
         .when(F.col("s.record_key").isNull() | (F.col("s.status") == "skipped"), "insert")
@@ -293,6 +317,19 @@ class SyncRun:
 
     def _send(self) -> dict[str, Any]:
         destination: Destination = self.destination_factory(self.sync, self.run_id)
+        try:
+            self._send_plan(destination)
+        except DestinationRefusedAccess:
+            # The destination refused our credentials or permission: every other request would
+            # be refused too. What it accepted before is there, so the state keeps it.
+            self._checkpoint(destination, flush=False)
+            destination.close()
+            raise
+        meta = destination.close()  # files: the last parts and the manifest
+        self._checkpoint(destination, flush=False)
+        return meta
+
+    def _send_plan(self, destination: Destination) -> None:
         rows = (
             self.spark.table(PLANS_TABLE)
             .where(F.col("sync_name") == self.sync.name)
@@ -317,9 +354,6 @@ class SyncRun:
         for op, batch in batches.items():
             if batch:
                 self._deliver(destination, op, batch)
-        meta = destination.close()  # files: the last parts and the manifest
-        self._checkpoint(destination, flush=False)
-        return meta
 
     def _settle_unsent(self, row) -> None:
         if row.op == "skip":

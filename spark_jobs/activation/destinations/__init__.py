@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from spark_jobs.activation.definitions import SyncDefinition
-from spark_jobs.activation.destinations.base import Change, Destination, Outcome
+from spark_jobs.activation.destinations.base import Change, Destination, DestinationRefusedAccess, Outcome
 from spark_jobs.activation.destinations.crm import CrmDestination
 from spark_jobs.activation.destinations.email_platform import EmailPlatformDestination
 from spark_jobs.activation.destinations.s3_audience import S3AudienceDestination
@@ -21,4 +21,4 @@ def open_destination(sync: SyncDefinition, run_id: str, settings) -> Destination
     return DESTINATIONS[sync.destination_type](sync, run_id, settings)
 
 
-__all__ = ["DESTINATIONS", "Change", "Destination", "Outcome", "open_destination"]
+__all__ = ["DESTINATIONS", "Change", "Destination", "DestinationRefusedAccess", "Outcome", "open_destination"]

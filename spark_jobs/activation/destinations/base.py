@@ -3,8 +3,10 @@
 HTTP goes through httpx; retries through tenacity (exponential backoff with jitter on 429, 5xx,
 timeouts and dropped connections, honouring ``Retry-After``, and on whatever else the
 destination's API documents as "slow down": Salesforce's 403 ``REQUEST_LIMIT_EXCEEDED``,
-Mailchimp's bodiless 403); the request rate through pyrate-limiter. What a destination adds is
-only its API's request and response shapes.
+Mailchimp's bodiless 403); the request rate through pyrate-limiter. A 401, or a 403 that is not
+throttling, refuses the credentials or the permission: no request of the run can succeed, so
+it raises :class:`DestinationRefusedAccess` and the run stops (the engine keeps what was
+accepted before). What a destination adds is only its API's request and response shapes.
 """
 
 from __future__ import annotations
@@ -81,6 +83,11 @@ class Destination(ABC):
         return [Outcome(c.key, False, c.destination_id, error) for c in changes]
 
 
+class DestinationRefusedAccess(RuntimeError):
+    """401, or a 403 that is not throttling: a wrong, expired or revoked credential, or no
+    permission. Fatal for the run (every other request would get the same answer)."""
+
+
 class RetryableHttpError(Exception):
     def __init__(self, response: httpx.Response) -> None:
         super().__init__(f"HTTP {response.status_code} from {response.request.method} {response.request.url.path}")
@@ -118,12 +125,8 @@ class HttpApi:
     ) -> None:
         self.client = httpx.Client(base_url=base_url, headers=headers, auth=auth, timeout=httpx.Timeout(timeout_s))
         self.throttled = throttled or (lambda response: False)
-        rate = (
-            Rate(int(rate_per_second), Duration.SECOND)
-            if rate_per_second >= 1
-            else Rate(1, int(Duration.SECOND / rate_per_second))
-        )
-        self.limiter = Limiter(rate)
+        self.rate_per_second = rate_per_second
+        self.limiter = _limiter(rate_per_second)
         self.max_attempts, self.max_wait_s = max_attempts, max_wait_s
         self._backoff = wait_exponential_jitter(initial=0.5, max=max_wait_s)
         self.retries = 0
@@ -140,6 +143,13 @@ class HttpApi:
             max_attempts=int(destination.config.get("max_attempts", 6)),
             **options,
         )
+
+    def slow_down(self, rate_per_second: float) -> None:
+        """Send at most this many requests a second from now on (never faster than before)."""
+        if rate_per_second < self.rate_per_second:
+            log.warning("slowing down to %s request(s) a second", rate_per_second)
+            self.limiter.close()
+            self.rate_per_second, self.limiter = rate_per_second, _limiter(rate_per_second)
 
     def _wait(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
@@ -159,7 +169,8 @@ class HttpApi:
 
     def request(self, method: str, path: str, **kwargs) -> httpx.Response:
         """The response of the first attempt that is neither 429, 5xx, a refusal the API calls
-        throttling, nor a transport error; raises the last error when every attempt failed."""
+        throttling, nor a transport error; raises the last error when every attempt failed, and
+        :class:`DestinationRefusedAccess` on a 401 or a 403 that is not throttling."""
         retrying = Retrying(
             retry=retry_if_exception_type((RetryableHttpError, httpx.TransportError)),
             wait=self._wait,
@@ -173,12 +184,42 @@ class HttpApi:
                 response = self.client.request(method, path, **kwargs)
                 if response.status_code == 429 or response.status_code >= 500 or self.throttled(response):
                     raise RetryableHttpError(response)
+                if response.status_code in (401, 403):
+                    raise DestinationRefusedAccess(
+                        f"HTTP {response.status_code} from {method} {response.request.url.path}: "
+                        f"{_problem(response)} (check the destination's credentials and permissions)"
+                    )
                 return response
         raise AssertionError("unreachable: tenacity reraises the last error")
 
     def close(self) -> None:
         self.client.close()
         self.limiter.close()
+
+
+def _limiter(rate_per_second: float) -> Limiter:
+    rate = (
+        Rate(int(rate_per_second), Duration.SECOND)
+        if rate_per_second >= 1
+        else Rate(1, int(Duration.SECOND / rate_per_second))
+    )
+    return Limiter(rate)
+
+
+def _problem(response: httpx.Response) -> str:
+    """The API's own short reason (an error code or title), never a header: no secrets."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason_phrase
+    first = body[0] if isinstance(body, list) and body else body
+    if not isinstance(first, dict):
+        return response.reason_phrase
+    return str(first.get("errorCode") or first.get("title") or first.get("error") or response.reason_phrase)[:200]
+
+
+# What a delivery can fail with, once the retries are spent: the records failed, the run goes on.
+DELIVERY_ERRORS = (RetryableHttpError, httpx.HTTPError)
 
 
 def delivery_error(error: Exception) -> str:

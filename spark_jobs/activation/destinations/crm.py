@@ -6,6 +6,15 @@ records and ``allOrNone: false``; the response has one result per record, in ord
 (kept in the sync state). A record that is already gone counts as removed.
 
     destination: {type: crm, object: Contact, base_url_env: CDP_CRM_BASE_URL, token_env: CDP_CRM_TOKEN}
+
+Authentication: a bearer token from ``token_env``, or OAuth 2.0 (``auth: {type:
+oauth_client_credentials | oauth_refresh_token, ...}``, see oauth.py), refreshed once on a 401.
+
+The org's API budget is shared with every other integration. Each answer's ``Sforce-Limit-Info:
+api-usage=<used>/<daily limit>`` is read: past ``slow_down_at`` of the limit (default 0.9) the
+sync slows to ``near_limit_requests_per_second`` (default 1) and warns; past ``stop_at``
+(default 0.95) it sends nothing more this run: the records left fail with the reason and are
+planned again by the next run, and the rest of the budget is left to the others.
 """
 
 from __future__ import annotations
@@ -13,7 +22,15 @@ from __future__ import annotations
 import logging
 
 from spark_jobs.activation.credentials import credential
-from spark_jobs.activation.destinations.base import Change, Destination, HttpApi, Outcome, delivery_error
+from spark_jobs.activation.destinations.base import (
+    DELIVERY_ERRORS,
+    Change,
+    Destination,
+    HttpApi,
+    Outcome,
+    delivery_error,
+)
+from spark_jobs.activation.destinations.oauth import oauth_auth
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +52,7 @@ REFUSED_FOR_CONTENT = {
     "DUPLICATES_DETECTED",
     "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
 }
-NEAR_LIMIT_SHARE = 0.9  # of the org's daily API requests, as Sforce-Limit-Info reports them
+SLOW_DOWN_AT, STOP_AT = 0.9, 0.95  # shares of the org's daily API requests (Sforce-Limit-Info)
 
 
 def limit_exceeded(response) -> bool:
@@ -59,26 +76,42 @@ class CrmDestination(Destination):
         super().__init__(sync, run_id, settings)
         self.object = self.config.get("object", "Contact")
         self.root = f"/services/data/{self.config.get('api_version', 'v61.0')}/composite/sobjects"
-        token = credential(self.config.get("token_env", "CDP_CRM_TOKEN"))
-        self.api = HttpApi.for_destination(
-            credential(self.config.get("base_url_env", "CDP_CRM_BASE_URL")),
-            self,
-            headers={"Authorization": f"Bearer {token}"},
-            throttled=limit_exceeded,
-        )
+        base_url = credential(self.config.get("base_url_env", "CDP_CRM_BASE_URL"))
+        if self.config.get("auth"):
+            where = f"sync '{sync.name}' destination"
+            options = {"auth": oauth_auth(self.config["auth"], base_url, where)}
+        else:
+            token = credential(self.config.get("token_env", "CDP_CRM_TOKEN"))
+            options = {"headers": {"Authorization": f"Bearer {token}"}}
+        self.api = HttpApi.for_destination(base_url, self, throttled=limit_exceeded, **options)
+        self.slow_down_at = float(self.config.get("slow_down_at", SLOW_DOWN_AT))
+        self.stop_at = float(self.config.get("stop_at", STOP_AT))
+        self.near_limit_rate = float(self.config.get("near_limit_requests_per_second", 1))
         self.usage: tuple[int, int] | None = None
 
     def _note_usage(self, response) -> None:
-        """Keep the org's API usage from every answer; warn once it passes 90 % of the limit
-        (other integrations share it; the sync log reports it)."""
+        """Keep the org's API usage from every answer (the sync log reports the last); slow
+        down past ``slow_down_at`` of the daily limit."""
         usage = api_usage(response)
         if usage is None:
             return
-        if usage[1] and usage[0] >= NEAR_LIMIT_SHARE * usage[1] and (self.usage is None or self.usage[0] < usage[0]):
-            log.warning("the CRM's daily API requests are at %d of %d", *usage)
+        used, limit = usage
+        if limit and used >= self.slow_down_at * limit and self.api.rate_per_second > self.near_limit_rate:
+            log.warning("the CRM's daily API requests are at %d of %d", used, limit)
+            self.api.slow_down(self.near_limit_rate)
         self.usage = usage
 
+    def _budget_spent(self, changes: list[Change]) -> list[Outcome] | None:
+        """Failed outcomes when the org's usage passed ``stop_at``: not one more request."""
+        if self.usage and self.usage[1] and self.usage[0] >= self.stop_at * self.usage[1]:
+            used, limit = self.usage
+            return self.failed(changes, f"not sent: the CRM's daily API requests are at {used} of {limit}")
+        return None
+
     def upsert(self, changes: list[Change]) -> list[Outcome]:
+        spent = self._budget_spent(changes)
+        if spent:
+            return spent
         records = [{"attributes": {"type": self.object}, **c.fields, self.sync.destination_key: c.key} for c in changes]
         try:
             response = self.api.request(
@@ -86,7 +119,7 @@ class CrmDestination(Destination):
                 f"{self.root}/{self.object}/{self.sync.destination_key}",
                 json={"allOrNone": False, "records": records},
             )
-        except Exception as error:
+        except DELIVERY_ERRORS as error:
             return self.failed(changes, delivery_error(error))
         self._note_usage(response)
         if response.status_code != 200:
@@ -104,11 +137,14 @@ class CrmDestination(Destination):
         outcomes = [Outcome(c.key, True) for c in changes if not c.destination_id]  # never created
         if not known:
             return outcomes
+        spent = self._budget_spent(known)
+        if spent:
+            return outcomes + spent
         try:
             response = self.api.request(
                 "DELETE", self.root, params={"ids": ",".join(c.destination_id for c in known), "allOrNone": "false"}
             )
-        except Exception as error:
+        except DELIVERY_ERRORS as error:
             return outcomes + self.failed(known, delivery_error(error))
         self._note_usage(response)
         if response.status_code != 200:

@@ -25,7 +25,14 @@ from __future__ import annotations
 import hashlib
 
 from spark_jobs.activation.credentials import credential
-from spark_jobs.activation.destinations.base import Change, Destination, HttpApi, Outcome, delivery_error
+from spark_jobs.activation.destinations.base import (
+    DELIVERY_ERRORS,
+    Change,
+    Destination,
+    HttpApi,
+    Outcome,
+    delivery_error,
+)
 
 
 def throttled(response) -> bool:
@@ -88,14 +95,14 @@ class EmailPlatformDestination(Destination):
                     f"/3.0/lists/{self.list_id}/members/{change.destination_id}",
                     json={"email_address": change.fields["email_address"]},
                 )
-            except Exception as error:
+            except DELIVERY_ERRORS as error:
                 refused[change.key] = Outcome(change.key, False, change.destination_id, delivery_error(error))
                 continue
             if _member_exists(response):
                 old = f"/3.0/lists/{self.list_id}/members/{change.destination_id}"
                 try:
                     response = self.api.request("DELETE", old)
-                except Exception as error:
+                except DELIVERY_ERRORS as error:
                     refused[change.key] = Outcome(change.key, False, change.destination_id, delivery_error(error))
                     continue
                 if response.status_code in (204, 404):
@@ -117,7 +124,7 @@ class EmailPlatformDestination(Destination):
                 f"/3.0/lists/{self.list_id}",
                 json={"members": members, "update_existing": True, "sync_tags": self.sync_tags},
             )
-        except Exception as error:
+        except DELIVERY_ERRORS as error:
             return self.failed(changes, delivery_error(error))
         if response.status_code != 200:
             return self.failed(changes, f"HTTP {response.status_code}: {_detail(response)}")
@@ -161,7 +168,7 @@ class EmailPlatformDestination(Destination):
                     response = self.api.request("POST", f"{member}/actions/delete-permanent")
                 else:
                     response = self.api.request("DELETE", member)
-            except Exception as error:
+            except DELIVERY_ERRORS as error:
                 outcomes.append(Outcome(change.key, False, member_id, delivery_error(error)))
                 continue
             ok = response.status_code in (200, 204, 404)

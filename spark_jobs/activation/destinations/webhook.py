@@ -8,9 +8,10 @@
 ``event_id`` is the same for the same change in every run (sync, key, operation, row hash), so
 a receiver that drops event ids it has seen applies a change once even when a crash made us send
 it again. The batch goes to exactly the configured URL (path and query string as given). Any 2xx
-accepts the batch; 429/5xx/timeouts are retried; 401/403 fail it (a wrong secret or URL); any
-other 4xx refuses the batch for what is in it, so it is split in halves and sent again until the
-refused events are alone: one bad event is rejected alone, and not sent again until it changes.
+accepts the batch; 429/5xx/timeouts are retried; 401/403 stop the run (a wrong secret: every
+batch would be refused); any other 4xx refuses the batch for what is in it, so it is split in
+halves and sent again until the refused events are alone: one bad event is rejected alone, and
+not sent again until it changes.
 
     destination: {type: webhook, url_env: CDP_WEBHOOK_URL, secret_env: CDP_WEBHOOK_SECRET}
 """
@@ -23,7 +24,14 @@ import json
 import time
 
 from spark_jobs.activation.credentials import credential
-from spark_jobs.activation.destinations.base import Change, Destination, HttpApi, Outcome, delivery_error
+from spark_jobs.activation.destinations.base import (
+    DELIVERY_ERRORS,
+    Change,
+    Destination,
+    HttpApi,
+    Outcome,
+    delivery_error,
+)
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -57,11 +65,11 @@ class WebhookDestination(Destination):
         }
         try:
             response = self.api.request("POST", self.url, content=body, headers=headers)
-        except Exception as error:
+        except DELIVERY_ERRORS as error:
             return self.failed(changes, delivery_error(error))
         if 200 <= response.status_code < 300:
             return [Outcome(c.key, True, c.key) for c in changes]
-        refused = 400 <= response.status_code < 500 and response.status_code not in (401, 403)
+        refused = 400 <= response.status_code < 500  # 401/403 stopped the run in HttpApi
         if refused and len(changes) > 1:
             half = len(changes) // 2
             return self._post(op, changes[:half]) + self._post(op, changes[half:])
