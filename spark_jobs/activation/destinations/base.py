@@ -26,6 +26,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from spark_jobs.activation.definitions import SyncDefinition
 
 log = logging.getLogger(__name__)
+MAX_CONNECTIONS = 10
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request is noise; retries log here
 
 
@@ -123,7 +124,15 @@ class HttpApi:
         max_wait_s: float = 60.0,
         throttled: Callable[[httpx.Response], bool] | None = None,
     ) -> None:
-        self.client = httpx.Client(base_url=base_url, headers=headers, auth=auth, timeout=httpx.Timeout(timeout_s))
+        # Requests go one at a time; the pool cap keeps any future concurrency within what the
+        # APIs allow (Mailchimp: at most 10 simultaneous connections per user).
+        self.client = httpx.Client(
+            base_url=base_url,
+            headers=headers,
+            auth=auth,
+            timeout=httpx.Timeout(timeout_s),
+            limits=httpx.Limits(max_connections=MAX_CONNECTIONS),
+        )
         self.throttled = throttled or (lambda response: False)
         self.rate_per_second = rate_per_second
         self.limiter = _limiter(rate_per_second)
