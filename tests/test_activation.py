@@ -15,10 +15,11 @@ import yaml
 from devstack.mock_apis import Fault, MockApis
 from devstack.s3_server import LOCAL_CREDENTIALS, LocalS3Server
 from spark_jobs.activation.credentials import MissingCredential, credential
-from spark_jobs.activation.definitions import SYNCS_DIR, SyncDefinitionError, load_syncs, parse_sync
+from spark_jobs.activation.definitions import PURPOSES, SYNCS_DIR, SyncDefinitionError, load_syncs, parse_sync
 from spark_jobs.activation.destinations import Change, DestinationRefusedAccess, open_destination
 from spark_jobs.activation.destinations.email_platform import subscriber_hash
 from spark_jobs.activation.engine import (
+    CONSENT_TABLE,
     ERRORS_TABLE,
     LINEAGE_TABLE,
     LOG_TABLE,
@@ -43,6 +44,7 @@ def activation_db(spark):
     for table in spark.catalog.listTables("gold"):
         spark.sql(f"DROP TABLE IF EXISTS gold.{table.name}")
     spark.sql(f"DROP TABLE IF EXISTS {LINEAGE_TABLE}")
+    spark.sql(f"DROP TABLE IF EXISTS {CONSENT_TABLE}")
 
 
 @pytest.fixture
@@ -58,16 +60,34 @@ def settings(tmp_path) -> Settings:
     return Settings.from_env({"CDP_HOME": str(tmp_path / "home")})
 
 
-def audience(spark, model: str, rows: list[tuple], schema: str = AUDIENCE_SCHEMA) -> None:
-    spark.createDataFrame(rows, schema).write.format("delta").mode("overwrite").option(
-        "overwriteSchema", "true"
-    ).saveAsTable(f"gold.{model}")
+def audience(spark, model: str, rows: list[tuple], schema: str = AUDIENCE_SCHEMA, consent: bool = True) -> None:
+    """The sync model, and (``consent``) a ledger that grants every purpose to its customers
+    not in it yet."""
+    frame = spark.createDataFrame(rows, schema)
+    frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").saveAsTable(f"gold.{model}")
+    if consent:
+        known = {r.customer_id for r in spark.table(CONSENT_TABLE).collect()} if ledger_exists(spark) else set()
+        new = sorted({r.customer_id for r in frame.select("customer_id").collect()} - known)
+        ledger(spark, [(customer, purpose, "granted") for customer in new for purpose in PURPOSES])
+
+
+def ledger_exists(spark) -> bool:
+    return spark.catalog.tableExists(CONSENT_TABLE)
+
+
+def ledger(spark, rows: list[tuple], mode: str = "append") -> None:
+    """Rows of gold.customer_consent: (customer_id, purpose, consent_status)."""
+    full = [(c, p, status, status == "granted") for c, p, status in rows]
+    spark.createDataFrame(
+        full, "customer_id string, purpose string, consent_status string, is_granted boolean"
+    ).write.format("delta").mode(mode).saveAsTable(CONSENT_TABLE)
 
 
 def definition(**overrides):
     raw = {
         "name": "test_sync",
         "model": "sync_test__people",
+        "purpose": "customer_service",
         "mode": "upsert",
         # A custom object: unlike Contact (tested on its own), it requires no LastName.
         "destination": {"type": "crm", "object": "CDP_Person__c", "max_attempts": 4, "timeout_seconds": 5},
@@ -124,6 +144,8 @@ def test_shipped_syncs_load_and_each_model_has_an_exposure():
         ({"identifier": {"source": "customer_id"}}, "identifier: 'destination' is required"),
         ({"batch_size": 0}, "batch_size must be a positive integer"),
         ({"token": "abc"}, "unknown setting(s) ['token']"),
+        ({"purpose": None}, "'purpose' is required"),
+        ({"purpose": "marketing"}, "purpose must be one of ['email_marketing',"),
         ({"mode": "append", "remove_on_suppression": True}, "remove_on_suppression needs mode upsert or mirror"),
         ({"mode": "mirror", "remove_on_suppression": False}, "a mirror sync always removes the suppressed"),
     ],
@@ -302,6 +324,47 @@ def test_an_opt_out_is_kept_an_erasure_deletes_and_only_leavers_are_archived(act
     ann, cy = subscriber_hash("ann@x.com"), subscriber_hash("cy@x.com")
     assert {h: m["status"] for h, m in apis.state.esp.items()} == {ann: "unsubscribed"}  # the opt-out stays
     assert set(apis.state.esp_archived) == {cy}  # Bob is gone for good, Cy only archived
+
+
+def test_only_customers_with_consent_for_the_syncs_purpose_are_sent_and_withdrawals_leave(
+    activation_db, apis, settings
+):
+    """The ledger decides per purpose: c1 granted ad targeting, c2 withdrew it, c3 was never
+    asked, c4 is not in the ledger at all. A mirror sync for ad targeting sends c1 only; when
+    c1 withdraws, c1 is unsubscribed at the platform (the opt-out is kept). A sync whose purpose
+    nobody granted sends nobody."""
+    spark = activation_db
+    people = [(f"c{i}", f"p{i}@x.com", "P", None) for i in range(1, 5)]
+    audience(spark, "sync_test__subscribers", people, consent=False)
+    ledger(
+        spark,
+        [
+            ("c1", "ad_targeting", "granted"),
+            ("c2", "ad_targeting", "withdrawn"),
+            ("c3", "ad_targeting", "not_granted"),
+            *[(c, "email_marketing", "granted") for c in ("c1", "c2", "c3")],
+        ],
+        mode="overwrite",
+    )
+    sync = subscribers_sync(purpose="ad_targeting")
+    first = run(spark, sync, settings)
+    assert {m["email_address"] for m in apis.state.esp.values()} == {"p1@x.com"}
+    assert first["skipped_by_reason"] == {"consent_withdrawn": 1, "no_consent": 2} and reconciles(first)
+
+    ledger(spark, [("c1", "ad_targeting", "withdrawn")], mode="overwrite")
+    second = run(spark, sync, settings)
+    assert second["removed"] == 1 and apis.state.esp[subscriber_hash("p1@x.com")]["status"] == "unsubscribed"
+
+    nobody = run(spark, subscribers_sync(purpose="sms_marketing", name="test_sms"), settings)
+    assert (nobody["sent"], nobody["skipped_by_reason"]) == (0, {"no_consent": 4})
+
+
+def test_a_sync_refuses_to_run_without_the_consent_ledger(activation_db, apis, settings):
+    spark = activation_db
+    audience(spark, "sync_test__people", [("c1", "ann@x.com", "Ann", None)], consent=False)
+    with pytest.raises(SyncModelError, match=r"gold\.customer_consent does not exist"):
+        run(spark, definition(), settings)
+    assert not apis.state.crm
 
 
 def test_an_erased_customer_and_a_merged_away_suppressed_id_leave_the_crm(activation_db, apis, settings):

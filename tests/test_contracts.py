@@ -143,6 +143,7 @@ def test_every_shipped_contract_loads():
         "web_events",
         "email_events",
         "survey_responses",
+        "consent_events",
         "enrichment_demographics",
         "social_mentions",
         "postal_codes",

@@ -31,7 +31,7 @@ def test_production_has_no_sample_generator_and_bronze_starts_the_graph(defs):
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert not any(key.startswith("landing/") for key in keys)
     bronze = [key for key in graph.get_all_asset_keys() if key.path[0] == "bronze"]
-    assert len(bronze) == 12 and all(not graph.get(key).parent_keys for key in bronze)
+    assert len(bronze) == 13 and all(not graph.get(key).parent_keys for key in bronze)
     for job in ("cdp_main", "cdp_daily"):
         selected = production.resolve_job_def(job).asset_layer.selected_asset_keys
         assert dg.AssetKey(["bronze", "crm_contacts"]) in selected
@@ -87,10 +87,15 @@ def test_every_layer_is_an_asset_wired_source_to_export(defs):
     assert upstream("silver/customer_scores") == {"gold/fct_orders"}
     assert upstream("activation/s3_repeat_buyers") == {"gold/sync_s3__repeat_buyers", "gold/dim_customers"}
     # One asset per sync definition, downstream of its model and of the gated dim_customers.
-    assert upstream("activation/crm_customers") == {"gold/sync_crm__customers", "gold/dim_customers"}
+    assert upstream("activation/crm_customers") == {
+        "gold/sync_crm__customers",
+        "gold/dim_customers",
+        "gold/customer_consent",
+    }
     assert upstream("activation/ads_high_value_customers") == {
         "gold/sync_ads__high_value_customers",
         "gold/dim_customers",
+        "gold/customer_consent",
     }
 
 
@@ -234,6 +239,7 @@ def test_event_sources_have_daily_partitions_and_the_schedule_covers_yesterday_a
         "email_events",
         "social_mentions",
         "survey_responses",
+        "consent_events",
         "pos_transactions",
         "shop_order_lines",
     }

@@ -18,6 +18,7 @@ SOURCES = {
     "web_events",
     "email_events",
     "survey_responses",
+    "consent_events",
     "enrichment_demographics",
     "social_mentions",
     "postal_codes",

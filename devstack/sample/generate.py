@@ -526,6 +526,59 @@ class Generator:
             ]
             out.write_jsonl(day, responses + bad)
 
+    # --- consent: a consent-management platform and a preference centre -----------------------
+    def consent(self) -> None:
+        """The first delivery is the consent platform's initial export (ad targeting asked at
+        sign-up, so about half granted it); later days carry the changes people make: a
+        withdrawal, a grant again, the same choice from two systems at different times."""
+        out = self.deliveries("consent_events", "consent/events", "consent")
+        sources = {"cmp": "consent_platform", "prefs": "preference_centre"}
+        n = 0
+
+        def event(rng, person: Person, day: date, purpose: str, status: str, source: str) -> dict:
+            nonlocal n
+            n += 1
+            contact = self.contact_of.get(person.person_id)
+            use_contact = contact is not None and rng.random() < 0.3
+            return {
+                "event_id": f"CE{n:09d}",
+                "email": None if use_contact else email_variant(rng, person),
+                "crm_contact_id": contact if use_contact else None,
+                "purpose": purpose,
+                "status": status,
+                "legal_basis": "consent",
+                "channel": rng.choice(["web_form", "app", "email_link"]),
+                "source_system": sources[source],
+                "occurred_at": _ts(_at(day, rng)),
+            }
+
+        for i, day in enumerate(self.days):
+            rng, events = self.rng("consent", day), []
+            for person in self.people:
+                if i == 0:
+                    if rng.random() < 0.5:
+                        events.append(event(rng, person, day, "ad_targeting", "granted", "cmp"))
+                    continue
+                roll = rng.random()
+                if roll < 0.01:
+                    purpose = rng.choice(["ad_targeting", "personalisation", "profiling", "sms_marketing"])
+                    events.append(event(rng, person, day, purpose, "withdrawn", rng.choice(list(sources))))
+                elif roll < 0.02:
+                    events.append(event(rng, person, day, "ad_targeting", "granted", rng.choice(list(sources))))
+            bad = [
+                json.dumps(
+                    {
+                        "event_id": f"CEBAD{day:%Y%m%d}{j}",
+                        "purpose": "ad_targeting",
+                        "status": "granted",
+                        "source_system": "consent_platform",
+                        "occurred_at": _ts(_at(day, rng)),
+                    }
+                )
+                for j in range(max(1, len(events) // 500))
+            ]
+            out.write_jsonl(day, events + bad)
+
     # --- third-party enrichment -----------------------------------------------------------
     def enrichment(self) -> None:
         rng, out = self.rng("vendor"), self.deliveries("enrichment_demographics", "vendor/demographics", "demographics")
@@ -687,6 +740,7 @@ class Generator:
             self.web,
             self.email,
             self.surveys,
+            self.consent,
             self.enrichment,
             self.social,
             self.postal_codes,

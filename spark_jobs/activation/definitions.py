@@ -2,6 +2,8 @@
 
     name: crm_customers                  # unique; the Dagster asset is activation/<name>
     model: sync_crm__customers           # the gold dbt model the rows come from (it has an exposure)
+    purpose: customer_service            # what the data is used for: only customers whose consent
+                                         #   for it is granted are sent (gold.customer_consent)
     destination:
       type: crm                          # crm | email_platform | s3_audience | webhook
       ...                                # the destination's own settings (see destinations/)
@@ -36,6 +38,17 @@ SYNCS_DIR = Path(__file__).parent / "syncs"
 MODES = ("upsert", "mirror", "append")
 DESTINATION_TYPES = ("crm", "email_platform", "s3_audience", "webhook")
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+# The purposes of the consent ledger (dbt_project.yml vars.consent_purposes, gold.customer_consent).
+PURPOSES = (
+    "email_marketing",
+    "sms_marketing",
+    "phone_marketing",
+    "postal_marketing",
+    "ad_targeting",
+    "personalisation",
+    "profiling",
+    "customer_service",
+)
 
 
 class SyncDefinitionError(ValueError):
@@ -46,6 +59,7 @@ class SyncDefinitionError(ValueError):
 class SyncDefinition:
     name: str
     model: str
+    purpose: str
     destination_type: str
     destination: dict[str, Any]
     source_key: str
@@ -89,6 +103,7 @@ def parse_sync(raw: Any, where: str) -> SyncDefinition:
     unknown = set(raw) - {
         "name",
         "model",
+        "purpose",
         "destination",
         "identifier",
         "fields",
@@ -108,6 +123,9 @@ def parse_sync(raw: Any, where: str) -> SyncDefinition:
     model = _require(raw, "model", where)
     if not model.startswith("sync_"):
         raise SyncDefinitionError(f"{where}: model '{model}' must be a sync_<destination>__<object> model")
+    purpose = _require(raw, "purpose", where)
+    if purpose not in PURPOSES:
+        raise SyncDefinitionError(f"{where}: purpose must be one of {list(PURPOSES)}, got {purpose!r}")
     destination = dict(_require(raw, "destination", where, dict))
     destination_type = destination.pop("type", None)
     if destination_type not in DESTINATION_TYPES:
@@ -146,6 +164,7 @@ def parse_sync(raw: Any, where: str) -> SyncDefinition:
     return SyncDefinition(
         name=name,
         model=model,
+        purpose=purpose,
         destination_type=destination_type,
         destination=destination,
         source_key=_require(identifier, "source", f"{where}: identifier"),

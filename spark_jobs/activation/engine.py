@@ -7,8 +7,9 @@ A sync compares its model (``gold.sync_*``) with the state it left last time
 - ``update`` a record whose mapped fields changed (not in ``append`` mode);
 - ``remove`` a record that left the audience (``mirror`` mode), or that was sent and is now
   suppressed (``mirror`` mode, and ``upsert`` with ``remove_on_suppression``, the CRM's default);
-- ``skip``   a record that is in the audience but must not be sent: the model's
-  ``suppression_reason`` (no consent, unsubscribed, bounced), the suppression list
+- ``skip``   a record that is in the audience but must not be sent: no consent for the sync's
+  purpose in ``gold.customer_consent`` (``no_consent``, ``consent_withdrawn``), the model's
+  ``suppression_reason`` (unsubscribed, bounced), the suppression list
   ``activation.suppressions`` (erased, do not contact; it applies to every id the customer
   ever had: a suppressed id merged into another suppresses that one, through
   ``silver.customer_id_lineage``), or an empty field the API requires and the definition
@@ -56,6 +57,8 @@ ERRORS_TABLE, LOG_TABLE, SUPPRESSIONS_TABLE = (
 )
 SUPPRESSION_COLUMN = "suppression_reason"
 LINEAGE_TABLE = "silver.customer_id_lineage"  # every id identity resolution issued -> today's id
+CONSENT_TABLE = "gold.customer_consent"  # the consent ledger: customer x purpose -> is_granted
+NO_CONSENT, CONSENT_WITHDRAWN = "no_consent", "consent_withdrawn"
 MISSING_REQUIRED = "missing_required_field"
 ERASED = "erased"  # the suppression reason of an erasure request
 
@@ -110,7 +113,7 @@ def current_rows(spark: SparkSession, sync: SyncDefinition) -> DataFrame:
     """The model's rows as the destination will see them: key, payload (destination field
     names, JSON), the reason not to send (or null) and a hash of both."""
     model = spark.table(sync.table)
-    missing = [c for c in [*sync.source_columns, SUPPRESSION_COLUMN] if c not in model.columns]
+    missing = [c for c in [*sync.source_columns, "customer_id", SUPPRESSION_COLUMN] if c not in model.columns]
     if missing:
         raise SyncModelError(f"{sync.table} lacks column(s) {missing} that sync '{sync.name}' needs")
     # Every mapped field, nulls included: both APIs read a missing field as "unchanged", so a
@@ -140,14 +143,39 @@ def current_rows(spark: SparkSession, sync: SyncDefinition) -> DataFrame:
         F.col(sync.source_key).cast("string").alias("record_key"),
         payload.alias("payload"),
         F.coalesce(F.col(SUPPRESSION_COLUMN), missing_required).alias("model_reason"),
-        (F.col("customer_id") if "customer_id" in model.columns else F.lit(None)).alias("customer_id"),
+        F.col("customer_id"),
     )
     listed = suppressed_customer_ids(spark)
+    consent = consent_reasons(spark, sync.purpose)
     return (
         rows.join(listed, "customer_id", "left")
-        .select("record_key", "payload", F.coalesce("listed_reason", "model_reason").alias("reason"))
+        .join(consent, "customer_id", "left")
+        .select(
+            "record_key",
+            "payload",
+            F.coalesce(
+                "listed_reason",
+                F.when(F.col("in_ledger").isNull(), F.lit(NO_CONSENT)).otherwise(F.col("consent_reason")),
+                "model_reason",
+            ).alias("reason"),
+        )
         .withColumn("row_hash", F.sha2(F.concat_ws("|", "payload", F.coalesce("reason", F.lit(""))), 256))
     )
+
+
+def consent_reasons(spark: SparkSession, purpose: str) -> DataFrame:
+    """customer_id -> ``consent_reason`` for the purpose: null when the ledger grants it,
+    ``consent_withdrawn`` or ``no_consent`` otherwise; ``in_ledger`` tells a customer the ledger
+    does not know (not in dim_customers), who gets ``no_consent`` too."""
+    if not spark.catalog.tableExists(CONSENT_TABLE):
+        raise SyncModelError(f"{CONSENT_TABLE} does not exist: build the dbt project (the consent ledger) first")
+    ledger = spark.table(CONSENT_TABLE).where(F.col("purpose") == purpose)
+    reason = (
+        F.when(F.bool_and("is_granted"), F.lit(None).cast("string"))
+        .when(F.bool_or(F.col("consent_status") == "withdrawn"), F.lit(CONSENT_WITHDRAWN))
+        .otherwise(F.lit(NO_CONSENT))
+    )
+    return ledger.groupBy("customer_id").agg(reason.alias("consent_reason"), F.lit(True).alias("in_ledger"))
 
 
 def suppressed_customer_ids(spark: SparkSession) -> DataFrame:

@@ -1,7 +1,8 @@
 """Activation: one asset per sync definition (syncs/*.yml) and the repeat-buyers CSV export.
 
-Every activation asset depends on its dbt model and on dim_customers directly, so the blocking
-Great Expectations check on dim_customers (and any blocking check on the model) stops it.
+Every activation asset depends on its dbt model, on dim_customers directly, so the blocking
+Great Expectations check on dim_customers (and any blocking check on the model) stops it, and
+on the consent ledger (gold/customer_consent) the sync engine checks every customer against.
 All activation assets of a run share one Spark process (a subsettable multi-asset): one asset
 per sync in the graph and in the UI, one JVM start per run instead of one per sync.
 """
@@ -14,6 +15,7 @@ from spark_jobs.activation.definitions import SyncDefinition, load_syncs
 from spark_jobs.activation.s3_export import export_asset, export_model
 
 SYNCS = load_syncs()
+CONSENT_KEY = dg.AssetKey(["gold", "customer_consent"])
 REPEAT_BUYERS = "repeat_buyers"
 REPEAT_BUYERS_EXPORT = dg.AssetSpec(
     key=asset_key(export_asset(REPEAT_BUYERS)),
@@ -28,13 +30,18 @@ REPEAT_BUYERS_EXPORT = dg.AssetSpec(
 def sync_spec(sync: SyncDefinition) -> dg.AssetSpec:
     return dg.AssetSpec(
         key=sync.asset_key,
-        deps=[dg.AssetKey(["gold", sync.model]), DIM_CUSTOMERS_KEY],
+        deps=[dg.AssetKey(["gold", sync.model]), DIM_CUSTOMERS_KEY, CONSENT_KEY],
         group_name="activation",
         kinds={sync.destination_type.replace("_", "")},
         skippable=True,
         description=f"{sync.description} {sync.mode.capitalize()} from gold.{sync.model}; "
         f"defined in syncs/{sync.path.name if sync.path else sync.name + '.yml'}.",
-        metadata={"mode": sync.mode, "destination": sync.destination_type, "model": sync.table},
+        metadata={
+            "mode": sync.mode,
+            "destination": sync.destination_type,
+            "model": sync.table,
+            "purpose": sync.purpose,
+        },
     )
 
 

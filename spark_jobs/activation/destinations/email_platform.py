@@ -46,7 +46,7 @@ def throttled(response) -> bool:
         return True
 
 
-OPTED_OUT = {"unsubscribed", "no_consent"}  # suppression reasons that are the person's own choice
+OPTED_OUT = {"unsubscribed", "no_consent", "consent_withdrawn"}  # reasons that are the person's own choice
 ERASED = {"erased"}
 
 

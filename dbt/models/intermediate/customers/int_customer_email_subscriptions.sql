@@ -1,8 +1,8 @@
-{#- Email consent per customer from the email provider's events (the only consent signal the
-    sources carry today; SMS, phone and ads consent need the consent ledger of the roadmap).
-    unsubscribed: the latest subscription event is an unsubscribe; subscribed: the customer is
-    on the provider's send list (received a send) and has not unsubscribed since. A hard bounce
-    after the last open or click makes the address undeliverable whatever the consent. -#}
+{#- Email marketing consent and deliverability per customer. The consent is the ledger's
+    (int_customer_consent_latest, purpose email_marketing: the consent platform's events and the
+    email platform's list membership and unsubscribes, newest wins): subscribed when granted,
+    unsubscribed when withdrawn, unknown without a signal. A hard bounce after the last open or
+    click makes the address undeliverable whatever the consent. -#}
 
 with events as (
     select * from {{ ref('stg_email__events') }}
@@ -12,11 +12,14 @@ emails as (
     select * from {{ ref('int_emails_attributed') }}
 ),
 
-per_customer as (
+email_consent as (
+    select * from {{ ref('int_customer_consent_latest') }}
+    where purpose = 'email_marketing'
+),
+
+engagement as (
     select
         emails.customer_id,
-        max(case when events.event_type = 'send' then events.occurred_at end) as last_sent_at,
-        max(case when events.event_type = 'unsubscribe' then events.occurred_at end) as unsubscribed_at,
         max(case when events.event_type in ('open', 'click') then events.occurred_at end) as last_engaged_at,
         max(case when events.event_type = 'bounce' then events.occurred_at end) as last_bounced_at
     from events
@@ -27,16 +30,19 @@ per_customer as (
 
 subscriptions as (
     select
-        customer_id,
-        case
-            when unsubscribed_at is not null then 'unsubscribed'
-            when last_sent_at is not null then 'subscribed'
+        coalesce(email_consent.customer_id, engagement.customer_id) as customer_id,
+        case email_consent.status
+            when 'granted' then 'subscribed'
+            when 'withdrawn' then 'unsubscribed'
             else 'unknown'
         end as email_subscription_status,
-        coalesce(unsubscribed_at, last_sent_at) as email_subscription_changed_at,
-        last_bounced_at is null or (last_engaged_at is not null and last_bounced_at <= last_engaged_at)
+        email_consent.occurred_at as email_subscription_changed_at,
+        engagement.last_bounced_at is null
+        or (engagement.last_engaged_at is not null and engagement.last_bounced_at <= engagement.last_engaged_at)
             as email_deliverable
-    from per_customer
+    from email_consent
+    full outer join engagement
+        on email_consent.customer_id = engagement.customer_id
 )
 
 select * from subscriptions

@@ -14,7 +14,7 @@ high_value as (
         customers.email,
         customers.phone,
         customers.country,
-        {{ activation_suppression_reason('ads') }} as suppression_reason
+        {{ activation_suppression_reason('none') }} as suppression_reason
     from customers
     inner join traits on customers.customer_id = traits.customer_id
     where
