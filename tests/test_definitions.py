@@ -85,7 +85,11 @@ def test_every_layer_is_an_asset_wired_source_to_export(defs):
     # The MLlib scores sit between fct_orders (what a purchase is) and the dbt models that read them.
     assert upstream("staging/stg_ml__customer_scores") == {"silver/customer_scores"}
     assert upstream("silver/customer_scores") == {"gold/fct_orders"}
-    assert upstream("activation/s3_repeat_buyers") == {"gold/sync_s3__repeat_buyers", "gold/dim_customers"}
+    assert upstream("activation/s3_repeat_buyers") == {
+        "gold/sync_s3__repeat_buyers",
+        "gold/dim_customers",
+        "gold/customer_consent",
+    }
     # One asset per sync definition, downstream of its model and of the gated dim_customers.
     assert upstream("activation/crm_customers") == {
         "gold/sync_crm__customers",

@@ -440,3 +440,48 @@ def test_merges_racing_into_one_table_are_retried_and_lose_nothing(fresh_databas
 
     conflict = Exception("[DELTA_CONCURRENT_APPEND.WITHOUT_HINT] Transaction conflict detected.")
     assert is_write_conflict(conflict) and not is_write_conflict(Exception("[DELTA_MERGE_UNRESOLVED_EXPRESSION]"))
+
+
+def test_a_step_finding_a_bookkeeping_table_half_created_waits_and_appends(fresh_database):
+    """The first run's parallel steps both append to bronze._ingestion_log before it exists. The
+    loser may find its location holding the winner's data files before the winner's first
+    commit (DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION): it waits and appends once the table is
+    there. Here the winner's files are put in place by hand, then the winner commits."""
+    import threading
+    from urllib.parse import urlparse
+
+    from spark_jobs.ingest.apply import retry_on_write_conflict
+
+    spark = fresh_database
+    table = "bronze.half_created"
+    database = spark.sql("DESCRIBE DATABASE bronze").where("info_name = 'Location'").first().info_value
+    location = Path(urlparse(database).path) / "half_created"
+    location.mkdir(parents=True)
+    (location / "part-00000-in-flight.snappy.parquet").write_bytes(b"PAR1")  # the winner's first file
+
+    loser_rows = spark.createDataFrame([("crm", i) for i in range(5)], "entity string, n int")
+    errors: list[BaseException] = []
+    first_attempt_done = threading.Event()
+
+    def append() -> None:
+        try:
+            loser_rows.write.format("delta").mode("append").saveAsTable(table)
+        finally:
+            first_attempt_done.set()
+
+    def loser() -> None:
+        try:
+            retry_on_write_conflict(append, table)
+        except BaseException as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=loser)
+    thread.start()
+    assert first_attempt_done.wait(60)  # it met the half-created table
+    (location / "part-00000-in-flight.snappy.parquet").unlink()
+    winner_rows = spark.createDataFrame([("events", i) for i in range(5)], "entity string, n int")
+    retry_on_write_conflict(lambda: winner_rows.write.format("delta").mode("append").saveAsTable(table), table)
+    thread.join(60)
+    assert errors == []
+    counts = {r.entity: r["count"] for r in spark.table(table).groupBy("entity").count().collect()}
+    assert counts == {"events": 5, "crm": 5}

@@ -1,7 +1,6 @@
 """Run activation syncs (definitions in spark_jobs/activation/syncs/*.yml).
 
     python -m spark_jobs.activation.sync --sync crm_customers [--sync ...] [--all] [--dry-run]
-                                         [--export repeat_buyers]
 
 Each sync reports its metrics to Dagster (asset ``activation/<name>``) or to the log. A sync
 whose records the destination refused still completes (they are in activation.sync_errors and
@@ -16,7 +15,6 @@ import logging
 from spark_jobs.activation.definitions import load_syncs
 from spark_jobs.activation.destinations import open_destination
 from spark_jobs.activation.engine import SyncRun
-from spark_jobs.activation.s3_export import export_audience, report_export
 from spark_jobs.reporting import spark_job
 
 log = logging.getLogger(__name__)
@@ -27,22 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sync", action="append", default=[], help="sync name (repeatable)")
     parser.add_argument("--all", action="store_true", help="every defined sync")
     parser.add_argument("--dry-run", action="store_true", help="plan and log only; send nothing, keep the state")
-    parser.add_argument(
-        "--export",
-        action="append",
-        default=[],
-        metavar="AUDIENCE",
-        help="also write gold.sync_s3__<AUDIENCE> as one CSV (s3_export.py)",
-    )
     args = parser.parse_args(argv)
     syncs = {s.name: s for s in load_syncs()}
     names = sorted(syncs) if args.all else args.sync
     unknown = sorted(set(names) - set(syncs))
-    if unknown or not (names or args.export):
+    if unknown or not names:
         parser.error(f"unknown sync(s) {unknown}; defined: {sorted(syncs)}" if unknown else "name a --sync or --all")
     with spark_job("cdp-activation") as (spark, settings, reporter):
-        for audience in args.export:
-            report_export(reporter, audience, export_audience(spark, settings, audience))
         failed = {}
         for name in names:  # one sync that cannot run does not hold back the others
             sync = syncs[name]

@@ -33,7 +33,8 @@ DELETED = "_is_deleted"
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 # Delta's optimistic concurrency: another transaction committed first and touched what this one
-# read (or created the table this one was creating). Nothing of this one was written; running it
+# read (or created the table this one was creating, or is creating it right now: its data files
+# are in the location, its first commit not yet). Nothing of this one was written; running it
 # again against the new version is safe when the write is idempotent.
 CONFLICT_ERROR_CLASSES = (
     "DELTA_CONCURRENT_",
@@ -41,6 +42,7 @@ CONFLICT_ERROR_CLASSES = (
     "DELTA_PROTOCOL_CHANGED",
     "TABLE_OR_VIEW_ALREADY_EXISTS",
     "DELTA_TABLE_ALREADY_EXISTS",
+    "DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION",
 )
 CONFLICT_ATTEMPTS = 6
 

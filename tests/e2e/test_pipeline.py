@@ -23,7 +23,7 @@ from dagster import AssetCheckKey, AssetKey, AssetSelection
 
 from devstack.runner import SAMPLE_DAYS, local_stack, run_main_job
 from devstack.sample.generate import delivery_days
-from spark_jobs.activation.s3_export import audience_key
+from spark_jobs.activation.normalise import normalise_email, sha256_hex
 from spark_jobs.service import Service
 from spark_jobs.settings import REPO_ROOT, Settings
 
@@ -133,7 +133,7 @@ def truth_pairs(truth: Path, identity: dict[tuple[str, str], str]) -> tuple[int,
 
 def run_pipeline(home: Path, asset_selection=None, asset_check_selection=None):
     """Run the main job with its own CDP_HOME, local S3 and local destination APIs; return
-    (result, exported CSV or None)."""
+    (result, the rows of the repeat-buyers files this run added, or None)."""
     environ = {
         **os.environ,
         "CDP_HOME": str(home),
@@ -147,14 +147,31 @@ def run_pipeline(home: Path, asset_selection=None, asset_check_selection=None):
         import boto3
 
         client = boto3.client("s3", endpoint_url=settings.s3_endpoint_url)
-        listing = client.list_objects_v2(Bucket=settings.export_bucket).get("Contents", [])
-        key = audience_key(settings, "repeat_buyers")
-        body = (
-            client.get_object(Bucket=settings.export_bucket, Key=key)["Body"].read().decode()
-            if any(o["Key"] == key for o in listing)
-            else None
-        )
-    return result, body
+        run_ids = [
+            r["run_id"]
+            for r in sync_log_rows(home)
+            if r["sync_name"] == "s3_repeat_buyers" and r["status"] == "succeeded" and r["sent"] > 0
+        ]
+        added = None
+        if run_ids:  # the newest run that sent something: its manifest lists its files
+            prefix = f"{settings.export_prefix.strip('/')}/ad_audiences/s3_repeat_buyers/{run_ids[-1]}"
+            read = lambda key: client.get_object(Bucket=settings.export_bucket, Key=key)["Body"].read().decode()  # noqa: E731
+            manifest = json.loads(read(f"{prefix}/manifest.json"))
+            added = [
+                row
+                for f in manifest["files"]
+                if f["op"] == "add"
+                for row in csv.DictReader(io.StringIO(read(f["key"])))
+            ]
+    return result, added
+
+
+def sync_log_rows(home: Path) -> list[dict]:
+    """activation.sync_log in run order, read with delta-rs (no Spark session needed here)."""
+    from deltalake import DeltaTable
+
+    table = DeltaTable(str(home / "lakehouse" / "activation.db" / "sync_log")).to_pyarrow_table()
+    return sorted(table.to_pylist(), key=lambda r: r["started_at"])
 
 
 def materialized(result) -> set[str]:
@@ -180,7 +197,7 @@ def first_run(home):
 
 
 def test_main_job_builds_gold_and_exports_the_audience(first_run, home, spark):
-    result, body = first_run
+    result, added = first_run
     assert result.success
     assert {
         "bronze/crm_contacts",
@@ -207,12 +224,17 @@ def test_main_job_builds_gold_and_exports_the_audience(first_run, home, spark):
     assert gold.count() == len(actual), "one row per customer"
     assert actual == expected
 
-    rows = list(csv.DictReader(io.StringIO(body)))
+    # The repeat-buyers files: the hashed emails of customers with two or more completed orders
+    # who granted ad targeting, once each, and no clear-text address.
     emails = {r.customer_id: r.email for r in gold.collect()}
-    expected_audience = {c for c, (orders, _) in expected.items() if orders >= 2 and emails[c]}
-    assert {r["customer_id"] for r in rows} == expected_audience
-    assert all(Decimal(r["total_spend"]) == expected[r["customer_id"]][1] for r in rows)
-    assert [r["customer_id"] for r in rows] == sorted(r["customer_id"] for r in rows)
+    consent = spark.read.format("delta").load(str(home / "lakehouse" / "gold.db" / "customer_consent"))
+    targeted = {r.customer_id for r in consent.where("purpose = 'ad_targeting' and is_granted").collect()}
+    expected_audience = {c for c, (orders, _) in expected.items() if orders >= 2 and emails[c] and c in targeted}
+    assert expected_audience and len(expected_audience) < len([c for c, (o, _) in expected.items() if o >= 2])
+    assert sorted(r["Email"] for r in added) == sorted(
+        sha256_hex(normalise_email(emails[c])) for c in expected_audience
+    )
+    assert not any("@" in value for r in added for value in r.values())
 
 
 def test_anonymous_store_purchases_stay_anonymous_and_amounts_are_in_one_currency(first_run, home, spark):

@@ -1,4 +1,4 @@
-"""Activation: one asset per sync definition (syncs/*.yml) and the repeat-buyers CSV export.
+"""Activation: one asset per sync definition (syncs/*.yml).
 
 Every activation asset depends on its dbt model, on dim_customers directly, so the blocking
 Great Expectations check on dim_customers (and any blocking check on the model) stops it, and
@@ -10,21 +10,11 @@ per sync in the graph and in the UI, one JVM start per run instead of one per sy
 import dagster as dg
 
 from dagster_project.defs.quality.checks import DIM_CUSTOMERS_KEY
-from dagster_project.resources import CdpSettingsResource, asset_key, run_spark_job
+from dagster_project.resources import CdpSettingsResource, run_spark_job
 from spark_jobs.activation.definitions import SyncDefinition, load_syncs
-from spark_jobs.activation.s3_export import export_asset, export_model
 
 SYNCS = load_syncs()
 CONSENT_KEY = dg.AssetKey(["gold", "customer_consent"])
-REPEAT_BUYERS = "repeat_buyers"
-REPEAT_BUYERS_EXPORT = dg.AssetSpec(
-    key=asset_key(export_asset(REPEAT_BUYERS)),
-    deps=[asset_key(export_model(REPEAT_BUYERS).replace(".", "/")), DIM_CUSTOMERS_KEY],
-    group_name="activation",
-    kinds={"s3"},
-    skippable=True,
-    description=f"{export_model(REPEAT_BUYERS)} as one CSV in the export bucket (spark_jobs/activation/s3_export.py).",
-)
 
 
 def sync_spec(sync: SyncDefinition) -> dg.AssetSpec:
@@ -45,12 +35,9 @@ def sync_spec(sync: SyncDefinition) -> dg.AssetSpec:
     )
 
 
-@dg.multi_asset(name="activation", specs=[REPEAT_BUYERS_EXPORT, *[sync_spec(s) for s in SYNCS]], can_subset=True)
+@dg.multi_asset(name="activation", specs=[sync_spec(s) for s in SYNCS], can_subset=True)
 def activation(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient, cdp_settings: CdpSettingsResource):
-    args = ["--export", REPEAT_BUYERS] if REPEAT_BUYERS_EXPORT.key in context.selected_asset_keys else []
-    args += [
-        arg for s in SYNCS if dg.AssetKey(s.asset_key) in context.selected_asset_keys for arg in ("--sync", s.name)
-    ]
+    args = [arg for s in SYNCS if dg.AssetKey(s.asset_key) in context.selected_asset_keys for arg in ("--sync", s.name)]
     yield from run_spark_job(context, pipes, cdp_settings, "spark_jobs.activation.sync", args).get_results()
 
 

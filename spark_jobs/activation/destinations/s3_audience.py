@@ -23,7 +23,7 @@ from pathlib import Path
 
 from spark_jobs.activation.destinations.base import Change, Destination, Outcome
 from spark_jobs.activation.normalise import HASH_SPECS, normalise_email, normalise_phone, sha256_hex
-from spark_jobs.activation.s3_export import neutralise_formula, s3_client, upload_atomically
+from spark_jobs.activation.s3 import neutralise_formula, s3_client, upload_atomically
 
 
 class S3AudienceDestination(Destination):

@@ -1,5 +1,6 @@
-{#- Audience for the ad-audience file on S3: customers with at least
-    var('repeat_buyer_min_orders') completed orders and a usable email. -#}
+{#- Repeat buyers for customer-match files on S3 (activation/s3_repeat_buyers, mirror mode):
+    customers with at least var('repeat_buyer_min_orders') completed orders and an email. The
+    sync hashes the email and sends only customers who granted ad_targeting. -#}
 with customers as (
     select * from {{ ref('dim_customers') }}
 ),
@@ -8,10 +9,9 @@ audience as (
     select
         customer_id,
         email,
-        first_name,
-        last_name,
         order_count,
-        total_spend
+        total_spend,
+        {{ activation_suppression_reason('none') }} as suppression_reason
     from customers
     where
         order_count >= {{ var('repeat_buyer_min_orders') }}
