@@ -335,6 +335,19 @@ def service_beeline(service: Service) -> list[str]:
     return [str(spark_home() / "bin" / "beeline"), "-u", service.jdbc_url, "-n", os.environ.get("USER", "cdp")]
 
 
+def cmd_export_subject(args: argparse.Namespace, rest: list[str]) -> int:
+    """The subject access export (spark_jobs/privacy/subject_access.py) on this clone's lakehouse,
+    through the Spark service."""
+    from spark_jobs.privacy import subject_access
+
+    environ = dict(os.environ)
+    if start_spark_service(environ) is None and not environ.get("CDP_SPARK_REMOTE"):
+        print("cdp: ./cdp export-subject needs the Spark service (unset CDP_SPARK_SERVICE=false)", file=sys.stderr)
+        return 1
+    os.environ.update(environ)
+    return subject_access.main(rest)
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     with local_stack():
         prepare_manifest()
@@ -360,11 +373,21 @@ def main(argv: list[str] | None = None) -> int:
     sql = sub.add_parser("sql", help="run one Spark SQL query against the local lakehouse")
     sql.add_argument("query")
     sql.set_defaults(func=cmd_sql)
+    subject = sub.add_parser(
+        "export-subject",
+        help="everything held about one person as JSON (--email | --phone | --customer-id, --output)",
+        add_help=False,
+    )
+    subject.set_defaults(func=cmd_export_subject, passthrough=True)
     dev = sub.add_parser("dev", help="start the Dagster UI with the local stack")
     dev.add_argument("--port", type=int, default=3000)
     dev.set_defaults(func=cmd_dev)
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
     configure_logging()
+    if getattr(args, "passthrough", False):  # the job parses (and documents) its own options
+        return args.func(args, rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return args.func(args)
 
 

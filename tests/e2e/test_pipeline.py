@@ -705,6 +705,43 @@ def test_beeline_and_sqlalchemy_query_the_gold_tables(first_run, home):
     assert ["|", member.segment_name, "|"] in [line.split() for line in lines[3:]], lines
 
 
+def test_a_subject_access_export_lists_every_source_record_of_a_merged_customer(first_run, home, spark, tmp_path):
+    """`./cdp export-subject --email`: the customer with records in the most sources, found by
+    their golden email, comes with every record identity resolution gave them, each with its
+    bronze row."""
+    from pyspark.sql import functions as F
+
+    lakehouse = home / "lakehouse"
+    identity = spark.read.format("delta").load(str(lakehouse / "silver.db" / "identity_map"))
+    merged = (
+        identity.groupBy("customer_id")
+        .agg(F.countDistinct("source_table").alias("sources"), F.count(F.lit(1)).alias("records"))
+        .orderBy(F.desc("sources"), F.desc("records"), "customer_id")
+        .first()
+    )
+    assert merged.records >= 3 and merged.sources >= 2
+    gold = spark.read.format("delta").load(str(lakehouse / "gold.db" / "dim_customers"))
+    email = gold.where(F.col("customer_id") == merged.customer_id).first().email
+    output = tmp_path / "subject.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "devstack.runner", "export-subject", "--email", email, "--output", str(output),
+         "--request-id", "DSR-E2E"],
+        capture_output=True, text=True, cwd=REPO_ROOT, env={**os.environ, "CDP_HOME": str(home)},
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert email not in completed.stdout + completed.stderr  # the log says how much, never what
+    document = json.loads(output.read_text(encoding="utf-8"))
+    customer = next(c for c in document["customers"] if c["customer_id"] == merged.customer_id)
+    expected = {
+        (r.source_table, r.source_record_id)
+        for r in identity.where(F.col("customer_id") == merged.customer_id).collect()
+    }
+    assert {(r["source"], r["record_id"]) for r in customer["source_records"]} == expected
+    assert all(r["record"] is not None for r in customer["source_records"])
+    assert customer["golden_record"][0]["email"] == email and len(customer["consent"]) == 8
+    assert document["request"]["request_id"] == "DSR-E2E"
+
+
 def delta_rs_email(home: Path, customer_id: str) -> str | None:
     """The customer's email in gold.dim_customers as its Delta files say (read without the service)."""
     import pyarrow.dataset as ds
