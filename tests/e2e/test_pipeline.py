@@ -170,8 +170,10 @@ def sync_log_rows(home: Path) -> list[dict]:
     """activation.sync_log in run order, read with delta-rs (no Spark session needed here)."""
     from deltalake import DeltaTable
 
-    table = DeltaTable(str(home / "lakehouse" / "activation.db" / "sync_log")).to_pyarrow_table()
-    return sorted(table.to_pylist(), key=lambda r: r["started_at"])
+    path = home / "lakehouse" / "activation.db" / "sync_log"
+    if not (path / "_delta_log").is_dir():  # no sync ran (yet)
+        return []
+    return sorted(DeltaTable(str(path)).to_pyarrow_table().to_pylist(), key=lambda r: r["started_at"])
 
 
 def materialized(result) -> set[str]:
