@@ -14,6 +14,7 @@ from dagster_project.defs.identity import assets as identity
 from dagster_project.defs.ingest import assets as ingest
 from dagster_project.defs.ingest.partitions import recent_days_tags
 from dagster_project.defs.ml import assets as ml
+from dagster_project.defs.privacy import assets as privacy
 from dagster_project.defs.quality import checks as quality
 from dagster_project.resources import CdpSettingsResource
 from spark_jobs.settings import Settings
@@ -23,9 +24,11 @@ DAILY_JOB_NAME = "cdp_daily"
 
 # The whole pipeline, landing to activation, with every asset check. The event sources in it
 # are partitioned by delivery day, so every run of it names a day or a range of days.
+# Retention is maintenance on its own schedule (job cdp_retention), not a layer of the pipeline.
+PIPELINE = dg.AssetSelection.all() - dg.AssetSelection.assets(privacy.RETENTION_KEY)
 cdp_main = dg.define_asset_job(
     MAIN_JOB_NAME,
-    selection=dg.AssetSelection.all(),
+    selection=PIPELINE,
     description="Land, ingest, resolve identity, build gold, check, export.",
 )
 
@@ -40,7 +43,7 @@ cdp_main = dg.define_asset_job(
 # Expectations still gate the exports.
 cdp_daily = dg.define_asset_job(
     DAILY_JOB_NAME,
-    selection=dg.AssetSelection.all() - dbt_nodes_new_data_leaves_unchanged(),
+    selection=PIPELINE - dbt_nodes_new_data_leaves_unchanged(),
     description="cdp_main without the dbt nodes new data leaves unchanged (views, seed, dim_segments) "
     "and their tests: the daily run.",
 )
@@ -125,6 +128,7 @@ def build_definitions(*extra: dg.Definitions, bronze_deps: list[dg.AssetKey] | N
         dbt.defs,
         quality.defs,
         activation.defs,
+        privacy.defs,
         _platform(),
     )
 

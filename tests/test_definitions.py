@@ -112,6 +112,12 @@ def test_great_expectations_check_blocks_and_main_job_covers_everything(defs):
     assert check_key in job.asset_layer.asset_graph.asset_check_keys
     schedules = {s.name: s.cron_schedule for s in defs.schedules}
     assert schedules["sync_crm_customers"] == "0 6 * * *"
+    # Retention deletes old landing files and rows: its own daily job, never part of a pipeline run.
+    retention = dg.AssetKey(["privacy", "retention_log"])
+    assert retention not in job.asset_layer.selected_asset_keys
+    assert retention not in defs.resolve_job_def("cdp_daily").asset_layer.selected_asset_keys
+    assert defs.resolve_job_def("cdp_retention").asset_layer.selected_asset_keys == {retention}
+    assert schedules["cdp_retention_daily"] == "30 4 * * *"
 
 
 def test_daily_job_is_the_main_job_without_what_new_data_leaves_unchanged(defs, manifest):

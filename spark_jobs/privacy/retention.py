@@ -9,9 +9,9 @@ what, the cutoff, how much was removed; never a removed value):
   from the landing zone (a local folder, or an ``s3a://`` prefix through boto3);
 - ``rows``: rows of a table older than its rule (``bronze._quarantine`` keeps raw records that
   failed a contract, which may hold personal data) are deleted;
-- ``vacuum``: every Delta table of the listed databases is vacuumed, so files that only
-  older versions use (a deleted row lives on in them) are removed once older than
-  ``vacuum_retention_hours``.
+- ``vacuum``: every Delta table of the listed databases is vacuumed (LITE: what to remove
+  comes from the Delta log), so files that only older versions use (a deleted row lives on in
+  them) are removed once older than ``vacuum_retention_hours``.
 
 A dry run computes the same cutoffs and counts and deletes nothing.
 """
@@ -167,11 +167,25 @@ class RetentionRun:
                 name = f"{database}.{table}"
                 if not self._is_delta(name):
                     continue
-                query = f"VACUUM {name} RETAIN {hours} HOURS"
+                removed = self._vacuum(name, hours)
+                self._note("vacuum", name, cutoff, removed, f"files only versions older than {hours} h used")
+
+    def _vacuum(self, name: str, hours: int) -> int:
+        """The files removed. LITE reads what to remove from the Delta log (seconds, where a
+        FULL vacuum lists the table's folder: a minute per small table here); it needs the log
+        entries of the removals, so when they were cleaned up already, FULL runs instead."""
+        for mode in ("LITE", "FULL"):
+            query = f"VACUUM {name} {mode} RETAIN {hours} HOURS"
+            try:
                 removed = self.spark.sql(f"{query} DRY RUN").count()  # the files it will delete
                 if removed and not self.dry_run:
                     self.spark.sql(query).collect()
-                self._note("vacuum", name, cutoff, removed, f"files only versions older than {hours} h used")
+                return removed
+            except Exception as error:
+                if mode == "FULL" or "VACUUM_LITE" not in str(error).upper().replace(" ", "_"):
+                    raise
+                log.info("%s: the log no longer holds every removal; vacuuming in FULL mode", name)
+        raise AssertionError("unreachable")
 
     def _is_delta(self, name: str) -> bool:
         detail = self.spark.sql(f"DESCRIBE DETAIL {name}").select("format").first()
@@ -201,7 +215,11 @@ def main(argv: list[str] | None = None) -> int:
             by_kind[entry[1]] = by_kind.get(entry[1], 0) + entry[4]
         reporter.materialized(
             "privacy/retention_log",
-            {"dry_run": args.dry_run, "targets": len(entries), **{f"removed_{k}": v for k, v in sorted(by_kind.items())}},
+            {
+                "dry_run": args.dry_run,
+                "targets": len(entries),
+                **{f"removed_{k}": v for k, v in sorted(by_kind.items())},
+            },
         )
     return 0
 
