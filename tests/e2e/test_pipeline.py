@@ -284,7 +284,13 @@ def test_every_sync_sends_its_eligible_audience_and_reconciles(first_run, home, 
     """What the local CRM, email platform and webhook hold after the first run (their state is
     saved under CDP_HOME/mock-apis) is exactly each sync model's eligible rows."""
     result, _ = first_run
-    syncs = {"crm_customers", "email_subscribers", "ads_high_value_customers", "webhook_next_best_actions"}
+    syncs = {
+        "crm_customers",
+        "email_subscribers",
+        "ads_high_value_customers",
+        "webhook_next_best_actions",
+        "s3_repeat_buyers",
+    }
     assert {f"activation/{name}" for name in syncs} <= materialized(result)
     gold = lambda table: spark.read.format("delta").load(str(home / "lakehouse" / "gold.db" / table))  # noqa: E731
     held = json.loads((home / "mock-apis" / "state.json").read_text())
