@@ -112,10 +112,9 @@ class Service:
     def pid(self) -> int | None:
         try:
             pid = int(self.pid_file.read_text().strip())
-            os.kill(pid, 0)
-            return pid
         except (OSError, ValueError):
             return None
+        return pid if process_alive(pid) else None
 
     def is_up(self) -> bool:
         """This home's service runs and both ports accept connections (the Thrift server opens
@@ -183,6 +182,26 @@ class Service:
         self.ports_file.unlink(missing_ok=True)
         log.info("Spark service stopped")
         return True
+
+
+def process_alive(pid: int) -> bool:
+    """The process runs. An exited process that its parent has not reaped yet (a zombie: a
+    service this process started and stopped) still answers ``kill(pid, 0)``, so it is reaped
+    here when it is our child, and its state is read when it is not."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:  # not our child
+        pass
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): kill(pid, 0) is the answer
+    return state != "Z"
 
 
 def spark_home() -> Path:

@@ -94,3 +94,22 @@ def test_a_connect_client_copies_plans_nested_deeper_than_protobufs_default_limi
     while node.HasField("project"):
         depth, node = depth + 1, node.project.input
     assert depth == 80 and node.read.named_table.unparsed_identifier == "bronze.t"
+
+
+def test_a_stopped_service_that_was_our_child_is_not_taken_for_a_running_one():
+    """A service this process started and stopped is a zombie until reaped, and a zombie
+    answers kill(pid, 0): stopping it must not wait out the timeout for it."""
+    import subprocess
+    import time
+
+    from spark_jobs.service import process_alive
+
+    running = subprocess.Popen(["sleep", "30"])
+    exited = subprocess.Popen(["true"])
+    time.sleep(0.5)  # exited, not reaped: a zombie
+    try:
+        assert process_alive(running.pid)
+        assert not process_alive(exited.pid)
+    finally:
+        running.kill()
+        running.wait()
