@@ -84,14 +84,15 @@ def load_rules(path: Path = RULES_FILE) -> Rules:
     )
 
 
-def _old_landing_files(landing_uri: str, cutoff: date) -> list[str]:
-    """Files delivered before ``cutoff`` (paths as the store names them)."""
+def _old_landing_files(landing_uri: str, cutoff: date, s3) -> list[str]:
+    """Files delivered before ``cutoff`` (paths as the store names them); ``s3`` makes the
+    boto3 client for an object-store landing zone."""
     parsed = urlparse(landing_uri)
     if parsed.scheme in ("", "file"):
         files, _ = walk_local(unquote(parsed.path) or landing_uri)
         return sorted(f.path for f in files if delivery_date(f.path, f.modified_ms) < cutoff)
     if parsed.scheme in ("s3", "s3a"):
-        client = _s3()
+        client = s3()
         prefix = parsed.path.lstrip("/").rstrip("/") + "/"
         old = []
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=parsed.netloc, Prefix=prefix):
@@ -104,13 +105,7 @@ def _old_landing_files(landing_uri: str, cutoff: date) -> list[str]:
     raise RetentionRulesError(f"landing zone {landing_uri}: only local folders and s3a:// prefixes are supported")
 
 
-def _s3():
-    import boto3
-
-    return boto3.client("s3", endpoint_url=os.environ.get("CDP_S3_ENDPOINT_URL") or None)
-
-
-def _delete_files(paths: list[str]) -> None:
+def _delete_files(paths: list[str], s3) -> None:
     by_bucket: dict[str, list[str]] = {}
     for path in paths:
         parsed = urlparse(path)
@@ -119,14 +114,15 @@ def _delete_files(paths: list[str]) -> None:
         else:
             os.remove(path)
     for bucket, keys in by_bucket.items():
-        client = _s3()
+        client = s3()
         for start in range(0, len(keys), 1000):  # the DeleteObjects limit
             client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]]})
 
 
 class RetentionRun:
-    def __init__(self, spark: SparkSession, rules: Rules, landing_uri: str, *, dry_run: bool = False) -> None:
+    def __init__(self, spark: SparkSession, rules: Rules, landing_uri: str, *, dry_run: bool = False, s3=None) -> None:
         self.spark, self.rules, self.landing_uri, self.dry_run = spark, rules, landing_uri, dry_run
+        self.s3 = s3  # a boto3 S3 client factory, for a landing zone on an object store
         self.run_id = uuid.uuid4().hex[:12]
         self.now = datetime.now(UTC).replace(microsecond=0)
         self.entries: list[tuple] = []
@@ -140,9 +136,9 @@ class RetentionRun:
         if self.rules.landing_files_days is None:
             return
         cutoff = (self.now - timedelta(days=self.rules.landing_files_days)).date()
-        old = _old_landing_files(self.landing_uri, cutoff)
+        old = _old_landing_files(self.landing_uri, cutoff, self.s3)
         if not self.dry_run:
-            _delete_files(old)
+            _delete_files(old, self.s3)
         self._note("landing", self.landing_uri, datetime.combine(cutoff, datetime.min.time(), UTC), len(old))
 
     def rows(self) -> None:
@@ -201,6 +197,7 @@ class RetentionRun:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from spark_jobs.activation.s3 import s3_client
     from spark_jobs.reporting import spark_job
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -209,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rules = load_rules(args.rules)
     with spark_job("cdp-retention") as (spark, settings, reporter):
-        entries = RetentionRun(spark, rules, settings.landing_uri, dry_run=args.dry_run).run()
+        entries = RetentionRun(
+            spark, rules, settings.landing_uri, dry_run=args.dry_run, s3=lambda: s3_client(settings)
+        ).run()
         by_kind: dict[str, int] = {}
         for entry in entries:
             by_kind[entry[1]] = by_kind.get(entry[1], 0) + entry[4]
