@@ -338,14 +338,25 @@ def service_beeline(service: Service) -> list[str]:
 def cmd_export_subject(args: argparse.Namespace, rest: list[str]) -> int:
     """The subject access export (spark_jobs/privacy/subject_access.py) on this clone's lakehouse,
     through the Spark service."""
-    from spark_jobs.privacy import subject_access
-
     environ = dict(os.environ)
     if start_spark_service(environ) is None and not environ.get("CDP_SPARK_REMOTE"):
         print("cdp: ./cdp export-subject needs the Spark service (unset CDP_SPARK_SERVICE=false)", file=sys.stderr)
         return 1
     os.environ.update(environ)
+    from spark_jobs.privacy import subject_access  # after the environment: see cmd_erase
+
     return subject_access.main(rest)
+
+
+def cmd_erase(args: argparse.Namespace, rest: list[str]) -> int:
+    """Erasure (spark_jobs/privacy/erasure.py) on this clone's lakehouse and landing zone, with the
+    local stand-ins of the destinations up, so that the person is deleted from them too."""
+    with local_stack():
+        # Imported once the environment names the Spark service: module-level UDFs (phone
+        # standardisation) are made for the session kind that is current when they are created.
+        from spark_jobs.privacy import erasure
+
+        return erasure.main([*rest, "--fail-if-pending"])
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -379,6 +390,12 @@ def main(argv: list[str] | None = None) -> int:
         add_help=False,
     )
     subject.set_defaults(func=cmd_export_subject, passthrough=True)
+    erase = sub.add_parser(
+        "erase",
+        help="erase one person (--email | --phone | --customer-id, --request-id) and every open request",
+        add_help=False,
+    )
+    erase.set_defaults(func=cmd_erase, passthrough=True)
     dev = sub.add_parser("dev", help="start the Dagster UI with the local stack")
     dev.add_argument("--port", type=int, default=3000)
     dev.set_defaults(func=cmd_dev)

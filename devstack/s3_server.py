@@ -30,7 +30,10 @@ def free_port() -> int:
 
 
 def port_in_use(port: int) -> bool:
+    """A server listens on the port. (SO_REUSEADDR: connections of a server that just stopped,
+    in TIME_WAIT, do not count; the server we start sets it too.)"""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -41,6 +41,19 @@ def spark(test_settings: Settings):
 
 
 @pytest.fixture
+def s3(tmp_path, monkeypatch):
+    """A local S3-compatible server (real HTTP) with the bucket ``exports``, and boto3's
+    credentials for it in the environment."""
+    from devstack.s3_server import LOCAL_CREDENTIALS, LocalS3Server
+
+    with LocalS3Server(tmp_path / "s3-data") as server:
+        server.ensure_bucket("exports")
+        for key, value in LOCAL_CREDENTIALS.items():
+            monkeypatch.setenv(key, value)
+        yield server
+
+
+@pytest.fixture
 def fresh_database(spark):
     """Drop the tables a test wrote to the shared catalog, so tests stay independent."""
     yield spark

@@ -401,6 +401,35 @@ def test_an_erased_customer_and_a_merged_away_suppressed_id_leave_the_crm(activa
     assert subscriber_hash("ann@x.com") not in apis.state.esp_archived  # deleted permanently
 
 
+def test_an_erased_customer_already_gone_from_the_model_is_still_removed_and_only_that_is_sent(
+    activation_db, apis, settings, monkeypatch
+):
+    """Erasure deletes the person from gold, so their record leaves every sync model; a sync
+    that sent them (the CRM upserts: a record leaving its model is only forgotten) removes them
+    all the same, and the webhook hears ``customer.erased``. An erasure's run of the syncs
+    (``erasures_only``) sends that and nothing else, since no quality check passed for the rest."""
+    spark = activation_db
+    monkeypatch.setenv("CDP_WEBHOOK_URL", f"{apis.url}/hooks/cdp")
+    people = [("c1", "ann@x.com", "Ann", None), ("c2", "bob@x.com", "Bob", None)]
+    audience(spark, "sync_test__people", people)
+    crm, hook = definition(), definition(name="test_hook", destination={"type": "webhook"}, mode="mirror")
+    assert run(spark, crm, settings)["sent"] == 2 and run(spark, hook, settings)["sent"] == 2
+
+    spark.sql(f"INSERT INTO {SUPPRESSIONS_TABLE} VALUES ('c1', 'erased', current_timestamp())")
+    audience(spark, "sync_test__people", [("c2", "bob@x.com", "Bobby", None), ("c3", "cy@x.com", "Cy", None)])
+    removed = run(spark, crm, settings, erasures_only=True)
+    assert (removed["planned"], removed["removed"], removed["sent"]) == (1, 1, 1) and reconciles(removed)
+    assert set(apis.state.crm) == {"c2"} and apis.state.crm["c2"]["FirstName"] == "Bob"  # Bobby, c3: not sent
+    hooked = run(spark, hook, settings, erasures_only=True)
+    assert (hooked["planned"], hooked["removed"]) == (1, 1)
+    erased = [e for e in apis.state.webhook.values() if e["op"] == "remove"]
+    assert [(e["key"], e["type"]) for e in erased] == [("c1", "customer.erased")]
+    assert {e["type"] for e in apis.state.webhook.values() if e["op"] == "upsert"} == {"record.upsert"}
+
+    after = run(spark, crm, settings)  # the pipeline's own run: the rest, and c1 not again
+    assert (after["inserted"], after["updated"], after["removed"]) == (1, 1, 0)
+
+
 def test_an_email_change_moves_the_member_and_leaves_no_second_subscriber(activation_db, apis, settings):
     spark = activation_db
     sync = subscribers_sync()
@@ -734,15 +763,6 @@ def test_dry_run_plans_and_logs_but_sends_and_remembers_nothing(activation_db, a
 
 
 # --- ad-audience files on S3 ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def s3(tmp_path, monkeypatch):
-    with LocalS3Server(tmp_path / "s3-data") as server:
-        server.ensure_bucket("exports")
-        for key, value in LOCAL_CREDENTIALS.items():
-            monkeypatch.setenv(key, value)
-        yield server
 
 
 def _csv(client, key: str) -> list[dict]:

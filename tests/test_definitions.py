@@ -31,7 +31,7 @@ def test_production_has_no_sample_generator_and_bronze_starts_the_graph(defs):
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert not any(key.startswith("landing/") for key in keys)
     bronze = [key for key in graph.get_all_asset_keys() if key.path[0] == "bronze"]
-    assert len(bronze) == 13 and all(not graph.get(key).parent_keys for key in bronze)
+    assert len(bronze) == 14 and all(not graph.get(key).parent_keys for key in bronze)
     for job in ("cdp_main", "cdp_daily"):
         selected = production.resolve_job_def(job).asset_layer.selected_asset_keys
         assert dg.AssetKey(["bronze", "crm_contacts"]) in selected
@@ -118,6 +118,17 @@ def test_great_expectations_check_blocks_and_main_job_covers_everything(defs):
     assert retention not in defs.resolve_job_def("cdp_daily").asset_layer.selected_asset_keys
     assert defs.resolve_job_def("cdp_retention").asset_layer.selected_asset_keys == {retention}
     assert schedules["cdp_retention_daily"] == "30 4 * * *"
+    # Erasure is part of every run, after bronze and before identity resolves anyone.
+    erasure = dg.AssetKey(["privacy", "erasure_log"])
+    graph = defs.resolve_asset_graph()
+    assert erasure in job.asset_layer.selected_asset_keys
+    assert erasure in defs.resolve_job_def("cdp_daily").asset_layer.selected_asset_keys
+    assert dg.AssetKey(["bronze", "erasure_requests"]) in graph.get(erasure).parent_keys
+    assert erasure in graph.get(dg.AssetKey(["silver", "identity_map"])).parent_keys
+    assert defs.resolve_job_def("cdp_erasure").asset_layer.selected_asset_keys == {
+        erasure,
+        dg.AssetKey(["bronze", "erasure_requests"]),
+    }
 
 
 def test_daily_job_is_the_main_job_without_what_new_data_leaves_unchanged(defs, manifest):

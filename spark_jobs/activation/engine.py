@@ -192,12 +192,22 @@ def suppressed_customer_ids(spark: SparkSession) -> DataFrame:
     return listed.groupBy("customer_id").agg(F.min("reason").alias("listed_reason"))
 
 
+def erased_keys(spark: SparkSession) -> DataFrame:
+    """Record keys (customer ids, every one the person ever had) of erased people: one that
+    left the model (its rows deleted by the erasure) is still removed from the destination."""
+    erased = suppressed_customer_ids(spark).where(F.col("listed_reason") == ERASED).select("customer_id")
+    listed = spark.table(SUPPRESSIONS_TABLE).where(F.col("reason") == ERASED).select("customer_id")
+    return erased.unionByName(listed).distinct().select(F.col("customer_id").alias("erased_key"))
+
+
 def plan(spark: SparkSession, sync: SyncDefinition) -> DataFrame:
     """Every record with something to do, with its op; unchanged records are not in it."""
     current = current_rows(spark, sync).alias("c")
-    state = spark.table(STATE_TABLE).where(F.col("sync_name") == sync.name).alias("s")
+    state = spark.table(STATE_TABLE).where(F.col("sync_name") == sync.name)
+    state = state.join(erased_keys(spark), state.record_key == F.col("erased_key"), "left").alias("s")
     joined = current.join(state, F.col("c.record_key") == F.col("s.record_key"), "full_outer")
     gone, suppressed = F.col("c.record_key").isNull(), F.col("c.reason").isNotNull()
+    erased_and_gone = F.col("s.erased_key").isNotNull() & F.lit(sync.mode != "append")
     synced, unchanged = F.col("s.status") == "synced", F.col("s.row_hash") == F.col("c.row_hash")
     mirror = F.lit(sync.mode == "mirror")
     # An erased person leaves every destination that can remove; other suppressions only
@@ -207,7 +217,7 @@ def plan(spark: SparkSession, sync: SyncDefinition) -> DataFrame:
     )
     rejected = F.col("s.status") == "rejected"  # refused for what it was: not again until it changes
     op = (
-        F.when(gone, F.when(synced & mirror, "remove").otherwise("forget"))
+        F.when(gone, F.when(synced & (mirror | erased_and_gone), "remove").otherwise("forget"))
         .when(suppressed, F.when(synced & removes_suppressed, "remove").when(unchanged, None).otherwise("skip"))
         .when(rejected & unchanged, None)
         .when(rejected, F.when(F.col("s.destination_id").isNull(), "insert").otherwise("update"))
@@ -219,7 +229,10 @@ def plan(spark: SparkSession, sync: SyncDefinition) -> DataFrame:
         op.alias("op"),
         F.coalesce("c.record_key", "s.record_key").alias("record_key"),
         F.col("c.row_hash").alias("row_hash"),
-        F.when(gone, "left the audience").otherwise(F.col("c.reason")).alias("reason"),
+        F.when(gone & erased_and_gone, F.lit(ERASED))
+        .when(gone, "left the audience")
+        .otherwise(F.col("c.reason"))
+        .alias("reason"),
         F.col("c.payload").alias("payload"),
         F.col("s.destination_id").alias("destination_id"),
         F.col("s.status").alias("previous_status"),
@@ -261,8 +274,12 @@ class SyncRun:
         dry_run: bool = False,
         checkpoint_rows: int = 100_000,
         run_id: str | None = None,
+        erasures_only: bool = False,
     ) -> None:
+        """``erasures_only``: plan and send only the removes of erased people (an erasure runs
+        the syncs outside the pipeline, where no quality check has passed for anything else)."""
         self.spark, self.sync, self.dry_run = spark, sync, dry_run
+        self.erasures_only = erasures_only
         self.destination_factory, self.checkpoint_rows = destination_factory, checkpoint_rows
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.stats = RunStats()
@@ -331,7 +348,10 @@ class SyncRun:
         }
 
     def _write_plan(self) -> None:
-        plan(self.spark, self.sync).select(
+        planned = plan(self.spark, self.sync)
+        if self.erasures_only:
+            planned = planned.where((F.col("op") == "remove") & (F.col("reason") == ERASED))
+        planned.select(
             F.lit(self.sync.name).alias("sync_name"),
             F.lit(self.run_id).alias("run_id"),
             "op",

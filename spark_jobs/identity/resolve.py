@@ -137,29 +137,24 @@ def directives(spark: SparkSession) -> DataFrame:
 
 def crm_history_identifiers(spark: SparkSession) -> DataFrame | None:
     """Every email and phone each CRM contact ever had: from ``bronze.crm_contacts_history``
-    (every change record ingestion applied) and the change data feed of ``bronze.crm_contacts``
-    (for changes applied before the history table existed)."""
-    frames = []
+    (every change record ingestion applied). A lakehouse older than that table has them in
+    the change data feed of ``bronze.crm_contacts`` only: that is read instead. (Not both: the
+    feed's files of older versions are vacuumed by retention and erasure, so reading it from
+    version 0 would fail once they are.)"""
     if spark.catalog.tableExists(CRM_HISTORY_TABLE):
-        frames.append(crm_identifier_history(spark.table(CRM_HISTORY_TABLE)))
-    else:
-        log.warning(
-            "no %s yet: the CRM's earlier emails and phones come from the change data feed only", CRM_HISTORY_TABLE
-        )
+        return crm_identifier_history(spark.table(CRM_HISTORY_TABLE))
+    log.warning("no %s yet: the CRM's earlier emails and phones come from the change data feed", CRM_HISTORY_TABLE)
     try:
-        frames.append(
-            crm_identifier_history(
-                spark.read.format("delta")
-                .option("readChangeFeed", "true")
-                .option("startingVersion", 0)
-                .table("bronze.crm_contacts")
-            )
+        feed = (
+            spark.read.format("delta")
+            .option("readChangeFeed", "true")
+            .option("startingVersion", 0)
+            .table("bronze.crm_contacts")
         )
+        return crm_identifier_history(feed).localCheckpoint(eager=True)  # fails here if files are gone
     except Exception as error:
         log.warning("no change feed on bronze.crm_contacts (%s)", str(error).splitlines()[0])
-    if not frames:
         return None
-    return frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1]).distinct()
 
 
 def last_model(spark: SparkSession) -> Model | None:

@@ -124,7 +124,12 @@ def _e164(numbers: pd.Series, regions: pd.Series) -> pd.Series:
     return pd.Series([one(n, r) for n, r in zip(numbers, regions, strict=True)], dtype=object)
 
 
-_e164_udf = F.pandas_udf(_e164, StringType())
+@cache
+def _e164_udf():
+    """Made on first use, not at import: pyspark makes a classic or a Spark Connect UDF by the
+    session kind current when the UDF is created (a process may import this module before its
+    environment names the Spark service)."""
+    return F.pandas_udf(_e164, StringType())
 
 
 def phone(column: Column, country: Column | None = None) -> Column:
@@ -132,7 +137,7 @@ def phone(column: Column, country: Column | None = None) -> Column:
     alpha-2); '+' and '00' international forms need no country. Impossible numbers give null."""
     # The cast gives a plain string: over Spark Connect a UDF's string result is stored as
     # "string collate UTF8_BINARY", a type that Delta readers other than Spark (delta-rs) refuse.
-    return _e164_udf(column, country if country is not None else F.lit(None).cast("string")).cast("string")
+    return _e164_udf()(column, country if country is not None else F.lit(None).cast("string")).cast("string")
 
 
 # --- names ---------------------------------------------------------------------------------

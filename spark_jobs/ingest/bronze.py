@@ -11,7 +11,8 @@ For each contract and batch:
    reason; the rest are applied to ``bronze.<entity>`` by the contract's kind (see apply.py);
    a ``cdc`` source also appends every change record to ``bronze.<entity>_history``;
 4. ``bronze._processed_files`` records each file, ``bronze._ingestion_log`` the batch, with
-   received = accepted + quarantined.
+   received = accepted + quarantined + erased (rows of erased people, dropped: see
+   spark_jobs/privacy/tombstones.py).
 
 A file is the unit of failure; a source that fails on data no file can be blamed for is
 reported and the next source runs; only an error of the platform stops the job. The commit
@@ -27,7 +28,7 @@ from __future__ import annotations
 import argparse
 import logging
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
 from urllib.parse import quote, unquote, urlparse
 
@@ -67,6 +68,7 @@ from spark_jobs.ingest.parse import (
     validate,
 )
 from spark_jobs.jobspec import Check
+from spark_jobs.privacy.tombstones import Tombstones, erasure_salt
 from spark_jobs.reporting import spark_job
 
 log = logging.getLogger(__name__)
@@ -75,7 +77,7 @@ log = logging.getLogger(__name__)
 RECONCILIATION = Check(
     "reconciliation",
     "bronze/<source>",
-    "received = accepted + quarantined, and the quarantine holds them",
+    "received = accepted + quarantined + erased, and the quarantine holds them",
     blocking=True,
 )
 FRESHNESS = Check("freshness", "bronze/<source>", "the newest file arrived within the contract's freshness_hours")
@@ -98,6 +100,7 @@ PROCESSED_FILES_SCHEMA = StructType(
         StructField("batch_id", StringType()),
         StructField("processed_at", TimestampType()),
         StructField("landing_path", StringType()),
+        StructField("erased", LongType()),
     ]
 )
 
@@ -120,6 +123,7 @@ class BatchStats:
     new_columns: str  # comma-separated; empty when the files match the contract
     started_at: datetime
     finished_at: datetime
+    erased: int = 0  # rows of erased people, dropped (privacy.erasure_tombstones); nothing else kept
 
     def metadata(self) -> dict[str, int | str]:
         return {k: v for k, v in asdict(self).items() if isinstance(v, (int, str))}
@@ -132,10 +136,11 @@ class FileOutcome:
     error: str | None = None
     received: int = 0
     accepted: int = 0
+    erased: int = 0  # of received: rows of erased people, dropped before the contract's outcome
 
     @property
     def quarantined(self) -> int:
-        return self.received - self.accepted
+        return self.received - self.accepted - self.erased
 
 
 def _processed_keys(spark: SparkSession, landing_root: str) -> DataFrame:
@@ -391,6 +396,7 @@ def record_files(
             batch_id,
             at,
             o.file.landing_path,
+            o.erased,
         )
         for o in outcomes
     ]
@@ -414,6 +420,7 @@ INGESTION_LOG_SCHEMA = StructType(
         StructField("new_columns", StringType()),
         StructField("started_at", TimestampType()),
         StructField("finished_at", TimestampType()),
+        StructField("erased", LongType()),
     ]
 )
 
@@ -497,6 +504,32 @@ def apply_batch(
     return retried, inserted, updated
 
 
+def drop_erased(
+    rows: DataFrame, contract: Contract, outcomes: list[FileOutcome], tombstones: Tombstones
+) -> tuple[DataFrame, list[FileOutcome]]:
+    """The batch without the rows of erased people, and each file's outcome with them counted
+    as ``erased`` (taken out of accepted or quarantined, whichever they were): neither bronze
+    nor the quarantine gets them, so a re-delivered file or a replay cannot bring a person back."""
+    erased = tombstones.matches(rows, contract)
+    if erased is None:
+        return rows, outcomes
+    per_file = {
+        r["_source_file"]: (r["erased"], r["erased_accepted"])
+        for r in rows.where(erased)
+        .groupBy("_source_file")
+        .agg(F.count(F.lit(1)).alias("erased"), F.count(F.when(F.col(REASON).isNull(), 1)).alias("erased_accepted"))
+        .collect()
+    }
+    if not per_file:
+        return rows, outcomes
+    log.warning("%s: %d row(s) of erased people dropped", contract.name, sum(e for e, _ in per_file.values()))
+    counted = []
+    for o in outcomes:
+        dropped, dropped_accepted = per_file.get(o.file.path, (0, 0))
+        counted.append(replace(o, accepted=o.accepted - dropped_accepted, erased=dropped) if dropped else o)
+    return rows.where(~erased), counted
+
+
 def ingest_contract(
     spark: SparkSession,
     contract: Contract,
@@ -504,9 +537,11 @@ def ingest_contract(
     batch_id: str,
     dates: tuple[date, date] | None = None,
     pending: list[LandingFile] | None = None,
+    tombstones: Tombstones | None = None,
 ) -> BatchStats:
     """Ingest the contract's new files as one batch. ``pending``: its files not yet processed
-    (listed here when not given; a job ingesting many sources lists them all at once).
+    (listed here when not given; a job ingesting many sources lists them all at once). Rows of
+    an erased person (``tombstones``) are dropped first and only counted.
 
     Commit order, each step one Delta transaction: history and bronze MERGE, quarantine MERGE,
     ``_processed_files`` (the batch is done), ``_ingestion_log``. A crash before the processed
@@ -524,6 +559,8 @@ def ingest_contract(
         log.info("%s: reading %d new file(s)", contract.name, len(files))
         batch = parse_batch(spark, contract, files)
         outcomes, new_columns = batch.outcomes, batch.new_columns
+        if tombstones is not None and batch.rows is not None:
+            batch.rows, outcomes = drop_erased(batch.rows, contract, outcomes, tombstones)
         for o in outcomes:
             if o.status == "failed":
                 log.error("%s: file %s failed: %s", contract.name, o.file.path, o.error)
@@ -554,6 +591,7 @@ def ingest_contract(
         received=sum(o.received for o in loaded),
         accepted=sum(o.accepted for o in loaded),
         quarantined=sum(o.quarantined for o in loaded),
+        erased=sum(o.erased for o in loaded),
         inserted=inserted,
         updated=updated,
         new_columns=",".join(new_columns),
@@ -562,13 +600,14 @@ def ingest_contract(
     )
     record_batch(spark, stats)
     log.info(
-        "%s: files=%d failed=%d received=%d accepted=%d quarantined=%d inserted=%d updated=%d",
+        "%s: files=%d failed=%d received=%d accepted=%d quarantined=%d erased=%d inserted=%d updated=%d",
         contract.name,
         stats.files,
         stats.failed_files,
         stats.received,
         stats.accepted,
         stats.quarantined,
+        stats.erased,
         stats.inserted,
         stats.updated,
     )
@@ -576,8 +615,8 @@ def ingest_contract(
 
 
 def reconciliation(spark: SparkSession, stats: BatchStats) -> tuple[bool, dict]:
-    """received = accepted + quarantined for the batch, and the quarantine table really holds
-    the batch's quarantined rows (read back, not taken from the counters)."""
+    """received = accepted + quarantined + erased for the batch, and the quarantine table really
+    holds the batch's quarantined rows (read back, not taken from the counters)."""
     stored = 0
     if stats.quarantined and spark.catalog.tableExists(QUARANTINE_TABLE):
         files = spark.table(PROCESSED_FILES_TABLE).where(
@@ -589,11 +628,12 @@ def reconciliation(spark: SparkSession, stats: BatchStats) -> tuple[bool, dict]:
             .join(files.select("landing_path"), "landing_path", "left_semi")
             .count()
         )
-    passed = stats.received == stats.accepted + stats.quarantined and stored == stats.quarantined
+    passed = stats.received == stats.accepted + stats.quarantined + stats.erased and stored == stats.quarantined
     return passed, {
         "received": stats.received,
         "accepted": stats.accepted,
         "quarantined": stats.quarantined,
+        "erased": stats.erased,
         "quarantine_rows_stored": stored,
         "failed_files": stats.failed_files,
     }
@@ -607,6 +647,8 @@ def recover_batch_log(spark: SparkSession) -> int:
         return 0
     loaded = F.col("status") == "loaded"
     files = spark.table(PROCESSED_FILES_TABLE)
+    if "erased" not in files.columns:  # written before erasure existed
+        files = files.withColumn("erased", F.lit(0).cast("long"))
     if spark.catalog.tableExists(INGESTION_LOG_TABLE):
         files = files.join(
             spark.table(INGESTION_LOG_TABLE).select("entity", "batch_id"), ["entity", "batch_id"], "left_anti"
@@ -617,7 +659,7 @@ def recover_batch_log(spark: SparkSession) -> int:
             F.count(F.when(~loaded, 1)).alias("failed_files"),
             *[
                 F.coalesce(F.sum(F.when(loaded, F.col(c))), F.lit(0)).alias(c)
-                for c in ("received", "accepted", "quarantined")
+                for c in ("received", "accepted", "quarantined", "erased")
             ],
             F.lit(None).cast("long").alias("inserted"),
             F.lit(None).cast("long").alias("updated"),
@@ -660,6 +702,7 @@ def ingest_sources(
     batch_id: str,
     dates: tuple[date, date] | None = None,
     reporter=None,
+    tombstones: Tombstones | None = None,
 ) -> dict[str, BatchStats | str]:
     """Ingest each source in turn; a source that fails on a data error no file could be blamed
     for is reported and the next one runs. Returns each source's stats or error."""
@@ -670,7 +713,7 @@ def ingest_sources(
     for contract in contracts:
         name = contract.name
         try:
-            stats = ingest_contract(spark, contract, landing_root, batch_id, dates, pending[name])
+            stats = ingest_contract(spark, contract, landing_root, batch_id, dates, pending[name], tombstones)
         except Exception as exc:
             if is_infrastructure_error(exc):
                 log.error("%s: infrastructure error, stopping: %s", name, short_error(exc))
@@ -711,7 +754,9 @@ def main(argv: list[str] | None = None) -> int:
     dates = (args.from_date, args.to_date) if args.from_date else None
     batch_id = args.batch_id or uuid.uuid4().hex
     with spark_job("cdp-ingest-bronze") as (spark, settings, reporter):
-        ingest_sources(spark, [get_contract(n) for n in args.entities], settings.landing_uri, batch_id, dates, reporter)
+        tombstones = Tombstones.load(spark, lambda: erasure_salt(settings.home))
+        contracts = [get_contract(n) for n in args.entities]
+        ingest_sources(spark, contracts, settings.landing_uri, batch_id, dates, reporter, tombstones)
     return 0
 
 

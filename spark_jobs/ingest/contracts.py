@@ -43,6 +43,19 @@ EVENT_DATE_COLUMN = "event_date"
 DEFAULT_DATE_RANGE = (date(1900, 1, 1), date(2100, 12, 31))
 # Above this many new columns in a batch, the other new keys go to one map column.
 DEFAULT_MAX_NEW_COLUMNS = 50
+# What a column can identify a person by (``identifies:``): erasure finds a person's rows by
+# these, and ingestion drops re-delivered rows of an erased person by their salted hashes.
+IDENTIFIER_KINDS = (
+    "email",
+    "phone",
+    "email_sha256",
+    "crm_contact_id",
+    "loyalty_card_id",
+    "anonymous_id",
+    "social_handle",
+    "order_id",
+    "customer_id",
+)
 
 
 class ContractError(ValueError):
@@ -59,6 +72,7 @@ class Column:
     format: str | None = None  # date/timestamp pattern; default ISO 8601
     pii: bool = False
     range: tuple[date, date] = DEFAULT_DATE_RANGE  # date/timestamp: valid from, to (inclusive)
+    identifies: str | None = None  # one of IDENTIFIER_KINDS: the person this row is about
 
     @property
     def file_name(self) -> str:
@@ -121,6 +135,11 @@ class Contract:
         raise KeyError(name)
 
     @property
+    def identifying_columns(self) -> dict[str, str]:
+        """column -> the kind of identifier it holds (``identifies:`` in the contract)."""
+        return {c.name: c.identifies for c in self.columns if c.identifies}
+
+    @property
     def order_column(self) -> str | None:
         """The column whose newest value wins when a key repeats."""
         if self.kind == "cdc":
@@ -147,9 +166,17 @@ def _parse_column(path: Path, spec: dict) -> Column:
         "pii",
         "description",
         "range",
+        "identifies",
     }
     if unknown:
         raise _fail(path, f"column {spec['name']}: unknown keys {sorted(unknown)}")
+    identifies = spec.get("identifies")
+    if identifies is not None and (identifies not in IDENTIFIER_KINDS or spec["type"] != "string"):
+        raise _fail(
+            path,
+            f"column {spec['name']}: identifies must be one of {list(IDENTIFIER_KINDS)} on a string column, "
+            f"got {identifies!r} on a {spec['type']} column",
+        )
     return Column(
         name=spec["name"],
         type=spec["type"],
@@ -159,6 +186,7 @@ def _parse_column(path: Path, spec: dict) -> Column:
         format=spec.get("format"),
         pii=bool(spec.get("pii", False)),
         range=_parse_range(path, spec) if "range" in spec else DEFAULT_DATE_RANGE,
+        identifies=identifies,
     )
 
 

@@ -54,6 +54,7 @@ class Rules:
     tables: dict[str, tuple[str, int]]  # table -> (timestamp column, days)
     vacuum_retention_hours: int
     vacuum_databases: tuple[str, ...]
+    erased_data_retention_hours: int = DELTA_MINIMUM_HOURS
 
 
 def load_rules(path: Path = RULES_FILE) -> Rules:
@@ -76,7 +77,13 @@ def load_rules(path: Path = RULES_FILE) -> Rules:
             f"{path.name}: vacuum_retention_hours must be at least {DELTA_MINIMUM_HOURS} (Delta's safety minimum: a "
             f"reader or writer still working on an older version would lose its files), got {hours!r}"
         )
+    erased = raw.get("erased_data_retention_hours", DELTA_MINIMUM_HOURS)
+    if not isinstance(erased, int) or not 0 <= erased <= 30 * 24:
+        raise RetentionRulesError(
+            f"{path.name}: erased_data_retention_hours must be 0 to 720 (the law allows a month), got {erased!r}"
+        )
     return Rules(
+        erased_data_retention_hours=erased,
         landing_files_days=None if landing is None else days(landing, "landing_files_days"),
         tables=tables,
         vacuum_retention_hours=hours,
@@ -117,6 +124,25 @@ def _delete_files(paths: list[str], s3) -> None:
         client = s3()
         for start in range(0, len(keys), 1000):  # the DeleteObjects limit
             client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]]})
+
+
+def vacuum(spark: SparkSession, name: str, hours: int, *, dry_run: bool = False) -> int:
+    """VACUUM one table; returns the files removed (or, dry, that would be). LITE reads what to
+    remove from the Delta log (seconds, where a FULL vacuum lists the table's folder: a minute
+    per small table here); it needs the log entries of the removals, so when they were cleaned
+    up already, FULL runs instead."""
+    for mode in ("LITE", "FULL"):
+        query = f"VACUUM {name} {mode} RETAIN {hours} HOURS"
+        try:
+            removed = spark.sql(f"{query} DRY RUN").count()  # the files it will delete
+            if removed and not dry_run:
+                spark.sql(query).collect()
+            return removed
+        except Exception as error:
+            if mode == "FULL" or "VACUUM_LITE" not in str(error).upper().replace(" ", "_"):
+                raise
+            log.info("%s: the log no longer holds every removal; vacuuming in FULL mode", name)
+    raise AssertionError("unreachable")
 
 
 class RetentionRun:
@@ -167,21 +193,7 @@ class RetentionRun:
                 self._note("vacuum", name, cutoff, removed, f"files only versions older than {hours} h used")
 
     def _vacuum(self, name: str, hours: int) -> int:
-        """The files removed. LITE reads what to remove from the Delta log (seconds, where a
-        FULL vacuum lists the table's folder: a minute per small table here); it needs the log
-        entries of the removals, so when they were cleaned up already, FULL runs instead."""
-        for mode in ("LITE", "FULL"):
-            query = f"VACUUM {name} {mode} RETAIN {hours} HOURS"
-            try:
-                removed = self.spark.sql(f"{query} DRY RUN").count()  # the files it will delete
-                if removed and not self.dry_run:
-                    self.spark.sql(query).collect()
-                return removed
-            except Exception as error:
-                if mode == "FULL" or "VACUUM_LITE" not in str(error).upper().replace(" ", "_"):
-                    raise
-                log.info("%s: the log no longer holds every removal; vacuuming in FULL mode", name)
-        raise AssertionError("unreachable")
+        return vacuum(self.spark, name, hours, dry_run=self.dry_run)
 
     def _is_delta(self, name: str) -> bool:
         detail = self.spark.sql(f"DESCRIBE DETAIL {name}").select("format").first()

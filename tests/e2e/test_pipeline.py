@@ -400,7 +400,8 @@ def test_every_source_reconciles_exactly_with_what_was_delivered(first_run, home
         for e in result.get_asset_materialization_events()
         if e.asset_key.path[0] == "bronze"
     }
-    assert set(ingested) == set(manifest)
+    assert set(ingested) == set(manifest) | {"erasure_requests"}  # the sample asks for no erasure
+    assert (ingested["erasure_requests"]["files"], ingested["erasure_requests"]["received"]) == (0, 0)
     for source, delivered in manifest.items():
         stats = ingested[source]
         assert (stats["files"], stats["failed_files"]) == (delivered["files"], 0), source
@@ -771,3 +772,191 @@ def test_every_gold_table_is_readable_by_delta_rs(first_run, home, spark):
         assert (path / "_delta_log").is_dir(), f"{path.name} is not a Delta table"
         rows = DeltaTable(str(path)).to_pyarrow_dataset().count_rows()
         assert rows == spark.read.format("delta").load(str(path)).count(), path.name
+
+
+# --- erasure: the last tests of the module (they delete a customer the tests above check) ---
+
+
+def _erasure_subject(home: Path, spark) -> dict:
+    """The merged customer (records in 2+ sources, 3+ records) sent to the most destinations, whose
+    surname no other customer's record has (so that finding their name means finding them)."""
+    from pyspark.sql import functions as F
+
+    lakehouse = home / "lakehouse"
+    table = lambda db, name: spark.read.format("delta").load(str(lakehouse / f"{db}.db" / name))  # noqa: E731
+    identity, records = table("silver", "identity_map"), table("silver", "_identity_records")
+    synced = (
+        table("activation", "sync_state")
+        .where(F.col("status") == "synced")
+        .groupBy(F.col("record_key").alias("customer_id"))
+        .agg(F.countDistinct("sync_name").alias("syncs"))
+    )
+    named = records.join(identity, ["source_table", "source_record_id"]).where(
+        F.col("first_name").isNotNull() & F.col("last_name").isNotNull()
+    )
+    surname = F.lower("last_name")
+    owners = named.groupBy(surname.alias("surname")).agg(F.countDistinct("customer_id").alias("owners"))
+    unique_names = named.withColumn("surname", surname).join(owners.where("owners = 1"), "surname")
+    candidates = (
+        identity.groupBy("customer_id")
+        .agg(F.countDistinct("source_table").alias("sources"), F.count(F.lit(1)).alias("records"))
+        .where("sources >= 2 AND records >= 3")
+        .join(synced, "customer_id")
+        .join(unique_names.select("customer_id").distinct(), "customer_id")
+        .orderBy(F.desc("syncs"), F.desc("records"), "customer_id")
+    )
+    chosen = candidates.first()
+    assert chosen is not None and chosen.syncs >= 4, "the sample has a merged customer sent to 4+ destinations"
+    mine = records.join(
+        identity.where(F.col("customer_id") == chosen.customer_id), ["source_table", "source_record_id"]
+    )
+    rows = mine.collect()
+    emails = {v.lower() for r in rows for v in (r.email_raw, r.email) if v}
+    phones = {r.phone for r in rows if r.phone}
+    crm_phones = table("bronze", "crm_contacts").where(
+        F.col("contact_id").isin([r.source_record_id for r in rows if r.source_table == "crm_contacts"])
+    )
+    phones |= {r.phone for r in crm_phones.collect() if r.phone}
+    named_row = next(r for r in rows if r.first_name and r.last_name)
+    return {
+        "customer_id": chosen.customer_id,
+        "syncs": chosen.syncs,
+        "records": {(r.source_table, r.source_record_id) for r in rows},
+        "email": sorted(emails)[0],
+        "strings": sorted(emails | phones),
+        "name": (named_row.first_name.lower(), named_row.last_name.lower()),
+    }
+
+
+def _rows_holding(spark, lakehouse: Path, subject: dict) -> dict[str, int]:
+    """Every Delta table in the lakehouse, every column: rows that hold one of the person's
+    emails or phones, or both their first and last name."""
+    from pyspark.sql import functions as F
+
+    found = {}
+    for log_dir in sorted(lakehouse.glob("*.db/*/_delta_log")):
+        frame = spark.read.format("delta").load(str(log_dir.parent))
+        text = F.lower(F.concat_ws("\u0001", *[F.col(f"`{c}`").cast("string") for c in frame.columns]))
+        hit = reduce_or([text.contains(s.lower()) for s in subject["strings"]])
+        first, last = subject["name"]
+        hit = hit | (text.rlike(rf"\b\Q{first}\E\b") & text.rlike(rf"\b\Q{last}\E\b"))
+        count = frame.where(hit).count()
+        if count:
+            found[f"{log_dir.parent.parent.name}/{log_dir.parent.name}"] = count
+    return found
+
+
+def reduce_or(conditions):
+    result = conditions[0]
+    for condition in conditions[1:]:
+        result = result | condition
+    return result
+
+
+def _parquet_files_holding(lakehouse: Path, subject: dict) -> list[str]:
+    """Data files (and change-data files) under the lakehouse, read value by value, that hold
+    the person's emails or phones: what is physically on disk, whatever version uses it."""
+    import pyarrow.parquet as pq
+
+    hits = []
+    for path in sorted(lakehouse.rglob("*.parquet")):
+        if "_delta_log" in path.parts:
+            continue
+        text = json.dumps(pq.read_table(path).to_pylist(), default=str).lower()
+        if any(s.lower() in text for s in subject["strings"]):
+            hits.append(str(path.relative_to(lakehouse)))
+    return hits
+
+
+def _landed_files_holding(home: Path, subject: dict) -> list[Path]:
+    import gzip
+
+    hits = []
+    for path in sorted((home / "landing").rglob("*")):
+        if path.is_file():
+            data = path.read_bytes()
+            text = (gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data).decode("utf-8", "replace").lower()
+            if any(s.lower() in text for s in subject["strings"]):
+                hits.append(path)
+    return hits
+
+
+ERASURE_REQUEST = "DSR-E2E-ERASE"
+
+
+@pytest.fixture(scope="module")
+def erased(second_run, home, spark):
+    """`./cdp erase --email` of a merged customer every destination has, purged at once
+    (--purge-after-hours 0). Returns the subject, the erasure's output and the landed files
+    that held the person before (their original bytes, to deliver again)."""
+    subject = _erasure_subject(home, spark)
+    originals = {path: path.read_bytes() for path in _landed_files_holding(home, subject)}
+    assert originals, "the person's records came from landed files"
+    assert _rows_holding(spark, home / "lakehouse", subject), "the scan finds the person before the erasure"
+    completed = subprocess.run(
+        [sys.executable, "-m", "devstack.runner", "erase", "--email", subject["email"],
+         "--request-id", ERASURE_REQUEST, "--purge-after-hours", "0"],
+        capture_output=True, text=True, cwd=REPO_ROOT,
+        env={**os.environ, "CDP_HOME": str(home), "CDP_LOCAL_S3_PORT": "0", **SERVICE_PORTS},
+    )  # fmt: skip
+    return subject, completed, originals
+
+
+def test_erasure_removes_a_merged_customer_from_every_table_file_and_destination(erased, home, spark):
+    from deltalake import DeltaTable
+
+    subject, completed, _ = erased
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    output = (completed.stdout + completed.stderr).lower()
+    assert not [s for s in subject["strings"] if s.lower() in output], "the log names no identifier"
+
+    lakehouse = home / "lakehouse"
+    assert _rows_holding(spark, lakehouse, subject) == {}
+    assert _parquet_files_holding(lakehouse, subject) == [], "the purge left files that hold the person"
+    assert _landed_files_holding(home, subject) == []
+
+    apis = json.loads((home / "mock-apis" / "state.json").read_text(encoding="utf-8"))
+    assert subject["customer_id"] not in json.dumps(apis["crm"]) + json.dumps(apis["esp"])
+    assert not [s for s in subject["strings"] if s.lower() in json.dumps(apis["crm"] | apis["esp"]).lower()]
+    erased_events = [e for e in apis["webhook"].values() if e.get("type") == "customer.erased"]
+    assert [e["key"] for e in erased_events] == [subject["customer_id"]]
+    hashed = sha256_hex(normalise_email(subject["email"]))
+    audience_files = [p for p in (home / "s3").rglob("*.csv") if hashed in p.read_text(encoding="utf-8")]
+    assert audience_files and all(p.name.startswith("remove-") for p in audience_files), audience_files
+
+    log_rows = DeltaTable(str(lakehouse / "privacy.db" / "erasure_log")).to_pyarrow_table().to_pylist()
+    (entry,) = [r for r in log_rows if r["request_id"] == ERASURE_REQUEST]
+    assert entry["status"] == "completed" and entry["purged_at"] is not None
+    assert entry["source_records"] == len(subject["records"])
+    deleted = dict(entry["rows_deleted"])
+    assert deleted["silver.identity_map"] == len(subject["records"])
+    assert deleted["gold.dim_customers"] == 1
+    assert set(dict(entry["destinations"]).values()) == {"removed"} and len(entry["destinations"]) == subject["syncs"]
+    assert "@" not in json.dumps(entry, default=str), "the erasure log holds no personal data"
+
+
+def test_a_redelivery_and_a_rerun_do_not_bring_an_erased_customer_back(erased, home, spark):
+    """The landed files as they were before the erasure come again under new names, and the
+    whole pipeline runs: ingestion drops the person's rows (counted as erased), so identity,
+    gold and the destinations never see them again."""
+    from deltalake import DeltaTable
+
+    subject, completed, originals = erased
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    for path, data in originals.items():
+        path.with_name(f"redelivered_{path.name}").write_bytes(data)
+    result, _ = run_pipeline(home)
+    assert {"bronze/crm_contacts", "silver/identity_map", "gold/dim_customers"} <= materialized(result)
+
+    assert _rows_holding(spark, home / "lakehouse", subject) == {}
+    ingestion = DeltaTable(str(home / "lakehouse" / "bronze.db" / "_ingestion_log")).to_pyarrow_table().to_pylist()
+    erased_rows = Counter()
+    for row in ingestion:
+        erased_rows[row["entity"]] += row.get("erased") or 0
+    assert sum(erased_rows.values()) >= len(originals), erased_rows  # at least a row per file that held them
+    for row in ingestion:
+        if row.get("erased") is not None:
+            assert row["received"] == row["accepted"] + row["quarantined"] + row["erased"], row
+    apis = json.loads((home / "mock-apis" / "state.json").read_text(encoding="utf-8"))
+    assert subject["customer_id"] not in json.dumps(apis["crm"]) + json.dumps(apis["esp"])
+    assert not [s for s in subject["strings"] if s.lower() in json.dumps(apis["crm"] | apis["esp"]).lower()]

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from dagster_project.defs.ingest.assets import bronze_key
+from dagster_project.defs.privacy.assets import ERASURE_KEY
 from dagster_project.resources import CdpSettingsResource, asset_check_specs, asset_key, run_spark_job
 from spark_jobs.identity.persons import SOURCES
 from spark_jobs.identity.resolution import DEFAULT_SIZE_LIMIT
@@ -21,7 +22,8 @@ class IdentityConfig(dg.Config):
             group_name="silver",
             kinds={"spark", "delta"},
             description=output.description,
-            deps=[bronze_key(s) for s in (*SOURCES, "web_events", "email_events")],
+            # after erasure: a person whose erasure was requested is never resolved again
+            deps=[*[bronze_key(s) for s in (*SOURCES, "web_events", "email_events")], ERASURE_KEY],
         )
         for output in SPEC.outputs
     ],

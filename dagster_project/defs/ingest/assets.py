@@ -7,7 +7,7 @@ Two multi-assets, each one Spark process for all its selected tables:
   (see partitions.py); a run reads the not-yet-ingested files of its partition range.
 
 Every asset carries two checks that the ingestion job reports through Pipes:
-``reconciliation`` (received = accepted + quarantined, read back from the tables; blocking)
+``reconciliation`` (received = accepted + quarantined + erased, read back from the tables; blocking)
 and ``freshness`` (the newest loaded file is within the contract's freshness_hours; a warning).
 """
 

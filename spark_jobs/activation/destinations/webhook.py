@@ -1,6 +1,9 @@
 """A generic webhook: batches of change events as JSON, signed with HMAC-SHA256.
 
-    POST <url>   {"sync": ..., "run_id": ..., "events": [{"event_id", "op", "key", "data"}]}
+    POST <url>   {"sync": ..., "run_id": ..., "events": [{"event_id", "op", "type", "key", "data"}]}
+
+``type`` is ``record.upsert`` or ``record.remove``, and ``customer.erased`` for the remove of a
+person who asked to be erased (the receiver must delete whatever it holds about them).
     X-CDP-Timestamp: <unix seconds>
     X-CDP-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" with the shared secret>
     Idempotency-Key: <SHA-256 of the batch's event ids>
@@ -33,6 +36,8 @@ from spark_jobs.activation.destinations.base import (
     delivery_error,
 )
 
+ERASED_EVENT = "customer.erased"  # the remove of an erased person: the receiver deletes what it holds
+
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
     digest = hmac.new(secret.encode("utf-8"), timestamp.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
@@ -50,7 +55,13 @@ class WebhookDestination(Destination):
 
     def _post(self, op: str, changes: list[Change]) -> list[Outcome]:
         events = [
-            {"event_id": c.event_id, "op": op, "key": c.key, "data": c.fields if op == "upsert" else None}
+            {
+                "event_id": c.event_id,
+                "op": op,
+                "type": ERASED_EVENT if op == "remove" and c.reason == "erased" else f"record.{op}",
+                "key": c.key,
+                "data": c.fields if op == "upsert" else None,
+            }
             for c in changes
         ]
         body = json.dumps(
