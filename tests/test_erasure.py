@@ -219,3 +219,50 @@ def test_a_destination_that_has_not_confirmed_keeps_its_state_row_until_it_does(
     assert spark.table("activation.suppressions").count() == 1
     run = ErasureRun(spark, None, SALT, 168, list, None)
     assert run._synced_by_request(["R1"]) == {"R1": {"crm": 1}}
+
+
+def test_a_request_resolves_to_every_id_record_and_identifier_but_not_a_shared_phone(fresh_database, privacy_db):
+    """Ann (CRM C1, and an order under an old customer id merged into hers) shares her phone with
+    Bob: her email, ids, records and order are hers to erase, the phone is not."""
+    from spark_jobs.identity.resolve import IDENTITY_MAP_TABLE, LINEAGE_TABLE
+    from spark_jobs.privacy.erasure import ErasureRequest, resolve
+
+    spark = fresh_database
+    spark.createDataFrame(
+        [
+            ("crm_contacts", "C1", "cus_ann", "ann@example.com", "+447700900123"),
+            ("shop_orders", "O1", "cus_ann", "ann@example.com", None),
+            ("crm_contacts", "C2", "cus_bob", "bob@example.com", "+447700900123"),
+        ],
+        "source_table string, source_record_id string, customer_id string, email_normalised string, phone_e164 string",
+    ).write.format("delta").saveAsTable(IDENTITY_MAP_TABLE)
+    spark.createDataFrame(
+        [("cus_old", "cus_ann"), ("cus_ann", "cus_ann"), ("cus_bob", "cus_bob")],
+        "customer_id string, current_customer_id string",
+    ).write.format("delta").saveAsTable(LINEAGE_TABLE)
+    spark.createDataFrame(
+        [("C1", "Ann@Example.com", "+44 7700 900123", "L1"), ("C2", "bob@example.com", "+447700900123", None)],
+        "contact_id string, email string, phone string, loyalty_card_id string",
+    ).write.format("delta").saveAsTable("bronze.crm_contacts")
+    spark.createDataFrame(
+        [("O1", "C1", "ann@example.com"), ("O2", "C2", "bob@example.com")],
+        "order_id string, crm_contact_id string, customer_email string",
+    ).write.format("delta").saveAsTable("bronze.shop_orders")
+    spark.createDataFrame(  # the source's own table has a request_id column too
+        [("R1", "ann@example.com", None, None)], "request_id string, email string, phone string, customer_id string"
+    ).write.format("delta").saveAsTable("bronze.erasure_requests")
+
+    found = {(kind, value) for request, kind, value, _ in resolve(spark, [ErasureRequest("R1", "ANN@example.com")])}
+    assert {
+        ("email", "ann@example.com"),
+        ("customer_id", "cus_ann"),
+        ("customer_id", "cus_old"),
+        ("record:crm_contacts", "c1"),
+        ("record:shop_orders", "o1"),
+        ("crm_contact_id", "c1"),
+        ("loyalty_card_id", "l1"),
+        ("order_id", "o1"),
+        ("email_sha256", hashlib.sha256(b"ann@example.com").hexdigest()),
+    } <= found
+    assert not {k for k, v in found if k == "phone"}, "a phone Bob has too is not erased"
+    assert not {v for _, v in found if "bob" in v or v in ("c2", "o2", "cus_bob")}

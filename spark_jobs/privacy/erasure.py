@@ -209,15 +209,17 @@ def resolve(spark: SparkSession, requests: list[ErasureRequest]) -> list[tuple[s
         for contract in contracts.values():  # every identifier the person's own records hold
             if len(contract.primary_key) != 1 or not contract.identifying_columns:
                 continue
-            mine = records.where(F.col("source_table") == contract.name)
+            mine = records.where(F.col("source_table") == contract.name).select(
+                F.col("request_id").alias("_request_id"), F.col("source_record_id").alias("_record_id")
+            )  # renamed: a source may have columns of these names
             for table in (contract.table, history_table(contract) if contract.kind == "cdc" else None):
                 if table is None or not _exists(spark, table):
                     continue
                 rows = spark.table(table).join(
-                    mine, F.col(contract.primary_key[0]).cast("string") == F.col("source_record_id")
+                    mine, F.col(contract.primary_key[0]).cast("string") == F.col("_record_id")
                 )
                 for column, kind in contract.identifying_columns.items():
-                    found.append(rows.select("request_id", F.lit(kind), F.col(column)).toDF(*columns))
+                    found.append(rows.select("_request_id", F.lit(kind), F.col(column)).toDF(*columns))
     if _exists(spark, ANONYMOUS_IDS_TABLE):
         anonymous = spark.table(ANONYMOUS_IDS_TABLE).join(ids, "customer_id")
         found.append(anonymous.select("request_id", F.lit("anonymous_id"), "anonymous_id").toDF(*columns))
@@ -237,9 +239,11 @@ def resolve(spark: SparkSession, requests: list[ErasureRequest]) -> list[tuple[s
             if kind in DERIVED_KINDS:
                 continue
             table = spark.table(contract.table).withColumn("_key", standardised(kind, F.col(column)))
-            keys = person.where(F.col("kind") == kind).select("request_id", F.col("value").alias("_key"))
+            keys = person.where(F.col("kind") == kind).select(
+                F.col("request_id").alias("_request_id"), F.col("value").alias("_key")
+            )
             matched = table.join(keys, "_key")
-            derived += [matched.select("request_id", F.lit(identifying[o]), F.col(o)).toDF(*columns) for o in outputs]
+            derived += [matched.select("_request_id", F.lit(identifying[o]), F.col(o)).toDF(*columns) for o in outputs]
     rows = _union([person.select(*columns), hashed, *derived])
     result = _standardised(rows).collect()
     ids.unpersist()
@@ -631,45 +635,47 @@ def identifying_columns(table: str, columns: list[str], contracts: dict[str, Con
 def delete_rows(
     spark: SparkSession, salt: str, hashes: dict[str, set[str]], report: RunReport, keep_synced: bool = True
 ) -> None:
-    """Delete every row whose identifying column hashes into ``hashes``: per table and column,
-    the stored values that match are found first (one scan), then one MERGE deletes their rows."""
+    """Delete every row whose identifying column hashes into ``hashes``. Per table one scan finds
+    the stored values that match, column by column; then one MERGE per matching column deletes
+    their rows (a hash join on the stored value: no personal value is written into a statement)."""
     contracts = load_contracts()
+    record_hashes = sorted(set().union(*[h for k, h in hashes.items() if k.startswith("record:")]))
     for table in tables_to_scan(spark):
         frame = spark.table(table)
-        columns = identifying_columns(table, frame.columns, contracts)
-        pair = {"source_table", "source_record_id"} <= set(frame.columns)
-        deleted = 0
         types = {f.name: f.dataType.simpleString() for f in frame.schema.fields}
-        for column, kind in sorted(columns.items()):
-            if not hashes.get(kind) or types.get(column) != "string":
-                continue
-            matches = (
-                frame.select(column)
-                .distinct()
-                .where(column_hash(salt, kind, F.col(column)).isin(sorted(hashes[kind])))
-                .collect()
+        hits = {
+            column: column_hash(salt, kind, F.col(column)).isin(sorted(hashes[kind]))
+            for column, kind in sorted(identifying_columns(table, frame.columns, contracts).items())
+            if hashes.get(kind) and types.get(column) == "string"
+        }
+        pair = ("source_table", "source_record_id")
+        if record_hashes and set(pair) <= set(frame.columns):
+            kind, value = F.concat(F.lit("record:"), F.col(pair[0])), F.lower(F.trim(pair[1]))
+            hits["\u0000pair"] = identifier_hash(salt, kind, value).isin(record_hashes)
+        if not hits:
+            continue
+        matched = (
+            frame.where(reduce(lambda a, b: a | b, hits.values()))
+            .select(
+                *[F.when(hit, F.col(c)).alias(f"v{i}") for i, (c, hit) in enumerate(hits.items()) if c != "\u0000pair"],
+                *([F.when(hits["\u0000pair"], F.struct(*pair)).alias("pair")] if "\u0000pair" in hits else []),
             )
-            if matches:
-                deleted += _delete_values(spark, table, column, [r[0] for r in matches], keep_synced)
-        if pair:
-            record_hashes = set().union(*[h for k, h in hashes.items() if k.startswith("record:")])
-            if record_hashes:
-                kind = F.concat(F.lit("record:"), F.col("source_table"))
-                value = F.lower(F.trim("source_record_id"))
-                matches = (
-                    frame.select("source_table", "source_record_id")
-                    .distinct()
-                    .where(identifier_hash(salt, kind, value).isin(sorted(record_hashes)))
-                )
-                if not matches.isEmpty():
-                    metrics = _merge(
-                        spark,
-                        matches,
-                        table,
-                        "t.source_table = s.source_table AND t.source_record_id = s.source_record_id",
-                        "WHEN MATCHED THEN DELETE",
-                    )
-                    deleted += metrics.get("num_deleted_rows", 0)
+            .distinct()
+            .collect()
+        )
+        if not matched:
+            continue
+        deleted = 0
+        for i, column in enumerate(c for c in hits if c != "\u0000pair"):
+            values = sorted({row[f"v{i}"] for row in matched if row[f"v{i}"] is not None})
+            if values:
+                deleted += _delete_values(spark, table, column, values, keep_synced)
+        has_pair = "\u0000pair" in hits
+        records = sorted({tuple(row["pair"]) for row in matched if has_pair and row["pair"] is not None})
+        if records:
+            source = spark.createDataFrame(records, "source_table string, source_record_id string")
+            on = "t.source_table = s.source_table AND t.source_record_id = s.source_record_id"
+            deleted += _merge(spark, source, table, on, "WHEN MATCHED THEN DELETE").get("num_deleted_rows", 0)
         if deleted:
             report.rows_deleted[table] = report.rows_deleted.get(table, 0) + deleted
             log.info("erasure: %s: %d row(s) deleted", table, deleted)
