@@ -796,7 +796,8 @@ def purge_due(spark: SparkSession, retention_hours: int, now: datetime) -> list[
 
 def requests_from_source(spark: SparkSession) -> list[ErasureRequest]:
     """Requests delivered through the ``erasure_requests`` source that no run has taken yet,
-    and requests an earlier run left open."""
+    and requests an earlier run left open (a destination to confirm, or a run that stopped
+    half-way: its tombstones find what is left)."""
     taken: set[str] = set()
     open_requests: list[ErasureRequest] = []
     if _exists(spark, LOG_TABLE):
@@ -809,6 +810,12 @@ def requests_from_source(spark: SparkSession) -> list[ErasureRequest]:
             taken.add(row.request_id)
             if row.status != COMPLETED:
                 open_requests.append(ErasureRequest(row.request_id, received_at=row.received_at))
+    if _exists(spark, TOMBSTONES_TABLE):  # a run that died after its tombstones, before its log row
+        started = spark.table(TOMBSTONES_TABLE).groupBy("request_id").agg(F.min("created_at").alias("at"))
+        for row in started.collect():
+            if row.request_id not in taken:
+                taken.add(row.request_id)
+                open_requests.append(ErasureRequest(row.request_id, received_at=row.at))
     new = []
     table = f"bronze.{REQUESTS_SOURCE}"
     if _exists(spark, table):
