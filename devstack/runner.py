@@ -244,7 +244,7 @@ def dbt_node_durations(since: float) -> dict[str, float]:
     """Seconds of the dbt invocations written after ``since`` (epoch; the run's dbt steps):
     their builds as dbt timed them, summed, the big models, and all models and all tests summed
     (sums exceed the elapsed time: dbt also parses, compiles, waits)."""
-    files = [p for p in (REPO_ROOT / "dbt" / "target").glob("*/run_results.json") if p.stat().st_mtime >= since]
+    files = [p for p in Settings.from_env().dbt_runs_dir.glob("*/run_results.json") if p.stat().st_mtime >= since]
     if not files:
         return {}
     invocations = [json.loads(p.read_text()) for p in files]

@@ -51,6 +51,10 @@ ENV_VARS: dict[str, tuple[str, str]] = {
         "CDP_MAX_PARALLEL_STEPS",
         "pipeline steps that may run at once against the Spark service or a shared metastore (1 = one at a time)",
     ),
+    "table_parallelism": (
+        "CDP_TABLE_PARALLELISM",
+        "tables one step works on at once (concurrent Spark jobs in the one Spark application; 1 = one at a time)",
+    ),
     "spark_service_log_level": (
         "CDP_SPARK_SERVICE_LOG_LEVEL",
         "level of Spark's own log in the service's log (WARN; INFO logs every task, 270,000 lines a run)",
@@ -89,6 +93,7 @@ class Settings:
     spark_service_memory: str = "4g"
     spark_service_log_level: str = "WARN"
     max_parallel_steps: int = 2
+    table_parallelism: int = 4
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -101,8 +106,16 @@ class Settings:
         home = Path(get("home") or REPO_ROOT / ".cdp").resolve()
         defaults = {f.name: f.default for f in fields(cls) if f.name not in {"home", "landing_dir", "lakehouse_dir"}}
         values = {name: (get(name) if get(name) is not None else default) for name, default in defaults.items()}
-        for number in ("spark_shuffle_partitions", "sql_port", "connect_port", "max_parallel_steps"):
+        for number in (
+            "spark_shuffle_partitions",
+            "sql_port",
+            "connect_port",
+            "max_parallel_steps",
+            "table_parallelism",
+        ):
             values[number] = int(values[number])
+        if values["table_parallelism"] < 1:
+            raise ValueError(f"CDP_TABLE_PARALLELISM must be 1 or more, got {values['table_parallelism']}")
         values["reporting_currency"] = values["reporting_currency"].upper()
         if not (len(values["reporting_currency"]) == 3 and values["reporting_currency"].isalpha()):
             raise ValueError(
@@ -144,3 +157,8 @@ class Settings:
     @property
     def scratch_dir(self) -> Path:
         return self.home / "tmp"
+
+    @property
+    def dbt_runs_dir(self) -> Path:
+        """One folder per dbt invocation of a pipeline step (its logs, run_results, manifest)."""
+        return self.home / "dbt-runs"

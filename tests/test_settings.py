@@ -14,6 +14,7 @@ def test_defaults_keep_all_state_under_one_folder_in_the_repo():
         settings.dagster_home,
         settings.s3_data_dir,
         settings.spark_conf_dir,
+        settings.dbt_runs_dir,
     ):
         assert settings.home in path.parents
     assert settings.spark_master == "local[*]"
@@ -36,6 +37,15 @@ def test_environment_overrides_and_round_trips(tmp_path):
     )
     assert settings.lakehouse_dir == tmp_path / "lakehouse"
     assert Settings.from_env(settings.to_env()) == settings
+
+
+def test_table_parallelism_is_one_or_more(tmp_path):
+    import pytest
+
+    assert Settings.from_env({"CDP_HOME": str(tmp_path)}).table_parallelism == 4
+    assert Settings.from_env({"CDP_HOME": str(tmp_path), "CDP_TABLE_PARALLELISM": "1"}).table_parallelism == 1
+    with pytest.raises(ValueError, match="CDP_TABLE_PARALLELISM must be 1 or more"):
+        Settings.from_env({"CDP_HOME": str(tmp_path), "CDP_TABLE_PARALLELISM": "0"})
 
 
 def test_delta_jar_matches_the_installed_wheels():

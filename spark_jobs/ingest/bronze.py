@@ -68,8 +68,10 @@ from spark_jobs.ingest.parse import (
     validate,
 )
 from spark_jobs.jobspec import Check
+from spark_jobs.parallel import completed
 from spark_jobs.privacy.tombstones import Tombstones, erasure_salt
 from spark_jobs.reporting import spark_job
+from spark_jobs.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -703,42 +705,53 @@ def ingest_sources(
     dates: tuple[date, date] | None = None,
     reporter=None,
     tombstones: Tombstones | None = None,
+    threads: int | None = None,
 ) -> dict[str, BatchStats | str]:
-    """Ingest each source in turn; a source that fails on a data error no file could be blamed
-    for is reported and the next one runs. Returns each source's stats or error."""
+    """Ingest the sources, ``threads`` at a time (default ``CDP_TABLE_PARALLELISM``): each
+    writes its own bronze table, and the bookkeeping writes they share are retried on a Delta
+    conflict. A source that fails on a data error no file could be blamed for is reported and
+    the others go on; an infrastructure error stops the job. Returns each source's stats or
+    error."""
     spark.sql("CREATE DATABASE IF NOT EXISTS bronze")
     recover_batch_log(spark)
     pending = pending_files(spark, landing_root, contracts, dates)
-    results: dict[str, BatchStats | str] = {}
-    for contract in contracts:
-        name = contract.name
+
+    def ingest(contract: Contract) -> BatchStats | str:
         try:
-            stats = ingest_contract(spark, contract, landing_root, batch_id, dates, pending[name], tombstones)
+            return ingest_contract(spark, contract, landing_root, batch_id, dates, pending[contract.name], tombstones)
         except Exception as exc:
             if is_infrastructure_error(exc):
-                log.error("%s: infrastructure error, stopping: %s", name, short_error(exc))
+                log.error("%s: infrastructure error, stopping: %s", contract.name, short_error(exc))
                 raise
             # A data error no file could be blamed for: this source fails, the next ones run.
-            log.exception("%s: ingestion failed on a data error; the other sources go on", name)
-            results[name] = short_error(exc)
-            if reporter is not None:
-                reporter.materialized(f"bronze/{name}", {"status": "failed", "error": results[name]})
-                reporter.checked(
-                    f"bronze/{name}", RECONCILIATION.name, False, {"error": results[name], "error_kind": "data"}
-                )
-                reporter.checked(f"bronze/{name}", FRESHNESS.name, False, {"error": results[name]}, severity="WARN")
-            continue
-        results[name] = stats
+            log.exception("%s: ingestion failed on a data error; the other sources go on", contract.name)
+            return short_error(exc)
+
+    threads = Settings.from_env().table_parallelism if threads is None else threads
+    results: dict[str, BatchStats | str] = {}
+    for contract, result in completed(ingest, contracts, threads):
+        results[contract.name] = result
         if reporter is not None:
-            reporter.materialized(f"bronze/{name}", stats.metadata())
-            passed, metadata = reconciliation(spark, stats)
-            reporter.checked(f"bronze/{name}", RECONCILIATION.name, passed, metadata)
-            passed, metadata = freshness(spark, contract, datetime.now(UTC))
-            reporter.checked(f"bronze/{name}", FRESHNESS.name, passed, metadata, severity="WARN")
+            report(spark, reporter, contract, result)
     failed = {name: r for name, r in results.items() if isinstance(r, str)}
     if failed:
         log.error("sources that failed on data errors (their checks say why): %s", failed)
-    return results
+    return {contract.name: results[contract.name] for contract in contracts}
+
+
+def report(spark: SparkSession, reporter, contract: Contract, result: BatchStats | str) -> None:
+    """The source's materialisation and its checks: reconciliation, and freshness (a warning)."""
+    asset = f"bronze/{contract.name}"
+    if isinstance(result, str):
+        reporter.materialized(asset, {"status": "failed", "error": result})
+        reporter.checked(asset, RECONCILIATION.name, False, {"error": result, "error_kind": "data"})
+        reporter.checked(asset, FRESHNESS.name, False, {"error": result}, severity="WARN")
+        return
+    reporter.materialized(asset, result.metadata())
+    passed, metadata = reconciliation(spark, result)
+    reporter.checked(asset, RECONCILIATION.name, passed, metadata)
+    passed, metadata = freshness(spark, contract, datetime.now(UTC))
+    reporter.checked(asset, FRESHNESS.name, passed, metadata, severity="WARN")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -756,7 +769,9 @@ def main(argv: list[str] | None = None) -> int:
     with spark_job("cdp-ingest-bronze") as (spark, settings, reporter):
         tombstones = Tombstones.load(spark, lambda: erasure_salt(settings.home))
         contracts = [get_contract(n) for n in args.entities]
-        ingest_sources(spark, contracts, settings.landing_uri, batch_id, dates, reporter, tombstones)
+        ingest_sources(
+            spark, contracts, settings.landing_uri, batch_id, dates, reporter, tombstones, settings.table_parallelism
+        )
     return 0
 
 

@@ -64,6 +64,7 @@ from spark_jobs.identity.resolve import IDENTITY_MAP_TABLE, LINEAGE_TABLE, MODEL
 from spark_jobs.ingest.apply import history_table, retry_on_write_conflict
 from spark_jobs.ingest.bronze import PROCESSED_FILES_TABLE, QUARANTINE_TABLE
 from spark_jobs.ingest.contracts import IDENTIFIER_KINDS, Contract, load_contracts
+from spark_jobs.parallel import completed
 from spark_jobs.privacy.retention import RULES_FILE, load_rules, vacuum
 from spark_jobs.privacy.tombstones import (
     TOMBSTONES_SCHEMA,
@@ -633,14 +634,21 @@ def identifying_columns(table: str, columns: list[str], contracts: dict[str, Con
 
 
 def delete_rows(
-    spark: SparkSession, salt: str, hashes: dict[str, set[str]], report: RunReport, keep_synced: bool = True
+    spark: SparkSession,
+    salt: str,
+    hashes: dict[str, set[str]],
+    report: RunReport,
+    keep_synced: bool = True,
+    threads: int = 1,
 ) -> None:
-    """Delete every row whose identifying column hashes into ``hashes``. Per table one scan finds
-    the stored values that match, column by column; then one MERGE per matching column deletes
-    their rows (a hash join on the stored value: no personal value is written into a statement)."""
+    """Delete every row whose identifying column hashes into ``hashes``, ``threads`` tables at
+    a time. Per table one scan finds the stored values that match, column by column; then one
+    MERGE per matching column deletes their rows (a hash join on the stored value: no personal
+    value is written into a statement)."""
     contracts = load_contracts()
     record_hashes = sorted(set().union(*[h for k, h in hashes.items() if k.startswith("record:")]))
-    for table in tables_to_scan(spark):
+
+    def erase_from(table: str) -> int:
         frame = spark.table(table)
         types = {f.name: f.dataType.simpleString() for f in frame.schema.fields}
         hits = {
@@ -653,7 +661,7 @@ def delete_rows(
             kind, value = F.concat(F.lit("record:"), F.col(pair[0])), F.lower(F.trim(pair[1]))
             hits["\u0000pair"] = identifier_hash(salt, kind, value).isin(record_hashes)
         if not hits:
-            continue
+            return 0
         matched = (
             frame.where(reduce(lambda a, b: a | b, hits.values()))
             .select(
@@ -663,8 +671,6 @@ def delete_rows(
             .distinct()
             .collect()
         )
-        if not matched:
-            continue
         deleted = 0
         for i, column in enumerate(c for c in hits if c != "\u0000pair"):
             values = sorted({row[f"v{i}"] for row in matched if row[f"v{i}"] is not None})
@@ -676,6 +682,9 @@ def delete_rows(
             source = spark.createDataFrame(records, "source_table string, source_record_id string")
             on = "t.source_table = s.source_table AND t.source_record_id = s.source_record_id"
             deleted += _merge(spark, source, table, on, "WHEN MATCHED THEN DELETE").get("num_deleted_rows", 0)
+        return deleted
+
+    for table, deleted in completed(erase_from, tables_to_scan(spark), threads):
         if deleted:
             report.rows_deleted[table] = report.rows_deleted.get(table, 0) + deleted
             log.info("erasure: %s: %d row(s) deleted", table, deleted)
@@ -743,13 +752,17 @@ def forget_model_terms(spark: SparkSession, terms: dict[str, set[str]], report: 
         log.info("erasure: %s: %d model(s) rewritten without the erased people's names", MODELS_TABLE, len(changed))
 
 
-def rewrite_files(spark: SparkSession, report: RunReport) -> None:
+def rewrite_files(spark: SparkSession, report: RunReport, threads: int = 1) -> None:
     """Rewrite the files of the touched tables that carry deletion vectors, so no live file
     still holds a deleted row; note each table's version after the erasure."""
-    for table in sorted(set(report.rows_deleted) | set(report.rows_rewritten)):
+
+    def rewrite(table: str) -> int:
         if table == QUARANTINE_TABLE or _has_deletion_vectors(spark, table):
             spark.sql(f"REORG TABLE {table} APPLY (PURGE)").collect()
-        report.versions[table] = int(spark.sql(f"DESCRIBE HISTORY {table} LIMIT 1").first()["version"])
+        return int(spark.sql(f"DESCRIBE HISTORY {table} LIMIT 1").first()["version"])
+
+    touched = sorted(set(report.rows_deleted) | set(report.rows_rewritten))
+    report.versions.update(completed(rewrite, touched, threads))
 
 
 def _has_deletion_vectors(spark: SparkSession, table: str) -> bool:
@@ -760,7 +773,7 @@ def _has_deletion_vectors(spark: SparkSession, table: str) -> bool:
 # --- 6. purge -------------------------------------------------------------------------------
 
 
-def purge_due(spark: SparkSession, retention_hours: int, now: datetime) -> list[str]:
+def purge_due(spark: SparkSession, retention_hours: int, now: datetime, threads: int = 1) -> list[str]:
     """VACUUM the tables of every erasure whose purge is due; mark those erasures purged."""
     if not _exists(spark, LOG_TABLE):
         return []
@@ -777,8 +790,7 @@ def purge_due(spark: SparkSession, retention_hours: int, now: datetime) -> list[
     if retention_hours < DELTA_MINIMUM_HOURS:  # the setting says so; Delta asks to be told
         spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
     tables = sorted({r.table for r in due} & {*tables_to_scan(spark), QUARANTINE_TABLE})
-    for table in tables:
-        removed = vacuum(spark, table, retention_hours)
+    for table, removed in completed(lambda t: vacuum(spark, t, retention_hours), tables, threads):
         log.info("erasure: %s vacuumed: %d file(s) older than %d h removed", table, removed, retention_hours)
     purged = spark.createDataFrame(sorted({(r.request_id, r.run_id) for r in due}), "request_id string, run_id string")
     _merge(
@@ -834,6 +846,7 @@ class ErasureRun:
     syncs: Callable[[], list]
     zone: LandingZone
     exports: Callable[[], tuple] | None = None  # (boto3 client, bucket, prefix) of the audience files
+    threads: int = 1  # tables worked on at once (CDP_TABLE_PARALLELISM)
     _log_rows: list[tuple] = field(default_factory=list)
 
     def run(self, requests: list[ErasureRequest]) -> list[tuple]:
@@ -841,7 +854,7 @@ class ErasureRun:
         report = RunReport(uuid.uuid4().hex[:12], now)
         if requests:
             self._erase(requests, report)
-        purged = purge_due(spark, self.retention_hours, datetime.now(UTC))
+        purged = purge_due(spark, self.retention_hours, datetime.now(UTC), self.threads)
         if purged:
             log.info("erasure: purged %d table(s) whose erased data passed its retention", len(purged))
         return self._log_rows
@@ -889,10 +902,10 @@ class ErasureRun:
             report.export_files_rewritten,
         )
         terms = model_terms(spark, salt, hashes)
-        delete_rows(spark, salt, hashes, report)
+        delete_rows(spark, salt, hashes, report, threads=self.threads)
         forget_model_terms(spark, terms, report)
-        rewrite_files(spark, report)
-        completed = datetime.now(UTC)
+        rewrite_files(spark, report, self.threads)
+        completed_at = datetime.now(UTC)
         rows = []
         for request in requests:
             mine = per_request.get(request.request_id, {})
@@ -906,7 +919,7 @@ class ErasureRun:
                     report.run_id,
                     (request.received_at or report.started_at).replace(tzinfo=None),
                     report.started_at.replace(tzinfo=None),
-                    None if pending else completed.replace(tzinfo=None),
+                    None if pending else completed_at.replace(tzinfo=None),
                     DESTINATIONS_PENDING if pending else COMPLETED,
                     len(mine.get("customer_id", ())),
                     sum(len(v) for k, v in mine.items() if k.startswith("record:")),
@@ -920,7 +933,7 @@ class ErasureRun:
                     report.export_files_rewritten,
                     report.export_lines_removed,
                     destinations,
-                    (completed + timedelta(hours=self.retention_hours)).replace(tzinfo=None),
+                    (completed_at + timedelta(hours=self.retention_hours)).replace(tzinfo=None),
                     None,
                 )
             )
@@ -988,6 +1001,7 @@ def main(argv: list[str] | None = None) -> int:
             load_syncs,
             LandingZone(lambda: s3_client(settings)),
             exports=lambda: (s3_client(settings), settings.export_bucket, settings.export_prefix),
+            threads=settings.table_parallelism,
         )
         rows = run.run(requests)
         entries = [dict(zip(LOG_COLUMNS, row, strict=True)) for row in rows]

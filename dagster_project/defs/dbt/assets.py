@@ -1,12 +1,16 @@
 """The dbt project (dbt-spark) as assets; dbt tests become asset checks."""
 
+import shutil
+import uuid
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, build_dbt_asset_selection, dbt_assets
 
 from dagster_project.defs.dbt.project import dbt_executable, dbt_project
+from spark_jobs.settings import Settings
 
 dbt_project.prepare_if_dev()  # `dagster dev` re-parses; other entry points call prepare_manifest() first
 
@@ -69,10 +73,35 @@ def _sources_read_through_views(manifest: Mapping[str, Any], unique_id: str) -> 
 UP_TO_ORDERS = "+fct_orders"
 
 
+KEPT_DBT_RUNS = 20
+
+
+def remove_all_but_newest(folder: Path, keep: int) -> None:
+    """Remove every entry of ``folder`` but the ``keep`` most recently modified."""
+    entries = sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in entries[keep:]:
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
+
+
+def invocation_target_path(context: dg.AssetExecutionContext) -> Path:
+    """A target folder of this invocation's own under the state folder (dagster-dbt's default
+    puts one per invocation into dbt/target and never removes them: about 6 MB each). The
+    oldest beyond the newest KEPT_DBT_RUNS are removed. (dagster-dbt copies the project's
+    partial-parse file in, so dbt does not parse the whole project again.)"""
+    runs = Settings.from_env().dbt_runs_dir
+    runs.mkdir(parents=True, exist_ok=True)
+    remove_all_but_newest(runs, KEPT_DBT_RUNS - 1)
+    return runs / f"{context.op_execution_context.op.name}-{context.run.run_id[:8]}-{uuid.uuid4().hex[:6]}"
+
+
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     # dbt's unit tests check SQL logic on fixed rows, not the data: they run in CI
     # (tests/e2e/test_pipeline.py::test_dbt_unit_tests_pass), not in every pipeline run.
-    yield from dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context).stream()
+    args = ["build", "--exclude-resource-type", "unit_test"]
+    yield from dbt.cli(args, context=context, target_path=invocation_target_path(context)).stream()
 
 
 @dbt_assets(
