@@ -935,34 +935,17 @@ def test_erasure_removes_a_merged_customer_from_every_table_file_and_destination
     assert "@" not in json.dumps(entry, default=str), "the erasure log holds no personal data"
 
 
-def redelivery_selection() -> list[AssetKey]:
-    """Every source, identity resolution and everything gold.dim_customers is built from: where
-    an erased person would come back first. Left out: the sample generator (it would rewrite
-    the landing zone) and what dim_customers does not read (facts, scores, segments, syncs).
-    The export stays blocked anyway by the second run's malformed contact."""
-    from devstack.definitions import defs
-
-    needed = AssetSelection.assets(AssetKey(["gold", "dim_customers"])).upstream() | AssetSelection.key_prefixes(
-        "bronze", "silver"
-    )
-    return [
-        key
-        for key in needed.resolve(defs.resolve_asset_graph())
-        if key.path[0] != "landing" and key != AssetKey(["silver", "customer_scores"])
-    ]
-
-
 def test_a_redelivery_and_a_rerun_do_not_bring_an_erased_customer_back(erased, home, spark):
-    """The landed files as they were before the erasure come again under new names, and every
-    source, identity and the customer view run again: ingestion drops the person's rows
-    (counted as erased), so identity, gold and the destinations never see them again."""
+    """The landed files as they were before the erasure come again under new names, and the
+    whole pipeline runs: ingestion drops the person's rows (counted as erased), so identity,
+    gold and the destinations never see them again."""
     from deltalake import DeltaTable
 
     subject, completed, originals = erased
     assert completed.returncode == 0, completed.stderr[-3000:]
     for path, data in originals.items():
         path.with_name(f"redelivered_{path.name}").write_bytes(data)
-    result, _ = run_pipeline(home, redelivery_selection())
+    result, _ = run_pipeline(home)
     assert {"bronze/crm_contacts", "silver/identity_map", "gold/dim_customers"} <= materialized(result)
 
     assert _rows_holding(spark, home / "lakehouse", subject) == {}
