@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from urllib.parse import urlparse
 
 from dagster_project.defs.dbt.project import prepare_manifest
 from devstack.mock_apis import MockApis
@@ -74,7 +75,7 @@ def start_spark_service(environ: dict[str, str]) -> Service | None:
     service = Service(Settings.from_env(environ)).adopt_running()
     if not service.is_up():
         service = service.with_free_ports()
-        service.start()
+        service.start(environ=environ)
     environ["CDP_SPARK_REMOTE"] = service.remote
     environ["CDP_CONNECT_PORT"], environ["CDP_SQL_PORT"] = map(str, service.ports())
     return service
@@ -95,6 +96,8 @@ def local_stack(environ: dict[str, str] | None = None) -> Iterator[Settings]:
                 )
             )
             server.ensure_bucket(settings.export_bucket)
+            for url in settings.object_store_urls:  # s3a://bucket/prefix: the landing zone, the warehouse
+                server.ensure_bucket(urlparse(url).netloc)
             for key, value in LOCAL_CREDENTIALS.items():
                 environ[key] = value
             environ["CDP_S3_ENDPOINT_URL"] = server.endpoint_url

@@ -123,6 +123,8 @@ class LocalS3Server:
             (staging / bucket["Name"]).mkdir()
             for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket["Name"]):
                 for obj in page.get("Contents", []):
+                    if obj["Key"].endswith("/"):
+                        continue  # a directory marker (s3a:// writes them): the keys below it say the same
                     target = staging / bucket["Name"] / obj["Key"]
                     target.parent.mkdir(parents=True, exist_ok=True)
                     client.download_file(bucket["Name"], obj["Key"], str(target))

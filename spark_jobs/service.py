@@ -30,21 +30,33 @@ import socket
 import subprocess
 import sys
 import time
+import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
 from spark_jobs.settings import Settings
-from spark_jobs.spark import resolved_delta_jars, spark_conf
+from spark_jobs.spark import extra_conf, resolved_jars, spark_conf
 
 log = logging.getLogger(__name__)
 
 THRIFT_SERVER_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
 CONNECT_PLUGIN = "org.apache.spark.sql.connect.SparkConnectPlugin"
-# The jars of Delta that pyspark's own jars/ lacks. They go on the driver's class path: passed
-# as spark.jars, closing the first JDBC session closes their class loader (HIVE-22989) and Delta
-# breaks for the whole service. Delta's older jackson/parquet/hadoop must not shadow Spark's.
-DRIVER_CLASS_PATH_JARS = ("delta-", "unitycatalog-", "jackson-datatype-jdk8", "javax.annotation-api")
+# The jars of Delta (and of s3a://: hadoop-aws and the AWS SDK bundle) that pyspark's own jars/
+# lacks. They go on the driver's class path: passed as spark.jars, closing the first JDBC
+# session closes their class loader (HIVE-22989) and Delta breaks for the whole service.
+# Delta's older jackson/parquet/hadoop must not shadow Spark's.
+DRIVER_CLASS_PATH_JARS = (
+    "delta-",
+    "unitycatalog-",
+    "jackson-datatype-jdk8",
+    "javax.annotation-api",
+    "hadoop-aws-",
+    "bundle-",
+    "analyticsaccelerator-s3-",
+    "wildfly-openssl-",
+)
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 START_TIMEOUT_S = 180
 
@@ -127,9 +139,10 @@ class Service:
     def command(self) -> list[str]:
         return [str(spark_home() / "bin" / "spark-submit"), *submit_arguments(self.settings, self.folder)]
 
-    def start(self, timeout_s: float = START_TIMEOUT_S) -> str:
+    def start(self, timeout_s: float = START_TIMEOUT_S, environ: Mapping[str, str] | None = None) -> str:
         """Start the service unless it is up; returns the Connect URL. A port another program
-        holds is a clear error, not a hang."""
+        holds is a clear error, not a hang. ``environ`` (default: this process's) is what the
+        service inherits, AWS credentials for s3a:// included."""
         if self.running_ports() == self.ports():
             return self.remote
         check_binding_allowed(self.settings)
@@ -142,8 +155,8 @@ class Service:
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "checkpoints").mkdir(exist_ok=True)
         self.settings.metastore_dir.mkdir(parents=True, exist_ok=True)
-        ensure_delta_jars(self.settings)
-        environment = service_environment(self.settings)
+        ensure_jars(self.settings)
+        environment = service_environment(self.settings, environ)
         log.info("starting the Spark service (Connect %s, JDBC %s); log %s", self.remote, self.jdbc_url, self.log_file)
         started = time.monotonic()
         with self.log_file.open("ab") as out:
@@ -245,12 +258,16 @@ def check_binding_allowed(settings: Settings) -> None:
         )
 
 
-def ensure_delta_jars(settings: Settings) -> None:
-    """The Delta jars must be on local disk before the driver class path can name them. On a
-    fresh machine, one short local Spark process lets Ivy fetch them from Maven Central."""
-    if resolved_delta_jars() is not None:
+def ensure_jars(settings: Settings) -> None:
+    """The Delta (and hadoop-aws) jars must be on local disk before the driver class path can
+    name them. On a fresh machine, one short local Spark process lets Ivy fetch them from Maven
+    Central."""
+    if resolved_jars(settings) is not None:
         return
-    log.info("fetching the Delta jars from Maven Central (first start only)")
+    log.info(
+        "fetching the Delta%s jars from Maven Central (first start only)",
+        " and S3" if settings.object_store_urls else "",
+    )
     code = (
         "from spark_jobs.settings import Settings; from spark_jobs.spark import build_session; "
         "build_session(Settings.from_env(), 'cdp-fetch-jars', {'spark.sql.catalogImplementation': 'in-memory'}).stop()"
@@ -259,12 +276,12 @@ def ensure_delta_jars(settings: Settings) -> None:
     subprocess.run(
         [sys.executable, "-c", code], check=True, env={**environment, **settings.to_env(), "CDP_SPARK_REMOTE": ""}
     )
-    if resolved_delta_jars() is None:
+    if resolved_jars(settings) is None:
         raise ServiceError("the Delta jars could not be resolved from Maven Central")
 
 
-def driver_class_path() -> str:
-    jars = (resolved_delta_jars() or "").split(",")
+def driver_class_path(settings: Settings) -> str:
+    jars = (resolved_jars(settings) or "").split(",")
     paths = [urlparse(jar).path for jar in jars if jar]
     return ":".join(p for p in paths if Path(p).name.split("_", 1)[-1].startswith(DRIVER_CLASS_PATH_JARS))
 
@@ -305,7 +322,7 @@ def submit_arguments(settings: Settings, folder: Path) -> list[str]:
             "spark.plugins": CONNECT_PLUGIN,
             "spark.connect.grpc.binding.address": settings.service_host,
             "spark.connect.grpc.binding.port": str(settings.connect_port),
-            "spark.checkpoint.dir": (folder / "checkpoints").as_uri(),
+            "spark.checkpoint.dir": settings.checkpoint_dir or (folder / "checkpoints").as_uri(),
             # pyspark 4.2.0 hangs on Arrow-optimised Python UDFs over a file scan (SPARK-58241).
             "spark.sql.execution.pythonUDF.arrow.enabled": "false",
             # HiveServer2 settings travel as spark.hadoop.hive.server2.* (Spark hands them to Hive).
@@ -318,15 +335,47 @@ def submit_arguments(settings: Settings, folder: Path) -> list[str]:
     for pair in shlex.split(settings.sql_hive_conf):
         key, _, value = pair.partition("=")
         conf[f"spark.hadoop.{key}"] = value
+    if not settings.spark_master.startswith("local"):
+        conf.update(cluster_conf(settings, folder))
+    conf.update(extra_conf(settings))  # the user's settings win
     arguments = ["--class", THRIFT_SERVER_CLASS, "--name", "cdp-spark-service", "--master", settings.spark_master]
-    arguments += ["--driver-memory", settings.spark_service_memory, "--driver-class-path", driver_class_path()]
+    arguments += ["--driver-memory", settings.spark_service_memory, "--driver-class-path", driver_class_path(settings)]
     for key, value in sorted(conf.items()):
         arguments += ["--conf", f"{key}={value}"]
     return arguments
 
 
-def service_environment(settings: Settings) -> dict[str, str]:
-    environment = {k: v for k, v in os.environ.items() if k not in ("SPARK_REMOTE", "PYSPARK_SUBMIT_ARGS")}
+def cluster_conf(settings: Settings, folder: Path) -> dict[str, str]:
+    """What the executors of a cluster need from the service (its driver): the jars the driver
+    has on its class path, at the same paths on every node (the image the nodes run, or a
+    shared mount); the job code as a zip built from this checkout (``spark.submit.pyFiles``:
+    the pandas UDFs of identity resolution import ``spark_jobs`` on the executors); and
+    Spark's UI and REST API, to see where the tasks ran."""
+    return {
+        "spark.executor.extraClassPath": driver_class_path(settings),
+        "spark.submit.pyFiles": str(code_bundle(folder)),
+        "spark.ui.enabled": "true",
+    }
+
+
+def code_bundle(folder: Path) -> Path:
+    """``spark_jobs`` (code and its YAML/SQL resources, no caches) as a zip for the executors."""
+    import spark_jobs
+
+    package = Path(spark_jobs.__file__).parent
+    bundle = folder / "spark_jobs.zip"
+    temporary = bundle.with_suffix(".zip.tmp")
+    with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(package.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                archive.write(path, path.relative_to(package.parent).as_posix())
+    temporary.replace(bundle)
+    return bundle
+
+
+def service_environment(settings: Settings, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    base = os.environ if environ is None else environ
+    environment = {k: v for k, v in base.items() if k not in ("SPARK_REMOTE", "PYSPARK_SUBMIT_ARGS")}
     environment.update(
         {
             "SPARK_HOME": str(spark_home()),

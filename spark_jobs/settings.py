@@ -23,12 +23,32 @@ ENV_VARS: dict[str, tuple[str, str]] = {
         "landing zone as a Hadoop URI (s3a://bucket/landing) for Spark jobs; overrides CDP_LANDING_DIR when set",
     ),
     "lakehouse_dir": ("CDP_LAKEHOUSE_DIR", "Spark warehouse root for bronze/silver/gold; default $CDP_HOME/lakehouse"),
+    "lakehouse_url": (
+        "CDP_LAKEHOUSE_URL",
+        "the warehouse (every Delta table) as a Hadoop URI (s3a://bucket/warehouse); "
+        "overrides CDP_LAKEHOUSE_DIR when set",
+    ),
+    "delta_dynamodb_table": (
+        "CDP_DELTA_DYNAMODB_TABLE",
+        "DynamoDB table of Delta's S3 log store, for Delta tables on S3 written by more than one Spark application; "
+        "empty = Delta's default S3 log store (one writing application per table)",
+    ),
     "spark_master": ("CDP_SPARK_MASTER", "Spark master URL: local[*], spark://host:7077, yarn, k8s://..."),
     "spark_driver_memory": ("CDP_SPARK_DRIVER_MEMORY", "driver memory for locally launched Spark processes"),
     "spark_shuffle_partitions": ("CDP_SPARK_SHUFFLE_PARTITIONS", "spark.sql.shuffle.partitions"),
     "hive_metastore_uris": (
         "CDP_HIVE_METASTORE_URIS",
         "thrift:// URI of a shared Hive metastore; empty = embedded Derby",
+    ),
+    "spark_extra_conf": (
+        "CDP_SPARK_CONF",
+        "more Spark settings, space-separated key=value (spark.executor.memory=8g spark.ui.port=4050), "
+        "applied last to the service and to every Spark the jobs start",
+    ),
+    "checkpoint_dir": (
+        "CDP_CHECKPOINT_DIR",
+        "Spark's checkpoint folder as a Hadoop URI; default $CDP_HOME/spark-service/checkpoints "
+        "(on a cluster: a path every node reaches, e.g. s3a://bucket/checkpoints)",
     ),
     "spark_remote": (
         "CDP_SPARK_REMOTE",
@@ -83,6 +103,10 @@ class Settings:
     export_bucket: str = "cdp-exports"
     export_prefix: str = "audiences"
     landing_url: str = ""
+    lakehouse_url: str = ""
+    spark_extra_conf: str = ""
+    checkpoint_dir: str = ""
+    delta_dynamodb_table: str = ""
     reporting_currency: str = "EUR"
     spark_remote: str = ""
     service_host: str = "127.0.0.1"
@@ -136,6 +160,17 @@ class Settings:
     def landing_uri(self) -> str:
         """Where Spark jobs list and read landing files: a local folder or an object-store prefix."""
         return self.landing_url or self.landing_dir.as_uri()
+
+    @property
+    def warehouse_uri(self) -> str:
+        """Spark's warehouse, where every database and Delta table lives: a local folder or an
+        object-store prefix."""
+        return self.lakehouse_url.rstrip("/") or self.lakehouse_dir.as_uri()
+
+    @property
+    def object_store_urls(self) -> list[str]:
+        """The landing zone and warehouse URLs that are on an object store (s3a://)."""
+        return [url for url in (self.landing_url, self.lakehouse_url) if url.startswith("s3a://")]
 
     # Derived locations of the embedded default. All of them sit under ``home``.
     @property

@@ -12,6 +12,7 @@ import importlib.metadata
 import json
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
@@ -34,27 +35,49 @@ def delta_maven_coordinate() -> str:
     return f"io.delta:delta-spark_{spark_minor}_{SCALA_VERSION}:{delta_version}"
 
 
+def hadoop_version() -> str:
+    """The Hadoop client version in the pyspark wheel (hadoop-client-api-<version>.jar)."""
+    import pyspark
+
+    jars = Path(pyspark.__file__).parent / "jars"
+    for jar in sorted(jars.glob("hadoop-client-api-*.jar")):
+        return jar.stem.removeprefix("hadoop-client-api-")
+    raise RuntimeError(f"no hadoop-client-api jar in {jars}: is pyspark installed whole?")
+
+
+def maven_coordinates(settings: Settings) -> list[str]:
+    """The jars Spark fetches for this configuration: Delta always; hadoop-aws (the s3a://
+    file system, at the wheel's Hadoop version) when the landing zone or the warehouse is on S3;
+    Delta's DynamoDB log store when a table for it is set."""
+    coordinates = [delta_maven_coordinate()]
+    if settings.object_store_urls or settings.delta_dynamodb_table:
+        coordinates.append(f"org.apache.hadoop:hadoop-aws:{hadoop_version()}")
+    if settings.delta_dynamodb_table:
+        coordinates.append(f"io.delta:delta-storage-s3-dynamodb:{importlib.metadata.version('delta-spark')}")
+    return coordinates
+
+
 def resolved_jars_file() -> Path:
-    """Where the local Delta jars that Ivy resolved are remembered: inside the virtual
-    environment, so a new environment (new versions) starts over."""
+    """Where the local jars that Ivy resolved are remembered: inside the virtual environment,
+    so a new environment (new versions) starts over."""
     return Path(sys.prefix) / "cdp-resolved-jars.json"
 
 
-def resolved_delta_jars() -> str | None:
-    """The local jar paths Ivy resolved for this Delta coordinate in an earlier process, if they
+def resolved_jars(settings: Settings) -> str | None:
+    """The local jar paths Ivy resolved for these coordinates in an earlier process, if they
     are all still there. Handing them to Spark as ``spark.jars`` skips Ivy resolution, about
     4-5 s of every local process start (about 20 of them per pipeline run and test session)."""
     try:
         known = json.loads(resolved_jars_file().read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    jars = known.get(delta_maven_coordinate())
+    jars = known.get(",".join(maven_coordinates(settings)))
     if not jars or not all(Path(urlparse(jar).path).is_file() for jar in jars.split(",")):
         return None
     return jars
 
 
-def remember_resolved_jars(session) -> None:
+def remember_resolved_jars(session, coordinates: str) -> None:
     """After Ivy resolved ``spark.jars.packages``, keep the local paths it put in ``spark.jars``."""
     jars = session.sparkContext.getConf().get("spark.jars", "")
     if not jars or "delta-spark" not in jars:
@@ -62,7 +85,7 @@ def remember_resolved_jars(session) -> None:
     path = resolved_jars_file()
     try:
         known = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        known[delta_maven_coordinate()] = jars
+        known[coordinates] = jars
         temporary = path.with_name(f".{path.name}.{os.getpid()}")
         temporary.write_text(json.dumps(known, indent=2), encoding="utf-8")
         temporary.replace(path)  # atomic: concurrent processes never read half a file
@@ -70,14 +93,49 @@ def remember_resolved_jars(session) -> None:
         log.debug("could not remember the resolved jars in %s: %s", path, error)
 
 
+def extra_conf(settings: Settings) -> dict[str, str]:
+    """``CDP_SPARK_CONF``: space-separated ``key=value`` Spark settings (a cluster's executor
+    sizes, the UI port, ...)."""
+    conf = {}
+    for pair in shlex.split(settings.spark_extra_conf):
+        key, equals, value = pair.partition("=")
+        if not (equals and key.startswith("spark.")):
+            raise ValueError(f"CDP_SPARK_CONF: {pair!r} is not a spark.<key>=<value> pair")
+        conf[key] = value
+    return conf
+
+
+def object_store_conf(settings: Settings) -> dict[str, str]:
+    """s3a:// for the landing zone and the warehouse. Credentials come from the AWS default
+    chain (environment, profile, instance or task role), never from the configuration. With
+    ``CDP_S3_ENDPOINT_URL`` (an S3-compatible server, the local one included) requests go
+    there, path-style."""
+    conf: dict[str, str] = {}
+    if not (settings.object_store_urls or settings.delta_dynamodb_table):
+        return conf
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    conf["spark.hadoop.fs.s3a.endpoint.region"] = region
+    if settings.s3_endpoint_url:
+        conf["spark.hadoop.fs.s3a.endpoint"] = settings.s3_endpoint_url
+        conf["spark.hadoop.fs.s3a.path.style.access"] = "true"
+        conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] = str(settings.s3_endpoint_url.startswith("https")).lower()
+    if settings.delta_dynamodb_table:
+        # Several Spark applications may write one table: Delta serialises its commits in DynamoDB.
+        conf["spark.delta.logStore.s3a.impl"] = "io.delta.storage.S3DynamoDBLogStore"
+        conf["spark.delta.logStore.s3.impl"] = "io.delta.storage.S3DynamoDBLogStore"
+        conf["spark.io.delta.storage.S3DynamoDBLogStore.ddb.tableName"] = settings.delta_dynamodb_table
+        conf["spark.io.delta.storage.S3DynamoDBLogStore.ddb.region"] = region
+    return conf
+
+
 def spark_conf(settings: Settings) -> dict[str, str]:
     conf = {
         "spark.master": settings.spark_master,
-        "spark.jars.packages": delta_maven_coordinate(),
+        "spark.jars.packages": ",".join(maven_coordinates(settings)),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.catalogImplementation": "hive",
-        "spark.sql.warehouse.dir": settings.lakehouse_dir.as_uri(),
+        "spark.sql.warehouse.dir": settings.warehouse_uri,
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
         "spark.driver.memory": settings.spark_driver_memory,
@@ -87,6 +145,7 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # (dbt_change_type, dbt_unique_key) to the snapshot, which broke the third run. Writes
         # that must evolve a schema ask for it (bronze's MERGE: withSchemaEvolution()).
     }
+    conf.update(object_store_conf(settings))
     if settings.hive_metastore_uris:
         conf["spark.hadoop.hive.metastore.uris"] = settings.hive_metastore_uris
     else:
@@ -101,13 +160,14 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         conf["spark.databricks.delta.snapshotPartitions"] = "2"
         conf["spark.driver.host"] = "127.0.0.1"
         conf["spark.driver.bindAddress"] = "127.0.0.1"
-        jars = resolved_delta_jars()
+        jars = resolved_jars(settings)
         if jars:  # resolved by an earlier local process: no Ivy round this time
             del conf["spark.jars.packages"]
             conf["spark.jars"] = jars
         # Python workers (pandas UDFs) use this interpreter, with the project's packages, not
         # whatever `python3` is first on PATH. A cluster sets its own.
         conf["spark.pyspark.python"] = sys.executable
+    conf.update(extra_conf(settings))
     return conf
 
 
@@ -137,7 +197,7 @@ def build_session(settings: Settings, app_name: str, overrides: dict[str, str] |
         builder = builder.enableHiveSupport()
     session = builder.getOrCreate()
     if "spark.jars.packages" in conf and conf["spark.master"].startswith("local"):
-        remember_resolved_jars(session)
+        remember_resolved_jars(session, conf["spark.jars.packages"])
     return session
 
 
@@ -182,5 +242,10 @@ def write_spark_defaults(settings: Settings) -> Path:
 
 
 def ensure_local_dirs(settings: Settings) -> None:
-    for path in (settings.landing_dir, settings.lakehouse_dir, settings.metastore_dir, settings.scratch_dir):
+    """The local folders of the state folder (not the landing zone or the warehouse when they
+    are on an object store)."""
+    paths = [settings.metastore_dir, settings.scratch_dir]
+    paths += [] if settings.landing_url else [settings.landing_dir]
+    paths += [] if settings.lakehouse_url else [settings.lakehouse_dir]
+    for path in paths:
         path.mkdir(parents=True, exist_ok=True)

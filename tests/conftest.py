@@ -69,7 +69,7 @@ def pytest_collection_modifyitems(config, items):
     one worker as one group, first, while the other worker takes the unit tests."""
     parallel = bool(getattr(config.option, "numprocesses", None)) and config.option.dist != "no"
     for item in items:
-        if item.get_closest_marker("e2e") is not None:
+        if item.get_closest_marker("e2e") is not None and item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group("e2e"))
     items.sort(key=lambda item: (item.get_closest_marker("e2e") is None) == parallel)
 

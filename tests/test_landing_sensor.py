@@ -136,3 +136,24 @@ def test_hidden_files_and_folders_are_not_deliveries():
             "a_b/c.csv",
         ]
     ] == [False, True, True, True, False]
+
+
+def test_ingestion_lists_an_s3_landing_zone_with_empty_deliveries_and_without_directory_markers(
+    s3_landing, spark, monkeypatch
+):
+    """Spark's file sources leave empty files out; an empty delivery is still a delivery."""
+    import boto3
+
+    from spark_jobs.ingest.landing import list_landing_files
+
+    client = boto3.client("s3", endpoint_url=s3_landing.endpoint_url)
+    client.put_object(Bucket="landing-bucket", Key="zone/support/tickets/2025-12-30/", Body=b"")  # an s3a:// marker
+    client.put_object(Bucket="landing-bucket", Key="zone/support/tickets/2025-12-30/t_001.jsonl", Body=b"")
+    client.put_object(Bucket="landing-bucket", Key="zone/support/tickets/2025-12-31/t_002.jsonl", Body=b"{}\n")
+    client.put_object(Bucket="landing-bucket", Key="zone/support/tickets/2025-12-31/.t_002.jsonl.crc", Body=b"x")
+    monkeypatch.setenv("CDP_S3_ENDPOINT_URL", s3_landing.endpoint_url)
+    files = list_landing_files(spark, "s3a://landing-bucket/zone", get_contract("support_tickets"))
+    assert sorted((f.path, f.size, f.delivery_date.isoformat()) for f in files) == [
+        ("s3a://landing-bucket/zone/support/tickets/2025-12-30/t_001.jsonl", 0, "2025-12-30"),
+        ("s3a://landing-bucket/zone/support/tickets/2025-12-31/t_002.jsonl", 3, "2025-12-31"),
+    ]

@@ -53,3 +53,17 @@ def test_a_local_s3_port_already_taken_is_a_clear_error(tmp_path):
         taken.listen()
         with pytest.raises(RuntimeError, match=r"port .* is in use"):
             LocalS3Server(tmp_path / "s3", port=taken.getsockname()[1]).start()
+
+
+def test_a_delta_table_written_through_s3a_survives_a_server_restart(s3_server):
+    """s3a:// writes empty "directory marker" objects (``table/_delta_log/``) beside the files
+    under them; the on-disk copy of the server keeps the files and leaves the markers out."""
+    client = s3_server.client()
+    client.create_bucket(Bucket="lake")
+    client.put_object(Bucket="lake", Key="warehouse/gold.db/t/_delta_log/", Body=b"")
+    client.put_object(Bucket="lake", Key="warehouse/gold.db/t/_delta_log/00000000000000000000.json", Body=b"{}")
+    s3_server.snapshot()
+    s3_server.stop()
+    with LocalS3Server(s3_server.data_dir) as restarted:
+        keys = [o["Key"] for o in restarted.client().list_objects_v2(Bucket="lake")["Contents"]]
+    assert keys == ["warehouse/gold.db/t/_delta_log/00000000000000000000.json"]

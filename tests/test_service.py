@@ -113,3 +113,54 @@ def test_a_stopped_service_that_was_our_child_is_not_taken_for_a_running_one():
     finally:
         running.kill()
         running.wait()
+
+
+def test_an_s3_lakehouse_puts_hadoop_aws_and_the_aws_sdk_on_the_driver_class_path_not_an_older_hadoop():
+    from spark_jobs.service import DRIVER_CLASS_PATH_JARS
+
+    resolved = [  # what Ivy resolves for Delta + hadoop-aws (names as in the Ivy cache)
+        "org.apache.hadoop_hadoop-aws-3.5.0.jar",
+        "software.amazon.awssdk_bundle-2.35.4.jar",
+        "software.amazon.s3.analyticsaccelerator_analyticsaccelerator-s3-1.3.1.jar",
+        "io.delta_delta-spark_4.2_2.13-4.4.0.jar",
+        "org.apache.hadoop_hadoop-client-runtime-3.4.2.jar",
+        "org.apache.hadoop_hadoop-client-api-3.4.2.jar",
+        "org.apache.parquet_parquet-hadoop-1.16.0.jar",
+    ]
+    kept = [jar for jar in resolved if jar.split("_", 1)[-1].startswith(DRIVER_CLASS_PATH_JARS)]
+    assert kept == resolved[:4]
+
+
+def test_on_a_cluster_the_service_hands_its_executors_the_jars_the_code_and_a_ui(tmp_path):
+    import zipfile
+
+    local = conf_of(submit_arguments(settings(tmp_path), tmp_path))
+    assert not {"spark.executor.extraClassPath", "spark.submit.pyFiles"} & set(local)
+    assert local["spark.ui.enabled"] == "false"
+
+    arguments = submit_arguments(settings(tmp_path, CDP_SPARK_MASTER="spark://head:7077"), tmp_path)
+    conf = conf_of(arguments)
+    assert arguments[arguments.index("--master") + 1] == "spark://head:7077"
+    assert conf["spark.executor.extraClassPath"] == arguments[arguments.index("--driver-class-path") + 1]
+    assert conf["spark.ui.enabled"] == "true"
+    with zipfile.ZipFile(conf["spark.submit.pyFiles"]) as bundle:
+        names = bundle.namelist()
+    assert "spark_jobs/identity/comparisons.py" in names and "spark_jobs/__init__.py" in names
+    assert any(name.endswith(".yml") or name.endswith(".yaml") for name in names), "the contracts travel too"
+    assert not [name for name in names if "__pycache__" in name]
+
+
+def test_extra_spark_settings_come_last_and_bad_ones_are_refused(tmp_path):
+    conf = conf_of(
+        submit_arguments(
+            settings(
+                tmp_path,
+                CDP_SPARK_MASTER="spark://head:7077",
+                CDP_SPARK_CONF="spark.ui.enabled=false  spark.executor.memory=6g",
+            ),
+            tmp_path,
+        )
+    )
+    assert (conf["spark.ui.enabled"], conf["spark.executor.memory"]) == ("false", "6g")
+    with pytest.raises(ValueError, match=r"CDP_SPARK_CONF: 'executor\.memory=6g' is not a spark"):
+        submit_arguments(settings(tmp_path, CDP_SPARK_CONF="executor.memory=6g"), tmp_path)

@@ -1,7 +1,14 @@
 import importlib.metadata
+from pathlib import Path
 
 from spark_jobs.settings import REPO_ROOT, Settings
-from spark_jobs.spark import delta_maven_coordinate, spark_conf, write_spark_defaults
+from spark_jobs.spark import (
+    delta_maven_coordinate,
+    ensure_local_dirs,
+    maven_coordinates,
+    spark_conf,
+    write_spark_defaults,
+)
 
 
 def test_defaults_keep_all_state_under_one_folder_in_the_repo():
@@ -77,3 +84,59 @@ def test_spark_defaults_file_carries_the_same_conf_for_dbt(tmp_path):
     lines = (write_spark_defaults(settings) / "spark-defaults.conf").read_text().splitlines()
     rendered = dict(line.split(" ", 1) for line in lines if not line.startswith("#"))
     assert rendered == spark_conf(settings)
+
+
+def test_a_lakehouse_on_s3_brings_hadoop_aws_at_the_wheels_hadoop_version_and_s3a_settings(tmp_path):
+    import pyspark
+
+    wheel_hadoop = next((Path(pyspark.__file__).parent / "jars").glob("hadoop-client-api-*.jar")).stem.split("-")[-1]
+    local = Settings.from_env({"CDP_HOME": str(tmp_path)})
+    assert maven_coordinates(local) == [delta_maven_coordinate()]  # no AWS SDK to fetch for local folders
+    assert not [key for key in spark_conf(local) if key.startswith("spark.hadoop.fs.s3a.")]
+
+    on_s3 = Settings.from_env(
+        {
+            "CDP_HOME": str(tmp_path),
+            "CDP_LAKEHOUSE_URL": "s3a://lake/warehouse/",
+            "CDP_S3_ENDPOINT_URL": "http://127.0.0.1:4566",
+        }
+    )
+    assert maven_coordinates(on_s3) == [delta_maven_coordinate(), f"org.apache.hadoop:hadoop-aws:{wheel_hadoop}"]
+    conf = spark_conf(on_s3)
+    assert conf["spark.sql.warehouse.dir"] == "s3a://lake/warehouse"
+    assert "hadoop-aws" in conf.get(
+        "spark.jars.packages", conf.get("spark.jars")
+    )  # coordinates, or jars resolved before
+    assert (conf["spark.hadoop.fs.s3a.endpoint"], conf["spark.hadoop.fs.s3a.path.style.access"]) == (
+        "http://127.0.0.1:4566",
+        "true",
+    )
+    assert conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "false"
+    assert not [key for key in conf if "secret" in key.lower() or "access.key" in key.lower()], "keys in the conf"
+    assert "spark.delta.logStore.s3a.impl" not in conf  # one writing application: Delta's default log store
+
+    on_aws = spark_conf(
+        Settings.from_env({"CDP_HOME": str(tmp_path), "CDP_LANDING_URL": "s3a://landing/in", "CDP_S3_ENDPOINT_URL": ""})
+    )
+    assert "spark.hadoop.fs.s3a.endpoint" not in on_aws  # AWS's own endpoint for the region
+    assert on_aws["spark.sql.warehouse.dir"] == (tmp_path / "lakehouse").as_uri()
+
+
+def test_several_writing_applications_use_deltas_dynamodb_log_store(tmp_path):
+    settings = Settings.from_env(
+        {"CDP_HOME": str(tmp_path), "CDP_LAKEHOUSE_URL": "s3a://lake/w", "CDP_DELTA_DYNAMODB_TABLE": "delta_log"}
+    )
+    version = importlib.metadata.version("delta-spark")
+    assert maven_coordinates(settings)[-1] == f"io.delta:delta-storage-s3-dynamodb:{version}"
+    conf = spark_conf(settings)
+    assert conf["spark.delta.logStore.s3a.impl"] == "io.delta.storage.S3DynamoDBLogStore"
+    assert conf["spark.io.delta.storage.S3DynamoDBLogStore.ddb.tableName"] == "delta_log"
+
+
+def test_local_folders_are_made_only_for_what_is_not_on_an_object_store(tmp_path):
+    settings = Settings.from_env(
+        {"CDP_HOME": str(tmp_path), "CDP_LAKEHOUSE_URL": "s3a://lake/w", "CDP_LANDING_URL": "s3a://landing/in"}
+    )
+    ensure_local_dirs(settings)
+    assert settings.metastore_dir.is_dir() and settings.scratch_dir.is_dir()
+    assert not settings.lakehouse_dir.exists() and not settings.landing_dir.exists()

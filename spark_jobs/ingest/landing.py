@@ -176,6 +176,27 @@ def _list_remote(spark: SparkSession, uri: str) -> list[LandingFile]:
     ]
 
 
+def list_s3(uri: str, endpoint_url: str | None) -> list[LandingFile]:
+    """Every object under an ``s3://``/``s3a://`` prefix, listed with boto3 (Spark's file
+    sources leave empty files out, and an empty delivery is a delivery: it is recorded as
+    processed with 0 rows). Directory markers (keys ending in ``/``) and hidden files are no
+    deliveries. Credentials come from boto3's chain; ``endpoint_url`` is for an S3-compatible
+    server."""
+    import boto3
+
+    parsed = urlparse(uri)
+    prefix = parsed.path.strip("/") + "/"
+    client = boto3.client("s3", endpoint_url=endpoint_url or None)
+    files = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=parsed.netloc, Prefix=prefix):
+        for item in page.get("Contents", []):
+            if item["Key"].endswith("/") or is_hidden(item["Key"][len(prefix) :]):
+                continue
+            modified_ms = int(item["LastModified"].timestamp() * 1000)
+            files.append(LandingFile(f"{parsed.scheme}://{parsed.netloc}/{item['Key']}", item["Size"], modified_ms))
+    return files
+
+
 def list_landing_files(
     spark: SparkSession, landing_root: str, contract: Contract, dates: tuple[date, date] | None = None
 ) -> list[LandingFile]:
@@ -188,6 +209,10 @@ def list_landing_files(
         for path, reason in sorted(skipped.items()):
             log.warning("%s: skipped %s: %s", contract.name, path, reason)
         files = [LandingFile(f"file:{f.path}", f.size, f.modified_ms) for f in local]
+    elif urlparse(uri).scheme in ("s3", "s3a"):
+        from spark_jobs.settings import Settings
+
+        files = list_s3(uri, Settings.from_env().s3_endpoint_url)
     else:
         files = _list_hadoop(spark, uri)
     for f in files:

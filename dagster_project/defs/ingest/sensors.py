@@ -25,7 +25,7 @@ import dagster as dg
 from dagster_project.defs.ingest.partitions import first_partition_day, partition_range_tags
 from dagster_project.resources import CdpSettingsResource
 from spark_jobs.ingest.contracts import Contract, load_contracts
-from spark_jobs.ingest.landing import LandingFile, is_hidden, walk_local
+from spark_jobs.ingest.landing import LandingFile, list_s3, walk_local
 from spark_jobs.settings import Settings
 
 
@@ -36,26 +36,10 @@ def _list_local(root: Path) -> Iterator[LandingFile]:
         yield LandingFile(f.path, f.size, f.modified_ms)
 
 
-def _list_s3(uri: str, endpoint_url: str | None) -> Iterator[LandingFile]:
-    import boto3
-
-    parsed = urlparse(uri)
-    prefix = parsed.path.lstrip("/").rstrip("/") + "/"
-    client = boto3.client("s3", endpoint_url=endpoint_url or None)
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=parsed.netloc, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            if not is_hidden(obj["Key"][len(prefix) :]):
-                yield LandingFile(
-                    f"{parsed.scheme}://{parsed.netloc}/{obj['Key']}",
-                    obj["Size"],
-                    int(obj["LastModified"].timestamp() * 1000),
-                )
-
-
 def list_landing(settings: Settings, contract: Contract) -> list[LandingFile]:
     """The contract's landing files, wherever the landing zone is."""
     if settings.landing_url and urlparse(settings.landing_url).scheme in ("s3", "s3a"):
-        return list(_list_s3(f"{settings.landing_url.rstrip('/')}/{contract.landing}", settings.s3_endpoint_url))
+        return list_s3(f"{settings.landing_url.rstrip('/')}/{contract.landing}", settings.s3_endpoint_url)
     root = Path(urlparse(settings.landing_url).path) if settings.landing_url else settings.landing_dir
     return list(_list_local(root / contract.landing))
 
