@@ -59,11 +59,15 @@ def run_spark_job(
 
     With ``CDP_SPARK_REMOTE`` set (./cdp sets it) the process is a Spark Connect client of the
     Spark service and holds no JVM. Without it the process starts its own Spark, and the Dagster process stays
-    free of a JVM, which the embedded Derby metastore needs. On a cluster, the same module is
-    launched by a cluster Pipes client (EMR Serverless, Databricks, Kubernetes) instead.
+    free of a JVM, which the embedded Derby metastore needs. With ``CDP_LAUNCHER=emr_serverless``
+    the same module is a job run on EMR Serverless instead (dagster_project/emr_serverless.py).
     """
     if isinstance(context, dg.AssetCheckExecutionContext):
         context = context.op_execution_context  # Pipes sessions take op or asset contexts
+    if cdp_settings.settings().launcher == "emr_serverless":
+        from dagster_project.emr_serverless import run_on_emr_serverless
+
+        return run_on_emr_serverless(context, cdp_settings.settings(), module, list(args))
     env = cdp_settings.job_env()
     return pipes.run(
         context=context,

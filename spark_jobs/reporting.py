@@ -76,12 +76,29 @@ class PipesReporter:
         )
 
 
+def message_writer(messages_params: dict):
+    """The Pipes message writer the launcher asked for: S3 when it names a bucket (a job run on
+    EMR Serverless, whose output Dagster cannot read directly), else Pipes' default (a file or
+    stdout of a local process)."""
+    if "bucket" not in messages_params:
+        return None
+    import boto3
+    from dagster_pipes import PipesS3MessageWriter
+
+    from spark_jobs.settings import Settings
+
+    endpoint = Settings.from_env().s3_endpoint_url or None
+    return PipesS3MessageWriter(client=boto3.client("s3", endpoint_url=endpoint))
+
+
 @contextmanager
 def open_reporter() -> Iterator[Reporter]:
     from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
 
-    if PipesEnvVarParamsLoader().is_dagster_pipes_process():
-        with open_dagster_pipes() as pipes:
+    loader = PipesEnvVarParamsLoader()
+    if loader.is_dagster_pipes_process():
+        writer = message_writer(loader.load_messages_params())
+        with open_dagster_pipes(message_writer=writer) if writer else open_dagster_pipes() as pipes:
             yield PipesReporter(pipes)
     else:
         yield LogReporter()

@@ -36,6 +36,11 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "spark_master": ("CDP_SPARK_MASTER", "Spark master URL: local[*], spark://host:7077, yarn, k8s://..."),
     "spark_driver_memory": ("CDP_SPARK_DRIVER_MEMORY", "driver memory for locally launched Spark processes"),
     "spark_shuffle_partitions": ("CDP_SPARK_SHUFFLE_PARTITIONS", "spark.sql.shuffle.partitions"),
+    "catalog": (
+        "CDP_CATALOG",
+        "the table catalog: hive (the embedded Derby metastore, or the service named by CDP_HIVE_METASTORE_URIS) "
+        "or glue (the AWS Glue Data Catalog, through the Glue Hive client that EMR ships)",
+    ),
     "hive_metastore_uris": (
         "CDP_HIVE_METASTORE_URIS",
         "thrift:// URI of a shared Hive metastore; empty = embedded Derby",
@@ -79,6 +84,16 @@ ENV_VARS: dict[str, tuple[str, str]] = {
         "CDP_SPARK_SERVICE_LOG_LEVEL",
         "level of Spark's own log in the service's log (WARN; INFO logs every task, 270,000 lines a run)",
     ),
+    "launcher": (
+        "CDP_LAUNCHER",
+        "how Dagster launches a step: subprocess (python -m <module> on this machine) or emr_serverless "
+        "(a job run of CDP_EMR_APPLICATION_ID through Dagster Pipes)",
+    ),
+    "emr_application_id": ("CDP_EMR_APPLICATION_ID", "EMR Serverless application of the job runs"),
+    "emr_execution_role_arn": ("CDP_EMR_EXECUTION_ROLE_ARN", "role the EMR Serverless job runs assume"),
+    "emr_log_group": ("CDP_EMR_LOG_GROUP", "CloudWatch log group of the EMR Serverless job runs"),
+    "pipes_bucket": ("CDP_PIPES_BUCKET", "bucket of the job runs' code bundle and Pipes messages"),
+    "pipes_prefix": ("CDP_PIPES_PREFIX", "key prefix of the code bundle and the Pipes messages in CDP_PIPES_BUCKET"),
     "s3_endpoint_url": ("CDP_S3_ENDPOINT_URL", "S3 endpoint; empty = real AWS S3"),
     "export_bucket": ("CDP_EXPORT_BUCKET", "bucket that receives audience exports"),
     "export_prefix": ("CDP_EXPORT_PREFIX", "key prefix for audience exports"),
@@ -90,6 +105,10 @@ ENV_VARS: dict[str, tuple[str, str]] = {
 }
 
 
+CATALOGS = ("hive", "glue")
+LAUNCHERS = ("subprocess", "emr_serverless")
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -99,6 +118,13 @@ class Settings:
     spark_driver_memory: str = "2g"
     spark_shuffle_partitions: int = 8
     hive_metastore_uris: str = ""
+    catalog: str = "hive"
+    launcher: str = "subprocess"
+    emr_application_id: str = ""
+    emr_execution_role_arn: str = ""
+    emr_log_group: str = ""
+    pipes_bucket: str = ""
+    pipes_prefix: str = "dagster-pipes"
     s3_endpoint_url: str = ""
     export_bucket: str = "cdp-exports"
     export_prefix: str = "audiences"
@@ -140,6 +166,12 @@ class Settings:
             values[number] = int(values[number])
         if values["table_parallelism"] < 1:
             raise ValueError(f"CDP_TABLE_PARALLELISM must be 1 or more, got {values['table_parallelism']}")
+        values["catalog"] = values["catalog"].lower()
+        if values["catalog"] not in CATALOGS:
+            raise ValueError(f"CDP_CATALOG must be one of {', '.join(CATALOGS)}, got {values['catalog']!r}")
+        values["launcher"] = values["launcher"].lower()
+        if values["launcher"] not in LAUNCHERS:
+            raise ValueError(f"CDP_LAUNCHER must be one of {', '.join(LAUNCHERS)}, got {values['launcher']!r}")
         values["reporting_currency"] = values["reporting_currency"].upper()
         if not (len(values["reporting_currency"]) == 3 and values["reporting_currency"].isalpha()):
             raise ValueError(

@@ -22,6 +22,7 @@ from spark_jobs.settings import Settings
 log = logging.getLogger(__name__)
 
 SCALA_VERSION = "2.13"
+GLUE_CLIENT_FACTORY = "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory"
 
 
 def delta_maven_coordinate() -> str:
@@ -146,7 +147,11 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # that must evolve a schema ask for it (bronze's MERGE: withSchemaEvolution()).
     }
     conf.update(object_store_conf(settings))
-    if settings.hive_metastore_uris:
+    if settings.catalog == "glue":
+        # The AWS Glue Data Catalog as Spark's Hive metastore. The client factory ships with EMR
+        # (EMR Serverless included); elsewhere put AWS's Glue Data Catalog client on the class path.
+        conf["spark.hadoop.hive.metastore.client.factory.class"] = GLUE_CLIENT_FACTORY
+    elif settings.hive_metastore_uris:
         conf["spark.hadoop.hive.metastore.uris"] = settings.hive_metastore_uris
     else:
         # Embedded Derby metastore at a fixed path, so every process (jobs, dbt, BI's Thrift

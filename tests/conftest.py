@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from devstack.s3_server import free_port
 from spark_jobs.settings import Settings
 
 
@@ -78,3 +84,31 @@ def write_lines(path: Path, lines: list[str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="module")
+def aws_stand_in(tmp_path_factory):
+    """The local AWS stand-in (tests/aws_stand_in.py: moto's server, adapted where it differs from
+    AWS) on a free port: its endpoint URL."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("aws") / "stand-in.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("aws_stand_in.py")), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
+            break
+        except (urllib.error.URLError, OSError):
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"the AWS stand-in did not start on {endpoint}:\n{log.read_text()}")
+            time.sleep(0.3)
+    yield endpoint
+    process.terminate()
+    process.wait(timeout=30)

@@ -140,3 +140,19 @@ def test_local_folders_are_made_only_for_what_is_not_on_an_object_store(tmp_path
     ensure_local_dirs(settings)
     assert settings.metastore_dir.is_dir() and settings.scratch_dir.is_dir()
     assert not settings.lakehouse_dir.exists() and not settings.landing_dir.exists()
+
+
+def test_the_glue_catalog_replaces_the_metastore_and_other_catalogs_are_refused(tmp_path):
+    import pytest
+
+    glue = spark_conf(Settings.from_env({"CDP_HOME": str(tmp_path), "CDP_CATALOG": "Glue"}))
+    assert (
+        glue["spark.hadoop.hive.metastore.client.factory.class"]
+        == "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory"
+    )
+    assert "spark.hadoop.javax.jdo.option.ConnectionURL" not in glue and "spark.hadoop.hive.metastore.uris" not in glue
+    assert "spark.hadoop.hive.metastore.client.factory.class" not in spark_conf(
+        Settings.from_env({"CDP_HOME": str(tmp_path)})
+    )
+    with pytest.raises(ValueError, match="CDP_CATALOG must be one of hive, glue, got 'unity'"):
+        Settings.from_env({"CDP_HOME": str(tmp_path), "CDP_CATALOG": "unity"})

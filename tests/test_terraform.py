@@ -16,16 +16,12 @@ import re
 import shutil
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from devstack.s3_server import free_port
 from spark_jobs.settings import REPO_ROOT, Settings
 
 TERRAFORM = shutil.which("terraform")
@@ -187,32 +183,6 @@ def test_checkov_fails_no_check_and_every_skip_says_why():
 # --- envs/dev on the AWS stand-in ---------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def aws_stand_in(tmp_path_factory):
-    port = free_port()
-    log = tmp_path_factory.mktemp("aws") / "stand-in.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("aws_stand_in.py")), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
-            break
-        except (urllib.error.URLError, OSError):
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"the AWS stand-in did not start on {endpoint}:\n{log.read_text()}")
-            time.sleep(0.3)
-    yield endpoint
-    process.terminate()
-    process.wait(timeout=30)
-
-
 def aws_environment(endpoint: str) -> dict[str, str]:
     return {
         "AWS_ENDPOINT_URL": endpoint,
@@ -340,7 +310,9 @@ def assert_spark_runtime(endpoint: str, outputs: dict) -> None:
     (pass_role,) = [s for s in launcher if "iam:PassRole" in s["Action"]]
     assert pass_role["Resource"] == f"arn:aws:iam::{ACCOUNT}:role/cdp-dev-spark-jobs"
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "emr-serverless.amazonaws.com"}}
-    assert outputs["settings"]["value"]["CDP_EMR_APPLICATION_ID"] == application["applicationId"]
+    settings = outputs["settings"]["value"]
+    assert settings["CDP_EMR_APPLICATION_ID"] == application["applicationId"]
+    assert (settings["CDP_LAUNCHER"], settings["CDP_CATALOG"]) == ("emr_serverless", "glue")
 
 
 def assert_secrets(endpoint: str, outputs: dict) -> None:
@@ -386,3 +358,23 @@ def assert_nothing_left(endpoint: str) -> None:
     assert all(c["status"] == "INACTIVE" for c in clusters), (
         clusters
     )  # as on AWS, a deleted cluster stays listed a while
+
+
+def test_the_deployments_dagster_yaml_is_a_valid_instance_on_postgres_from_the_tasks_environment(tmp_path):
+    from dagster._core.instance.config import dagster_instance_config
+
+    source = REPO_ROOT / "infra" / "dagster" / "dagster.yaml"
+    config, _ = dagster_instance_config(str(source.parent))
+    database = config["storage"]["postgres"]["postgres_db"]
+    assert {key: value["env"] for key, value in database.items() if key != "params"} == {
+        "hostname": "DAGSTER_PG_HOST",
+        "port": "DAGSTER_PG_PORT",
+        "db_name": "DAGSTER_PG_DB",
+        "username": "DAGSTER_PG_USERNAME",
+        "password": "DAGSTER_PG_PASSWORD",
+    }
+    orchestration = terraform_text(INFRA / "modules" / "orchestration")
+    assert all(name in orchestration for name in ("DAGSTER_PG_HOST", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB"))
+    (tmp_path / "dagster.yaml").write_text(source.read_text().replace("hostname:", "host:"))
+    with pytest.raises(Exception, match="host"):  # the schema is checked: a wrong key is refused
+        dagster_instance_config(str(tmp_path))

@@ -119,6 +119,7 @@ locals {
       CDP_S3_ENDPOINT_URL        = ""
       CDP_LOCAL_APIS             = "false"
       CDP_CATALOG                = "glue"
+      CDP_LAUNCHER               = "emr_serverless"
       CDP_EMR_APPLICATION_ID     = module.spark_runtime.application_id
       CDP_EMR_EXECUTION_ROLE_ARN = module.spark_runtime.execution_role_arn
       CDP_EMR_LOG_GROUP          = module.spark_runtime.log_group_name
