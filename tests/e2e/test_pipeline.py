@@ -7,7 +7,6 @@ the generator's manifest (rows written and rows broken on purpose, per source).
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -181,18 +180,8 @@ def materialized(result) -> set[str]:
     return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
 
 
-def prioritise_this_process() -> None:
-    """This module's runs are the test command's critical path: on 2 cores beside the other
-    workers they took about 36 of its 37 minutes, while the cores were half idle. Its Spark
-    service and steps (children of this process) get the CPU first. Raising a priority needs
-    root, as CI and the development machines run; elsewhere nothing changes."""
-    with contextlib.suppress(PermissionError):
-        os.nice(-5)
-
-
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
-    prioritise_this_process()
     home = tmp_path_factory.mktemp("e2e-home")
     yield home
     Service(Settings.from_env({"CDP_HOME": str(home)})).stop()
