@@ -12,7 +12,6 @@ import argparse
 import json
 import logging
 import os
-import re
 import subprocess
 import sys
 import time
@@ -31,6 +30,22 @@ from spark_jobs.spark import ensure_local_dirs, write_spark_defaults
 log = logging.getLogger("cdp")
 
 SAMPLE_DAYS = 7  # daily deliveries in the sample landing zone of ./cdp run
+CODE_LOCATION_MODULE = "devstack.definitions"  # what `./cdp dev` loads: its module name is the location's
+
+
+def code_location_job_origin(job_name: str, repository_name: str):
+    """The origin the Dagster UI of `./cdp dev` gives a run of ``job_name``: the job in the
+    repository of the code location that `dagster dev -m devstack.definitions` loads. A run that
+    carries it is listed under its job, in the timeline and in the code location, like a run
+    launched from the UI or by a schedule."""
+    from dagster._core.remote_origin import ManagedGrpcPythonEnvCodeLocationOrigin, RemoteRepositoryOrigin
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    target = LoadableTargetOrigin(
+        executable_path=sys.executable, module_name=CODE_LOCATION_MODULE, working_directory=str(REPO_ROOT)
+    )
+    location = ManagedGrpcPythonEnvCodeLocationOrigin(target)  # named after the module, as dagster dev does
+    return RemoteRepositoryOrigin(location, repository_name).get_job_origin(job_name)
 
 
 def _truthy(value: str | None, default: bool) -> bool:
@@ -81,10 +96,22 @@ def start_spark_service(environ: dict[str, str]) -> Service | None:
     return service
 
 
+def sample_partition_days(environ: dict[str, str], sample_days: int) -> None:
+    """The event sources' daily partitions span the sample's delivery days, unless the
+    environment says otherwise (an empty CDP_PARTITIONS_END: open, up to today)."""
+    from devstack.sample.generate import delivery_days
+
+    days = delivery_days(sample_days)
+    environ.setdefault("CDP_PARTITIONS_START", days[0].isoformat())
+    environ.setdefault("CDP_PARTITIONS_END", days[-1].isoformat())
+
+
 @contextmanager
-def local_stack(environ: dict[str, str] | None = None) -> Iterator[Settings]:
-    """Settings resolved, environment exported to this process, local S3 up while inside."""
+def local_stack(environ: dict[str, str] | None = None, sample_days: int = SAMPLE_DAYS) -> Iterator[Settings]:
+    """Settings resolved, environment exported to this process, local S3 up while inside; the
+    partitions cover the ``sample_days`` delivery days of the sample."""
     environ = dict(os.environ if environ is None else environ)
+    sample_partition_days(environ, sample_days)
     settings = Settings.from_env(environ)
     with ExitStack() as stack:
         if _truthy(environ.get("CDP_LOCAL_S3"), default=True):
@@ -158,8 +185,9 @@ def run_main_job(
         }
     }
     # Reconstructable: every step process loads the job from the code location, as a deployment does.
-    repository = ReconstructableRepository.for_module("devstack.definitions", "defs", str(REPO_ROOT))
-    job = repository.get_reconstructable_job(DAILY_JOB_NAME if daily else MAIN_JOB_NAME)
+    repository = ReconstructableRepository.for_module(CODE_LOCATION_MODULE, "defs", str(REPO_ROOT))
+    job_name = DAILY_JOB_NAME if daily else MAIN_JOB_NAME
+    job = repository.get_reconstructable_job(job_name)
     if asset_selection is not None or asset_check_selection is not None:
         job_def = job.get_definition()
         job = job.get_subset(
@@ -177,6 +205,7 @@ def run_main_job(
             tags=partition_range_tags(ingested[0], ingested[-1]),
             asset_selection=frozenset(asset_selection) if asset_selection else None,
             job_code_origin=job.get_python_origin(),
+            remote_job_origin=code_location_job_origin(job_name, repository.get_definition().name),
         )
         return execute_run(job, run, instance)
 
@@ -280,7 +309,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     )
     timings: list[tuple[str, dict[str, float], float, bool]] = []
     started = time.monotonic()
-    with PeakMemorySampler() as memory, local_stack() as settings:
+    sample_days = max(options.get("days", SAMPLE_DAYS) for _, options in runs)
+    with PeakMemorySampler() as memory, local_stack(sample_days=sample_days) as settings:
         for name, options in runs:
             run_started, run_started_at = time.monotonic(), time.time()
             result = run_main_job(args.customers, args.seed, **options)
@@ -314,23 +344,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_sql(args: argparse.Namespace) -> int:
     """Query the lakehouse through the Spark service's JDBC endpoint (HiveServer2), as a BI tool
     does: it works while a run writes, and sees committed snapshots only."""
+    from devstack import sql_cli
+
     environ = dict(os.environ)
     service = start_spark_service(environ)
     if service is None:
         print("cdp: ./cdp sql needs the Spark service (unset CDP_SPARK_SERVICE=false)", file=sys.stderr)
         return 1
-    beeline = service_beeline(service)
-    completed = subprocess.run(
-        [*beeline, "--silent=true", "--showHeader=true", "--outputformat=table", "-e", args.query],
-        env={**os.environ, "SPARK_HOME": str(spark_home())}, capture_output=True, text=True,
-    )  # fmt: skip
-    # beeline echoes its prompt even when silent, and the JVM notes its incubator modules.
-    sys.stdout.write(BEELINE_PROMPT.sub("", completed.stdout))
-    sys.stderr.write("".join(line for line in completed.stderr.splitlines(True) if "incubator modules" not in line))
-    return completed.returncode
-
-
-BEELINE_PROMPT = re.compile(r"^\d+: jdbc:hive2://\S+> ", re.MULTILINE)
+    user = os.environ.get("USER", "cdp")
+    return sql_cli.main(service.settings.service_host, service.ports()[1], user, args.query, args.format, args.limit)
 
 
 def service_beeline(service: Service) -> list[str]:
@@ -365,7 +387,7 @@ def cmd_erase(args: argparse.Namespace, rest: list[str]) -> int:
 def cmd_dev(args: argparse.Namespace) -> int:
     with local_stack():
         prepare_manifest()
-        return subprocess.call(["dagster", "dev", "-m", "devstack.definitions", "-p", str(args.port)], cwd=REPO_ROOT)
+        return subprocess.call(["dagster", "dev", "-m", CODE_LOCATION_MODULE, "-p", str(args.port)], cwd=REPO_ROOT)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -384,8 +406,15 @@ def main(argv: list[str] | None = None) -> int:
         help="deliver the last day of the sample a run later and time that daily run (job cdp_daily) too",
     )
     bench.set_defaults(func=cmd_bench)
-    sql = sub.add_parser("sql", help="run one Spark SQL query against the local lakehouse")
+    sql = sub.add_parser(
+        "sql",
+        help="run one Spark SQL query against the local lakehouse (over JDBC; works while a run writes)",
+        description="One query through the Spark service's JDBC endpoint. A table shows the first 20 rows "
+        "and the row count; CSV and JSON (one object per line) give every row unless --limit is set.",
+    )
     sql.add_argument("query")
+    sql.add_argument("--limit", type=int, default=None, help="rows to print (table: 20; csv/json: all); 0 = all")
+    sql.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output (default table)")
     sql.set_defaults(func=cmd_sql)
     subject = sub.add_parser(
         "export-subject",

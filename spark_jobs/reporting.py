@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+from spark_jobs.plots import Markdown
 from spark_jobs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,27 +31,38 @@ class LogReporter:
     to_dagster = False
 
     def materialized(self, asset_key: str, metadata: Mapping[str, Any]) -> None:
-        log.info("materialized %s: %s", asset_key, dict(metadata))
+        log.info("materialized %s: %s", asset_key, loggable(metadata))
 
     def checked(
         self, asset_key: str, check_name: str, passed: bool, metadata: Mapping[str, Any], severity: str = "ERROR"
     ) -> None:
         log.log(
-            logging.INFO if passed else logging.ERROR,
+            logging.INFO if passed else logging.WARNING if severity == "WARN" else logging.ERROR,
             "check %s on %s %s: %s",
             check_name,
             asset_key,
             "passed" if passed else "FAILED",
-            dict(metadata),
+            loggable(metadata),
         )
 
 
+def loggable(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The metadata for a log line: a chart is named, not printed (it is kilobytes of base64)."""
+    return {key: "<chart>" if isinstance(value, Markdown) else value for key, value in metadata.items()}
+
+
 def to_pipes_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """Pipes takes raw scalars as they are; nested values must be declared as JSON."""
-    return {
-        key: {"raw_value": value, "type": "json"} if isinstance(value, (dict, list, tuple)) else value
-        for key, value in metadata.items()
-    }
+    """Pipes takes raw scalars as they are; nested values must be declared as JSON, charts as
+    Markdown."""
+
+    def typed(value: Any) -> Any:
+        if isinstance(value, Markdown):
+            return {"raw_value": str(value), "type": "md"}
+        if isinstance(value, (dict, list, tuple)):
+            return {"raw_value": value, "type": "json"}
+        return value
+
+    return {key: typed(value) for key, value in metadata.items()}
 
 
 class PipesReporter:
@@ -66,7 +78,7 @@ class PipesReporter:
     def checked(
         self, asset_key: str, check_name: str, passed: bool, metadata: Mapping[str, Any], severity: str = "ERROR"
     ) -> None:
-        LogReporter().checked(asset_key, check_name, passed, metadata)
+        LogReporter().checked(asset_key, check_name, passed, metadata, severity)
         self._pipes.report_asset_check(
             asset_key=asset_key,
             check_name=check_name,

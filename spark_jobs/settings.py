@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from datetime import date
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -97,6 +98,15 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "s3_endpoint_url": ("CDP_S3_ENDPOINT_URL", "S3 endpoint; empty = real AWS S3"),
     "export_bucket": ("CDP_EXPORT_BUCKET", "bucket that receives audience exports"),
     "export_prefix": ("CDP_EXPORT_PREFIX", "key prefix for audience exports"),
+    "partitions_start": (
+        "CDP_PARTITIONS_START",
+        "first delivery day (YYYY-MM-DD) of the event sources' daily partitions; ./cdp sets the sample's first day",
+    ),
+    "partitions_end": (
+        "CDP_PARTITIONS_END",
+        "last delivery day (YYYY-MM-DD) of the daily partitions; empty = today (production); "
+        "./cdp sets the sample's last day",
+    ),
     "reporting_currency": (
         "CDP_REPORTING_CURRENCY",
         "ISO 4217 code every amount is converted to (gold tables, "
@@ -106,6 +116,19 @@ ENV_VARS: dict[str, tuple[str, str]] = {
 
 
 CATALOGS = ("hive", "glue")
+
+
+def _check_partition_days(start: str, end: str) -> None:
+    days = {}
+    for name, value in (("CDP_PARTITIONS_START", start), ("CDP_PARTITIONS_END", end)):
+        try:
+            days[name] = date.fromisoformat(value) if value else None
+        except ValueError:
+            raise ValueError(f"{name} must be a day as YYYY-MM-DD, got {value!r}") from None
+    if days["CDP_PARTITIONS_END"] and days["CDP_PARTITIONS_END"] < days["CDP_PARTITIONS_START"]:
+        raise ValueError(f"CDP_PARTITIONS_END ({end}) is before CDP_PARTITIONS_START ({start})")
+
+
 LAUNCHERS = ("subprocess", "emr_serverless")
 
 
@@ -134,6 +157,8 @@ class Settings:
     checkpoint_dir: str = ""
     delta_dynamodb_table: str = ""
     reporting_currency: str = "EUR"
+    partitions_start: str = "2025-01-01"
+    partitions_end: str = ""
     spark_remote: str = ""
     service_host: str = "127.0.0.1"
     sql_port: int = 10000
@@ -177,12 +202,18 @@ class Settings:
             raise ValueError(
                 f"CDP_REPORTING_CURRENCY must be a three-letter ISO 4217 code, got {values['reporting_currency']!r}"
             )
+        _check_partition_days(values["partitions_start"], values["partitions_end"])
         return cls(
             home=home,
             landing_dir=Path(get("landing_dir") or home / "landing").resolve(),
             lakehouse_dir=Path(get("lakehouse_dir") or home / "lakehouse").resolve(),
             **values,
         )
+
+    def partition_days(self) -> tuple[date, date | None]:
+        """The first and last (None: open, up to today) delivery day of the daily partitions."""
+        end = date.fromisoformat(self.partitions_end) if self.partitions_end else None
+        return date.fromisoformat(self.partitions_start), end
 
     def to_env(self) -> dict[str, str]:
         """The environment that reproduces these settings in a child process."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import io
+import re
 import subprocess
 import sys
 import time
@@ -78,6 +81,23 @@ def pytest_collection_modifyitems(config, items):
         if item.get_closest_marker("e2e") is not None and item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group("e2e"))
     items.sort(key=lambda item: (item.get_closest_marker("e2e") is None) == parallel)
+
+
+IMAGE = re.compile(r"^!\[(?P<title>[^\]]*)\]\(data:image/png;base64,(?P<data>[A-Za-z0-9+/=]+)\)$")
+
+
+def png_of(markdown: str):
+    """(title, image, size in bytes) of a chart's Markdown (spark_jobs/plots.py); fails unless it
+    is one embedded, valid PNG."""
+    from PIL import Image
+
+    match = IMAGE.match(markdown)
+    assert match, markdown[:80]
+    data = base64.b64decode(match["data"], validate=True)
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    image = Image.open(io.BytesIO(data))
+    image.verify()  # raises on a truncated or corrupt file
+    return match["title"], Image.open(io.BytesIO(data)), len(data)
 
 
 def write_lines(path: Path, lines: list[str]) -> Path:

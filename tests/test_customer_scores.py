@@ -85,3 +85,47 @@ def test_a_purchase_is_a_completed_fct_orders_row_of_a_known_customer_with_an_am
     ).withColumn("total_amount", F.col("total_amount").cast("decimal(14,2)"))
     bought = sorted(tuple(r) for r in purchases_in(orders).collect())
     assert bought == [("c1", date(2025, 1, 5), 85.0, 0.0), ("c1", date(2025, 1, 6), 40.0, 1.0)]
+
+
+def _run(**metrics):
+    """A ScoreRun with the given metrics (the rest: a trained model's run)."""
+    from datetime import date
+
+    from spark_jobs.ml.customer_scores import ScoreRun
+
+    defaults = {
+        "run_id": "r", "as_of": date(2025, 12, 31), "horizon_days": 90, "train_customers": 400,
+        "test_customers": 0, "test_churn_rate": 0.0, "churn_auc": 0.0, "recency_baseline_auc": 0.0,
+        "value_mae": 1.0, "naive_value_mae": 1.0, "scored_customers": 400,
+    }  # fmt: skip
+    return ScoreRun(**{**defaults, **metrics})
+
+
+def test_the_churn_check_gives_a_verdict_only_on_enough_customers_of_each_class():
+    from spark_jobs.ml.customer_scores import auc_standard_error, churn_check
+
+    # 1,000 customers evaluated, 400 churned: a verdict, either way, with the AUC's standard error.
+    passed, metadata = churn_check(
+        _run(test_customers=1000, test_churn_rate=0.4, churn_auc=0.71, recency_baseline_auc=0.66)
+    )
+    assert passed and metadata["outcome"] == "model beats recency"
+    assert (metadata["evaluation_churned"], metadata["evaluation_retained"]) == (400, 600)
+    failed, metadata = churn_check(
+        _run(test_customers=1000, test_churn_rate=0.4, churn_auc=0.508, recency_baseline_auc=0.557)
+    )
+    assert not failed and metadata["outcome"] == "recency beats the model"
+    # 300 evaluated with 30 % churned: 90 churned, below 100 of each class: no verdict.
+    passed, metadata = churn_check(
+        _run(test_customers=300, test_churn_rate=0.3, churn_auc=0.508, recency_baseline_auc=0.557)
+    )
+    assert passed and metadata["outcome"] == "not enough data"
+    assert metadata["reason"].startswith("the evaluation window holds 90 churned and 210 retained customers")
+    # No model at all: nothing to compare.
+    passed, metadata = churn_check(_run(train_customers=0, skipped_reason="35 customers to train on, fewer than 100"))
+    assert passed and metadata == {
+        "outcome": "not enough data",
+        "reason": "no model was trained: 35 customers to train on, fewer than 100",
+    }
+    # Hanley and McNeil's standard error, by hand for AUC 0.5 and 100 of each class:
+    # q1 = q2 = 1/3, var = (0.25 + 2 x 99 x (1/3 - 1/4)) / 10,000 = 16.75 / 10,000; se = 0.040927.
+    assert auc_standard_error(0.5, 100, 100) == pytest.approx(0.040927, abs=1e-6)

@@ -334,3 +334,20 @@ def test_each_dbt_invocation_writes_under_the_state_folder_and_old_ones_are_remo
     assert target.parent == runs and target.name.startswith("cdp_dbt_models-f57f82b4-")
     kept = sorted(p.name for p in runs.iterdir())
     assert kept == [f"old-{i:02d}" for i in range(25 - assets.KEPT_DBT_RUNS + 1, 25)]
+
+
+def test_every_check_says_what_it_checks(defs):
+    """dbt's generic tests come without a description; the UI shows one for each check."""
+    graph = defs.resolve_asset_graph()
+    described = {key.to_user_string(): graph.get_check_spec(key).description for key in graph.asset_check_keys}
+    assert [key for key, description in described.items() if not description] == []
+    assert (
+        described["gold/customer_segments:relationships_customer_segments_customer_id__customer_id__ref_dim_customers_"]
+        == "every customer_id is a customer_id of dim_customers (or null)"
+    )
+    assert described["gold/customer_consent:unique_combination_of_columns_customer_consent_customer_id__purpose"] == (
+        "one row per customer_id, purpose"
+    )
+    assert described["gold/fct_cx_metrics:between_fct_cx_metrics_nps__100___100"] == (
+        "nps is between -100 and 100 (or null)"
+    )

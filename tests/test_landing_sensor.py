@@ -92,8 +92,56 @@ def test_event_files_before_the_first_partition_are_reported_not_requested():
     assert cursor == {"web_events": 1_700_000_000_000}  # reported once, not on every tick
     assert warnings == [
         f"web_events: {old.path} has delivery day 2019-05-01, outside the event partitions "
-        "(2025-01-01 to 2026-01-01); not ingested"
+        "(2025-01-01 to 2026-01-01; CDP_PARTITIONS_START, CDP_PARTITIONS_END); not ingested"
     ]
+
+
+def test_partitions_span_the_configured_days_and_files_after_the_last_one_wait(monkeypatch):
+    """CDP_PARTITIONS_START/END: the sample's week locally (7 partitions, not one per day since
+    2025); a file delivered after the last day is reported, and the schedule stops at the end."""
+    from datetime import date, datetime
+
+    from dagster_project.defs.ingest.partitions import partitions_definition, recent_days_tags
+    from spark_jobs.settings import Settings
+
+    monkeypatch.setenv("CDP_PARTITIONS_START", "2025-12-25")
+    monkeypatch.setenv("CDP_PARTITIONS_END", "2025-12-31")
+    keys = partitions_definition(Settings.from_env()).get_partition_keys()
+    assert (keys[0], keys[-1], len(keys)) == ("2025-12-25", "2025-12-31", 7)
+    web_events = get_contract("web_events")
+    inside = LandingFile("file:/landing/web/events/2025-12-30/a.jsonl", 10, 1_000)
+    later = LandingFile("file:/landing/web/events/2026-02-01/b.jsonl", 10, 2_000)
+    request, _, warnings = new_files_request([web_events], {"web_events": [inside, later]}, {}, date(2026, 3, 1))
+    assert (request.tags["dagster/asset_partition_range_start"], request.tags["dagster/asset_partition_range_end"]) == (
+        "2025-12-30",
+        "2025-12-30",
+    )
+    assert warnings == [
+        f"web_events: {later.path} has delivery day 2026-02-01, outside the event partitions "
+        "(2025-12-25 to 2025-12-31; CDP_PARTITIONS_START, CDP_PARTITIONS_END); not ingested"
+    ]
+    assert recent_days_tags(date(2026, 3, 1)) == {
+        "dagster/asset_partition_range_start": "2025-12-30",
+        "dagster/asset_partition_range_end": "2025-12-31",
+    }
+    monkeypatch.setenv("CDP_PARTITIONS_END", "")  # open: up to today, as in production
+    keys = partitions_definition(Settings.from_env()).get_partition_keys(current_time=datetime(2026, 1, 3))
+    assert (keys[0], keys[-1]) == ("2025-12-25", "2026-01-03")
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "error"),
+    [
+        ("25/12/2025", "", "CDP_PARTITIONS_START must be a day as YYYY-MM-DD, got '25/12/2025'"),
+        ("2025-12-25", "2025-12-01", "CDP_PARTITIONS_END (2025-12-01) is before CDP_PARTITIONS_START (2025-12-25)"),
+    ],
+)
+def test_partition_days_that_make_no_range_are_refused(start, end, error):
+    from spark_jobs.settings import Settings
+
+    with pytest.raises(ValueError) as raised:
+        Settings.from_env({"CDP_PARTITIONS_START": start, "CDP_PARTITIONS_END": end})
+    assert str(raised.value) == error
 
 
 @pytest.fixture

@@ -39,9 +39,15 @@ def test_failed_check_reported_through_pipes_blocks_downstream_assets():
     def export() -> None:
         return None
 
-    result = dg.materialize(
-        [table, quality, export], resources={"pipes": dg.PipesSubprocessClient()}, raise_on_error=False
-    )
+    # An instance held here: materialize's ephemeral one can be garbage-collected while the Pipes
+    # session still refers to it weakly ("undefined DagsterInstance weakref", seen under xdist).
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [table, quality, export],
+            resources={"pipes": dg.PipesSubprocessClient()},
+            raise_on_error=False,
+            instance=instance,
+        )
 
     [evaluation] = result.get_asset_check_evaluations()
     assert not evaluation.passed

@@ -34,12 +34,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import uuid
 from datetime import UTC, datetime
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from spark_jobs import plots
 from spark_jobs.identity.households import household_members, households
 from spark_jobs.identity.incremental import LinkState
 from spark_jobs.identity.persistent_ids import assign_ids
@@ -51,9 +53,10 @@ from spark_jobs.identity.persons import (
     person_records,
     visitors,
 )
-from spark_jobs.identity.probabilistic import Model
+from spark_jobs.identity.probabilistic import DEFAULT_THRESHOLD, Model
 from spark_jobs.identity.resolution import DEFAULT_SIZE_LIMIT, resolve_records, strongest_rule
 from spark_jobs.jobspec import Check, JobSpec, Output
+from spark_jobs.plots import Markdown
 from spark_jobs.reporting import spark_job
 
 log = logging.getLogger(__name__)
@@ -313,6 +316,7 @@ def run(
         "ids_removed": by_reason.get("removed", 0),
         "anonymous_ids_stitched": anonymous.count(),
         "households": members.select("household_id").distinct().count(),
+        "match_weight_bins": match_weight_bins(resolved.links),
         "mode": "full" if resolved.changed is None else "incremental",
         "changed_records": resolved.changed,
         "model_reused": model is not None,
@@ -326,6 +330,38 @@ def run(
         [(run_id, started, json.dumps(metrics, sort_keys=True))], "run_id string, run_at timestamp, metrics_json string"
     ).write.format("delta").mode("append").saveAsTable(RUNS_TABLE)
     return metrics
+
+
+WEIGHT_BIN = 0.5  # match weight (log2 odds) per histogram bar
+
+
+def match_weight_bins(links: DataFrame) -> dict[str, int]:
+    """Accepted Fellegi-Sunter links per match-weight bin (lower edge, WEIGHT_BIN wide)."""
+    edge = (F.floor(F.col("match_weight") / WEIGHT_BIN) * WEIGHT_BIN).alias("edge")
+    rows = links.where(F.col("rule") == "fellegi_sunter").groupBy(edge).count().orderBy("edge").collect()
+    return {f"{r.edge:g}": r["count"] for r in rows}
+
+
+def identity_charts(metrics: dict) -> dict[str, Markdown]:
+    """The run's charts for the identity map's page: link weights against the threshold, cluster
+    sizes, links by rule."""
+    threshold_weight = math.log2(DEFAULT_THRESHOLD / (1 - DEFAULT_THRESHOLD))  # probability -> log2 odds
+    charts = {
+        "chart_match_weights": plots.histogram(
+            "Accepted Fellegi-Sunter links by match weight",
+            {float(edge): n for edge, n in metrics["match_weight_bins"].items()},
+            WEIGHT_BIN,
+            threshold_weight,
+            "match weight (log2 odds; the threshold is probability 0.5)",
+        ),
+        "chart_cluster_sizes": plots.bars(
+            "Customers by number of records", metrics["cluster_sizes"], "records per customer", "customers"
+        ),
+        "chart_links_by_rule": plots.bars(
+            "Links by rule", dict(sorted(metrics["links_by_rule"].items())), "links", horizontal=True
+        ),
+    }
+    return {name: chart for name, chart in charts.items() if chart is not None}
 
 
 def mapped_exactly_once(mapped: DataFrame, person_records: DataFrame) -> dict:
@@ -357,7 +393,10 @@ def main(argv: list[str] | None = None) -> int:
         metrics = run(spark, args.size_limit, args.full, args.reuse_model)
         for output in SPEC.outputs:
             reporter.materialized(
-                output.asset, metrics if output.table == IDENTITY_MAP_TABLE else {"run_id": metrics["run_id"]}
+                output.asset,
+                {**metrics, **identity_charts(metrics)}
+                if output.table == IDENTITY_MAP_TABLE
+                else {"run_id": metrics["run_id"]},
             )
         once = {k: metrics[k] for k in ("duplicated_records", "missing_records")}
         reporter.checked(

@@ -43,6 +43,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from spark_jobs import plots
 from spark_jobs.ingest.apply import (
     ApplyResult,
     add_metadata,
@@ -54,7 +55,7 @@ from spark_jobs.ingest.apply import (
     retry_on_write_conflict,
 )
 from spark_jobs.ingest.contracts import EVENT_DATE_COLUMN, Contract, get_contract, load_contracts
-from spark_jobs.ingest.landing import LandingFile, list_landing_files, spark_literal
+from spark_jobs.ingest.landing import LandingFile, delivery_date, list_landing_files, spark_literal
 from spark_jobs.ingest.parse import (
     EXTRA_FIELDS,
     EXTRA_KEYS,
@@ -697,6 +698,36 @@ def freshness(spark: SparkSession, contract: Contract, now: datetime) -> tuple[b
     return limit is None or age_hours <= limit, {"newest_file_age_hours": round(age_hours, 2), "limit_hours": limit}
 
 
+CHART_DAYS = 30  # delivery days the ingestion chart shows (the newest)
+
+
+def delivery_chart(spark: SparkSession, entity: str):
+    """Received, accepted and quarantined rows per delivery day of the source's processed files
+    (the newest CHART_DAYS days), as a chart; None without files or without matplotlib."""
+    if not spark.catalog.tableExists(PROCESSED_FILES_TABLE):  # nothing delivered anywhere yet
+        return None
+    files = (
+        spark.table(PROCESSED_FILES_TABLE)
+        .where(F.col("entity") == entity)
+        .select("file_path", "file_modified_ms", "received", "accepted", "quarantined")
+        .collect()
+    )
+    per_day: dict[date, list[int]] = {}
+    for f in files:
+        totals = per_day.setdefault(delivery_date(f.file_path, f.file_modified_ms or 0), [0, 0, 0])
+        for i, value in enumerate((f.received, f.accepted, f.quarantined)):
+            totals[i] += value or 0
+    days = sorted(per_day)[-CHART_DAYS:]
+    if not days:
+        return None
+    return plots.grouped_bars(
+        f"{entity}: rows per delivery day",
+        [d.isoformat() for d in days],
+        {name: [per_day[d][i] for d in days] for i, name in enumerate(("received", "accepted", "quarantined"))},
+        "rows",
+    )
+
+
 def ingest_sources(
     spark: SparkSession,
     contracts: list[Contract],
@@ -747,7 +778,12 @@ def report(spark: SparkSession, reporter, contract: Contract, result: BatchStats
         reporter.checked(asset, RECONCILIATION.name, False, {"error": result, "error_kind": "data"})
         reporter.checked(asset, FRESHNESS.name, False, {"error": result}, severity="WARN")
         return
-    reporter.materialized(asset, result.metadata())
+    try:
+        chart = delivery_chart(spark, contract.name)
+    except Exception:  # a chart is a picture: it never fails an ingestion
+        log.warning("%s: no deliveries chart", contract.name, exc_info=True)
+        chart = None
+    reporter.materialized(asset, {**result.metadata(), **({"chart_deliveries": chart} if chart else {})})
     passed, metadata = reconciliation(spark, result)
     reporter.checked(asset, RECONCILIATION.name, passed, metadata)
     passed, metadata = freshness(spark, contract, datetime.now(UTC))

@@ -19,12 +19,13 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
+from conftest import png_of
 from dagster import AssetCheckKey, AssetKey, AssetSelection
 
-from devstack.runner import SAMPLE_DAYS, local_stack, run_main_job
+from devstack.runner import SAMPLE_DAYS, local_stack, run_main_job, service_beeline
 from devstack.sample.generate import delivery_days
 from spark_jobs.activation.normalise import normalise_email, sha256_hex
-from spark_jobs.service import Service
+from spark_jobs.service import Service, spark_home
 from spark_jobs.settings import REPO_ROOT, Settings
 
 # One xdist worker runs the whole module: its tests share the runs of its module-scoped fixtures.
@@ -237,6 +238,75 @@ def test_main_job_builds_gold_and_exports_the_audience(first_run, home, spark):
         sha256_hex(normalise_email(emails[c])) for c in expected_audience
     )
     assert not any("@" in value for r in added for value in r.values())
+
+
+def test_the_run_is_listed_under_its_job_and_code_location(first_run, home):
+    """The Dagster UI of `./cdp dev` (code location `devstack.definitions`, one repository) lists a
+    job's runs by job name and the repository label tag: the run of `./cdp run` must carry both,
+    or the job page and the timeline say "no runs"."""
+    import dagster as dg
+    from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
+
+    result, _ = first_run
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        listed = instance.get_runs(
+            dg.RunsFilter(job_name="cdp_main", tags={REPOSITORY_LABEL_TAG: "__repository__@devstack.definitions"})
+        )
+        assert result.run_id in {run.run_id for run in listed}
+        run = instance.get_run_by_id(result.run_id)
+    assert run.remote_job_origin.location_name == "devstack.definitions"
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+
+    # The sample is too small to evaluate a churn model: the check says so, as a pass, not a red
+    # failure of a successful run; a real verdict would be a warning, never an error.
+    evaluations = result.get_asset_check_evaluations()
+    (churn,) = [c for c in evaluations if c.asset_check_key.name == "churn_model_beats_recency"]
+    assert churn.passed and churn.severity == dg.AssetCheckSeverity.WARN
+    assert churn.metadata["outcome"].value == "not enough data"
+
+
+CHARTS = {
+    "silver/identity_map": ["chart_match_weights", "chart_cluster_sizes", "chart_links_by_rule"],
+    "bronze/crm_contacts": ["chart_deliveries"],
+    "bronze/web_events": ["chart_deliveries"],
+    "gold/customer_segment_history": ["chart_segment_members"],
+    "gold/fct_journey_funnel": ["chart_funnel"],
+}
+
+
+def test_assets_carry_their_charts_row_counts_and_typed_columns(first_run, home, spark):
+    """What the UI shows on an asset's page: the charts are valid PNGs; every dbt table's row
+    count is the table's and its columns are the table's, with Spark's types."""
+    result, _ = first_run
+    metadata = {
+        e.asset_key.to_user_string(): e.event_specific_data.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+    for asset, charts in CHARTS.items():
+        for name in charts:
+            png_of(metadata[asset][name].value)
+    # The sample has no valid survey response (see the reconciliation test): no CX chart to draw.
+    assert not [key for key in metadata["gold/fct_cx_metrics"] if key.startswith("chart_")]
+
+    tables = [
+        n for n in dbt_manifest()["nodes"].values()
+        if n["resource_type"] == "model" and n["config"]["materialized"] != "view"
+    ]  # fmt: skip
+    assert len(tables) >= 20
+    for node in tables:
+        asset = f"{node['schema']}/{node['name']}"
+        table = spark.read.format("delta").load(str(home / "lakehouse" / f"{node['schema']}.db" / node["name"]))
+        assert metadata[asset]["dagster/row_count"].value == table.count(), asset
+        columns = metadata[asset]["dagster/column_schema"].value.columns
+        assert [(c.name, c.type) for c in columns] == [(f.name, f.dataType.simpleString()) for f in table.schema], asset
+    views = [
+        n
+        for n in dbt_manifest()["nodes"].values()
+        if n["resource_type"] == "model" and n["config"]["materialized"] == "view"
+    ]
+    for node in views:  # a view is not counted (that would run its query), but its columns are typed
+        columns = metadata[f"{node['schema']}/{node['name']}"]["dagster/column_schema"].value.columns
+        assert columns and all(c.type for c in columns), node["name"]
 
 
 def test_anonymous_store_purchases_stay_anonymous_and_amounts_are_in_one_currency(first_run, home, spark):
@@ -701,16 +771,53 @@ def test_beeline_and_sqlalchemy_query_the_gold_tables(first_run, home):
             sa.text("select email from gold.dim_customers where customer_id = :id"), {"id": member.customer_id}
         ).scalar()
     assert email == delta_rs_email(home, member.customer_id)
-    # ./cdp sql: beeline from the pyspark wheel, on the running service of this home.
+    # beeline from the pyspark wheel, on the running service of this home.
     query = f"select segment_name from gold.customer_segments where customer_id = '{member.customer_id}'"
     completed = subprocess.run(
-        [sys.executable, "-m", "devstack.runner", "sql", query],
-        capture_output=True, text=True, cwd=REPO_ROOT, env={**os.environ, "CDP_HOME": str(home)},
+        [*service_beeline(service), "--silent=true", "--outputformat=csv2", "-e", query],
+        capture_output=True, text=True, env={**os.environ, "SPARK_HOME": str(spark_home())},
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr[-2000:]
-    lines = completed.stdout.splitlines()  # a table: border, header, border, rows, border
-    assert lines[0].startswith("+--") and lines[1].split() == ["|", "segment_name", "|"], lines[:5]
-    assert ["|", member.segment_name, "|"] in [line.split() for line in lines[3:]], lines
+    assert member.segment_name in completed.stdout.splitlines(), completed.stdout[-2000:]
+
+
+def cdp_sql(home: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "devstack.runner", "sql", *args],
+        capture_output=True, text=True, cwd=REPO_ROOT, env={**os.environ, "CDP_HOME": str(home)},
+    )  # fmt: skip
+
+
+def test_cdp_sql_prints_the_result_its_row_count_and_nothing_else(first_run, home, spark):
+    """`./cdp sql`: a table of the first --limit rows (20 by default) and the row count, CSV and
+    JSON of every row for scripts with the count on stderr, a server error in one line."""
+    gold = spark.read.format("delta").load(str(home / "lakehouse" / "gold.db" / "dim_customers"))
+    expected = sorted((r.customer_id, r.order_count) for r in gold.collect())
+    query = "select customer_id, order_count from gold.dim_customers order by customer_id"
+
+    table = cdp_sql(home, query)
+    assert table.returncode == 0 and table.stderr == "", table.stderr[-2000:]
+    lines = table.stdout.splitlines()  # border, header, border, 20 rows, border, count
+    assert [cell.strip() for cell in lines[1].strip("|").split("|")] == ["customer_id", "order_count"]
+    shown = [tuple(cell.strip() for cell in line.strip("|").split("|")) for line in lines[3:-2]]
+    assert shown == [(c, str(n)) for c, n in expected[:20]]
+    assert lines[-1] == f"(20 of {len(expected)} rows shown; --limit N for more, --limit 0 for all)"
+
+    as_json = cdp_sql(home, query, "--format", "json")
+    assert as_json.returncode == 0, as_json.stderr[-2000:]
+    assert [tuple(json.loads(line).values()) for line in as_json.stdout.splitlines()] == expected
+    assert as_json.stderr.strip() == f"({len(expected)} rows)"
+
+    as_csv = cdp_sql(home, query, "--format", "csv", "--limit", "3")
+    assert list(csv.reader(io.StringIO(as_csv.stdout))) == [
+        ["customer_id", "order_count"],
+        *([c, str(n)] for c, n in expected[:3]),
+    ]
+    assert as_csv.stderr.strip() == f"(3 of {len(expected)} rows shown; --limit N for more, --limit 0 for all)"
+
+    wrong = cdp_sql(home, "select nope from gold.dim_customers")
+    assert wrong.returncode == 1 and wrong.stdout == ""
+    assert wrong.stderr.startswith("cdp sql: ") and "nope" in wrong.stderr and len(wrong.stderr.splitlines()) == 1
 
 
 def test_a_subject_access_export_lists_every_source_record_of_a_merged_customer(first_run, home, spark, tmp_path):

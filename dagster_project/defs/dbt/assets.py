@@ -1,5 +1,6 @@
 """The dbt project (dbt-spark) as assets; dbt tests become asset checks."""
 
+import json
 import shutil
 import uuid
 from collections.abc import Mapping
@@ -9,6 +10,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, build_dbt_asset_selection, dbt_assets
 
+from dagster_project.defs.dbt.model_metadata import with_model_metadata
 from dagster_project.defs.dbt.project import dbt_executable, dbt_project
 from spark_jobs.settings import Settings
 
@@ -39,6 +41,39 @@ class LakehouseDbtTranslator(DagsterDbtTranslator):
         ]
         new_deps = sorted((key for key in set(through_views) if key not in linked), key=str)
         return spec.merge_attributes(deps=new_deps) if new_deps else spec
+
+    def get_asset_check_spec(
+        self, asset_spec: dg.AssetSpec, manifest: Mapping[str, Any], unique_id: str, project
+    ) -> dg.AssetCheckSpec | None:
+        """dbt's generic tests carry no description: say in words what each one checks."""
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is None or spec.description:
+            return spec
+        test = manifest["nodes"].get(unique_id, {})
+        return spec._replace(description=describe_dbt_test(test.get("test_metadata") or {}, test.get("name", "")))
+
+
+def describe_dbt_test(test_metadata: Mapping[str, Any], test_name: str) -> str:
+    """One line of what a generic dbt test checks, from its name and arguments."""
+    kwargs = test_metadata.get("kwargs") or {}
+    column = kwargs.get("column_name")
+    name = test_metadata.get("name")
+    if name == "not_null":
+        return f"{column} is never null"
+    if name == "unique":
+        return f"{column} is unique"
+    if name == "primary_key":
+        return f"{column} is the primary key: never null, never twice"
+    if name == "unique_combination_of_columns":
+        return f"one row per {', '.join(kwargs.get('columns') or [])}"
+    if name == "accepted_values":
+        return f"{column} is one of {', '.join(map(str, kwargs.get('values') or []))} (or null)"
+    if name == "relationships":
+        to = str(kwargs.get("to", "")).removeprefix("ref(").removesuffix(")").strip("'\"")
+        return f"every {column} is a {kwargs.get('field')} of {to} (or null)"
+    if name == "between":
+        return f"{column} is between {kwargs.get('min_value')} and {kwargs.get('max_value')} (or null)"
+    return f"dbt test {name or test_name}" + (f" on {column}" if column else "")
 
 
 def _is_view(manifest: Mapping[str, Any], unique_id: str) -> bool:
@@ -97,11 +132,38 @@ def invocation_target_path(context: dg.AssetExecutionContext) -> Path:
     return runs / f"{context.op_execution_context.op.name}-{context.run.run_id[:8]}-{uuid.uuid4().hex[:6]}"
 
 
+def built_relations() -> dict[str, str]:
+    """unique id -> relation name of every model, seed and snapshot of the dbt project."""
+    manifest = json.loads(Path(dbt_project.manifest_path).read_text())
+    return {
+        unique_id: node["relation_name"]
+        for unique_id, node in manifest["nodes"].items()
+        if node["resource_type"] in ("model", "seed", "snapshot") and node.get("relation_name")
+    }
+
+
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     # dbt's unit tests check SQL logic on fixed rows, not the data: they run in CI
     # (tests/e2e/test_pipeline.py::test_dbt_unit_tests_pass), not in every pipeline run.
     args = ["build", "--exclude-resource-type", "unit_test"]
-    yield from dbt.cli(args, context=context, target_path=invocation_target_path(context)).stream()
+    events = dbt.cli(args, context=context, target_path=invocation_target_path(context)).stream()
+    spark_remote = Settings.from_env().spark_remote
+    if not spark_remote:
+        # Without the service, dbt's adapter here would start a Spark of its own while dbt's holds
+        # the embedded metastore: no row counts, column types or charts then.
+        yield from events
+        return
+
+    # Each built table's row count through dbt's adapter (a Spark Connect client of the service;
+    # not a view's: that would run its whole query), then every model's columns with their types
+    # and the charts of a few models. (dagster-dbt's fetch_column_metadata also asks for the
+    # relations of dbt's tests, which do not exist: an error logged per test.)
+    def connect():
+        from pyspark.sql import SparkSession
+
+        return SparkSession.builder.remote(spark_remote).getOrCreate()
+
+    yield from with_model_metadata(events.fetch_row_counts(), connect, built_relations())
 
 
 @dbt_assets(

@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 
 import dagster as dg
 
-from dagster_project.defs.ingest.partitions import first_partition_day, partition_range_tags
+from dagster_project.defs.ingest.partitions import first_partition_day, last_partition_day, partition_range_tags
 from dagster_project.resources import CdpSettingsResource
 from spark_jobs.ingest.contracts import Contract, load_contracts
 from spark_jobs.ingest.landing import LandingFile, list_s3, walk_local
@@ -56,11 +56,12 @@ def new_files_request(
             continue
         new_cursor[contract.name] = max(f.modified_ms for f in newer)
         if contract.kind == "event":
-            in_range = [f for f in newer if first_partition_day() <= f.delivery_date <= today]
+            first, last = first_partition_day(), last_partition_day(today)
+            in_range = [f for f in newer if first <= f.delivery_date <= last]
             for f in sorted(set(newer) - set(in_range), key=lambda f: f.path):
                 warnings.append(
                     f"{contract.name}: {f.path} has delivery day {f.delivery_date}, outside the event "
-                    f"partitions ({first_partition_day()} to {today}); not ingested"
+                    f"partitions ({first} to {last}; CDP_PARTITIONS_START, CDP_PARTITIONS_END); not ingested"
                 )
             if not in_range:
                 continue
