@@ -96,3 +96,41 @@ def test_dbt_models_get_their_typed_columns_and_charts_and_a_failure_costs_only_
     png_of(funnel.metadata["chart_funnel"].value)
     assert check is events[1]
     assert gone.metadata == events[2].metadata  # logged, not raised
+
+
+def test_the_segment_and_cx_charts_read_their_gold_tables(fresh_database):
+    """The queries behind the segment-history and CX charts, on small tables of the gold models'
+    shape: a chart when there are rows, none when the table is empty."""
+    from datetime import date, datetime
+
+    from dagster_project.defs.dbt.model_metadata import cx_metrics_chart, segment_history_chart, segment_members
+
+    spark = fresh_database
+    spark.createDataFrame(
+        [("s1", "c1", "loyal", datetime(2025, 12, 1), None), ("s2", "c2", "lapsed", datetime(2025, 12, 1),
+         datetime(2025, 12, 3)), ("s3", "c2", "loyal", datetime(2025, 12, 3), None)],
+        "stay_id string, customer_id string, segment_name string, entered_at timestamp, left_at timestamp",
+    ).write.format("delta").saveAsTable("gold.customer_segment_history")  # fmt: skip
+    assert segment_members(spark) == {  # c2 left the lapsed buyers for the loyal ones on the 3rd
+        (date(2025, 12, 1), "loyal"): 1,
+        (date(2025, 12, 1), "lapsed"): 1,
+        (date(2025, 12, 3), "loyal"): 2,
+    }
+    assert png_of(segment_history_chart(spark)["chart_segment_members"])[0] == "Members per segment"
+
+    columns = (
+        "period_month date, dimension string, dimension_value string, nps double, average_csat double, "
+        "average_ces double"
+    )
+    spark.createDataFrame([], columns).write.format("delta").saveAsTable("gold.fct_cx_metrics")
+    assert cx_metrics_chart(spark) == {}
+    spark.createDataFrame(
+        [(date(2025, 11, 1), "all", "all", 20.0, 4.1, 2.5), (date(2025, 12, 1), "all", "all", 35.5, None, 3.0),
+         (date(2025, 12, 1), "segment", "loyal", 90.0, 5.0, 1.0)],
+        columns,
+    ).write.format("delta").mode("append").saveAsTable("gold.fct_cx_metrics")  # fmt: skip
+    charts = cx_metrics_chart(spark)
+    assert [png_of(charts[name])[0] for name in ("chart_nps", "chart_csat_ces")] == [
+        "NPS by month",
+        "CSAT (1-5) and CES (1-7) by month",
+    ]

@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 Charts = dict[str, plots.Markdown]
 
 
-def segment_history_chart(spark) -> Charts:
+def segment_members(spark) -> dict[tuple, int]:
+    """(day, segment) -> members at the end of the day, on each of the newest 30 days a stay in
+    gold.customer_segment_history began or ended."""
     rows = spark.sql("""
         with stays as (
             select segment_name, cast(entered_at as date) as entered_on, cast(left_at as date) as left_on
@@ -38,11 +40,15 @@ def segment_history_chart(spark) -> Charts:
         inner join stays on stays.entered_on <= days.day and (stays.left_on is null or stays.left_on > days.day)
         group by days.day, stays.segment_name
     """).collect()
-    if not rows:
+    return {(r.day, r.segment_name): r.members for r in rows}
+
+
+def segment_history_chart(spark) -> Charts:
+    members = segment_members(spark)
+    if not members:
         return {}
-    days = sorted({r.day for r in rows})
-    members = {(r.day, r.segment_name): r.members for r in rows}
-    segments = sorted({r.segment_name for r in rows})
+    days = sorted({day for day, _ in members})
+    segments = sorted({segment for _, segment in members})
     chart = plots.lines(
         "Members per segment",
         [d.isoformat() for d in days],
