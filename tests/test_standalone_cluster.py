@@ -120,11 +120,19 @@ def run_jobs(home: Path, master: str) -> tuple[dict, list[dict]]:
             done = subprocess.run(
                 [sys.executable, "-m", module, *arguments], env=jobs_env, capture_output=True, text=True
             )
-            assert done.returncode == 0, f"{module} on {master}:\n{done.stderr[-3000:]}"
+            assert done.returncode == 0, f"{module} on {master}:\n{failure_report(done.stderr, service)}"
         executors = driver_executors(f"http://127.0.0.1:{ui_port}") if master.startswith("spark://") else []
     finally:
         service.stop()
     return identity_clusters(home), executors
+
+
+def failure_report(stderr: str, service: Service) -> str:
+    """A failed job's error without the JVM frames that bury it, and the service log's errors."""
+    python_side = "\n".join(line for line in stderr.splitlines() if not line.lstrip().startswith("at "))
+    log = service.log_file.read_text(errors="replace") if service.log_file.exists() else ""
+    errors = [line for line in log.splitlines() if " ERROR " in line or "Exception" in line[:200]]
+    return f"{python_side[-4000:]}\n--- service log errors ---\n" + "\n".join(errors[-30:])
 
 
 def identity_clusters(home: Path) -> dict:
