@@ -181,6 +181,17 @@ def materialized(result) -> set[str]:
     return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
 
 
+def failed_steps(result) -> str:
+    """Each failed step with the end of its error, for an assertion message: a failed run
+    otherwise says only ``assert False`` and the step's log is in a temporary Dagster home."""
+    reports = []
+    for event in result.get_step_failure_events():
+        error = event.step_failure_data.error
+        text = error.to_string() if error else "(no error recorded)"
+        reports.append(f"--- {event.step_key}:\n{text[-3000:]}")
+    return "\n".join(reports) or "no step failed (a resource or the run itself did)"
+
+
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("e2e-home")
@@ -201,7 +212,7 @@ def first_run(home):
 
 def test_main_job_builds_gold_and_exports_the_audience(first_run, home, spark):
     result, added = first_run
-    assert result.success
+    assert result.success, failed_steps(result)
     assert {
         "bronze/crm_contacts",
         "bronze/shop_orders",

@@ -15,7 +15,7 @@ import pytest
 
 from devstack.runner import local_stack, run_main_job
 from devstack.s3_server import LOCAL_CREDENTIALS
-from e2e.test_pipeline import CUSTOMERS, SEED, expected_customers, materialized
+from e2e.test_pipeline import CUSTOMERS, SEED, expected_customers, failed_steps, materialized
 from spark_jobs.service import Service
 from spark_jobs.settings import Settings
 
@@ -80,7 +80,7 @@ def read_back(endpoint: str) -> dict:
 
 def test_the_whole_job_runs_with_landing_and_lakehouse_on_s3(s3_run):
     result, home, _ = s3_run
-    assert result.success
+    assert result.success, failed_steps(result)
     assert {"bronze/crm_contacts", "silver/identity_map", "gold/dim_customers", "activation/s3_repeat_buyers"} <= (
         materialized(result)
     )
