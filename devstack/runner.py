@@ -23,7 +23,7 @@ from dagster_project.defs.dbt.project import prepare_manifest
 from devstack.mock_apis import MockApis
 from devstack.s3_server import LOCAL_CREDENTIALS, LocalS3Server
 from spark_jobs.reporting import configure_logging
-from spark_jobs.service import Service, spark_home
+from spark_jobs.service import Service, spark_home, start_on_free_ports
 from spark_jobs.settings import REPO_ROOT, Settings
 from spark_jobs.spark import ensure_local_dirs, write_spark_defaults
 
@@ -89,8 +89,7 @@ def start_spark_service(environ: dict[str, str]) -> Service | None:
         return None
     service = Service(Settings.from_env(environ)).adopt_running()
     if not service.is_up():
-        service = service.with_free_ports()
-        service.start(environ=environ)
+        service = start_on_free_ports(service, environ)
     environ["CDP_SPARK_REMOTE"] = service.remote
     environ["CDP_CONNECT_PORT"], environ["CDP_SQL_PORT"] = map(str, service.ports())
     return service

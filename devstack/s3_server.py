@@ -17,16 +17,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from spark_jobs.service import free_port
+
 log = logging.getLogger(__name__)
 
 # Credentials moto accepts; used only against the local server, never for AWS.
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def port_in_use(port: int) -> bool:

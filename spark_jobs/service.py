@@ -21,6 +21,7 @@ are both configured.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -63,6 +64,11 @@ START_TIMEOUT_S = 180
 
 class ServiceError(RuntimeError):
     """The service cannot start, or is not there."""
+
+
+class PortTakenError(ServiceError):
+    """Another program took a port while the service started (a port is only ours once the
+    JVM binds it, seconds after it was found free)."""
 
 
 @dataclass(frozen=True)
@@ -168,13 +174,22 @@ class Service:
         self.ports_file.write_text(json.dumps({"connect": self.settings.connect_port, "sql": self.settings.sql_port}))
         while not all(port_open(self.settings.service_host, port) for port in self.ports()):
             if process.poll() is not None:
-                raise ServiceError(
+                error = PortTakenError if "Address already in use" in tail(self.log_file) else ServiceError
+                raise error(
                     f"the Spark service exited with {process.returncode}: see {self.log_file}\n{tail(self.log_file)}"
                 )
             if time.monotonic() - started > timeout_s:
                 self.stop()
                 raise ServiceError(f"the Spark service did not listen within {timeout_s:.0f} s: see {self.log_file}")
             time.sleep(0.25)
+        # An open port is not enough: another program may have taken it while the JVM started,
+        # and the service then fails to bind it and stops, leaving its clients to retry.
+        taken = [port for port in self.ports() if listens(process.pid, port) is False]
+        if taken:
+            self.stop()
+            raise PortTakenError(
+                f"port {taken[0]} was taken by another program while the Spark service started: see {self.log_file}"
+            )
         log.info("Spark service up in %.1f s (pid %d)", time.monotonic() - started, process.pid)
         return self.remote
 
@@ -223,10 +238,89 @@ def spark_home() -> Path:
     return Path(pyspark.__file__).parent
 
 
+def start_on_free_ports(service: Service, environ: Mapping[str, str] | None = None, attempts: int = 3) -> Service:
+    """Start ``service`` with free ports for those set to 0 and return it with its ports. When
+    another program takes a picked port while the JVM starts, start again on other ports."""
+    for attempt in range(1, attempts + 1):
+        candidate = service.with_free_ports()
+        try:
+            candidate.start(environ=environ)
+            return candidate
+        except PortTakenError as error:
+            picked = 0 in service.ports()
+            if not picked or attempt == attempts:
+                raise
+            log.warning("%s; starting again on other ports (attempt %d of %d)", error, attempt + 1, attempts)
+    raise AssertionError("unreachable")
+
+
+# Ports from here up to the ephemeral range are picked for our servers: the system never gives
+# them to outgoing connections as source ports, which a port from bind(0) can be, by any
+# process, between the moment it was found free and the moment our server binds it.
+PICKED_PORTS_FROM = 20000
+
+
+def ephemeral_ports_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 49152  # IANA's dynamic range, macOS's default
+
+
 def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now, below the ephemeral range where possible."""
+    import random
+
+    pick = random.SystemRandom()  # not the `random` a test may have seeded: workers would collide
+    below = ephemeral_ports_start() - 1
+    for _ in range(100 if below > PICKED_PORTS_FROM + 1000 else 0):
+        port = pick.randint(PICKED_PORTS_FROM, below)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def listens(pid: int, port: int) -> bool | None:
+    """The process ``pid`` (or a process it started) listens on TCP ``port``; None where the
+    system does not tell (no /proc)."""
+    listening = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()  # sl local_address rem_address st ... inode
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                listening.add(f"socket:[{fields[9]}]")
+    if not Path("/proc/net/tcp").exists():
+        return None
+    return any(listening & socket_links(process) for process in process_tree(pid))
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants, from /proc."""
+    tree, index = [pid], 0
+    while index < len(tree):
+        for task in Path(f"/proc/{tree[index]}/task").glob("*"):
+            with contextlib.suppress(OSError, ValueError):
+                tree += [int(child) for child in (task / "children").read_text().split()]
+        index += 1
+    return tree
+
+
+def socket_links(pid: int) -> set[str]:
+    links = set()
+    for fd in Path(f"/proc/{pid}/fd").glob("*"):
+        with contextlib.suppress(OSError):
+            links.add(os.readlink(fd))
+    return links
 
 
 def port_open(host: str, port: int) -> bool:
@@ -396,8 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     service = Service(Settings.from_env()).adopt_running()
     try:
         if args.action == "start":
-            service = service.with_free_ports()
-            service.start()
+            service = start_on_free_ports(service)
             print(f"Spark service up: Spark Connect {service.remote}, JDBC {service.jdbc_url}")
         elif args.action == "stop":
             print("stopped" if service.stop() else "no Spark service was running")

@@ -185,7 +185,10 @@ def build_session(settings: Settings, app_name: str, overrides: dict[str, str] |
 
     if settings.spark_remote and (overrides or {}).get("spark.sql.catalogImplementation") != "in-memory":
         allow_deep_plans()
-        session = SparkSession.builder.remote(settings.spark_remote).appName(app_name).getOrCreate()
+        # No builder options (appName included): the builder would send them in a request
+        # with the default retries, before the policy below is in place.
+        session = SparkSession.builder.remote(settings.spark_remote).getOrCreate()
+        fail_fast_when_the_service_is_gone(session)
         # The service holds the static configuration; a client may change only runtime SQL settings.
         for key, value in (overrides or {}).items():
             if key.startswith("spark.sql.") and key != "spark.sql.catalogImplementation":
@@ -204,6 +207,19 @@ def build_session(settings: Settings, app_name: str, overrides: dict[str, str] |
     if "spark.jars.packages" in conf and conf["spark.master"].startswith("local"):
         remember_resolved_jars(session, conf["spark.jars.packages"])
     return session
+
+
+# Spark Connect's default retries wait at least 10 minutes in all per request: a job whose
+# service died (an out-of-memory kill, a port taken while it started) then hangs for as long,
+# one request after the other. Seven retries wait about 2 minutes, beyond any pause of a live
+# service (a long garbage collection, a busy driver).
+CONNECT_RETRIES = 7
+
+
+def fail_fast_when_the_service_is_gone(session) -> None:
+    from pyspark.sql.connect.client.retries import DefaultPolicy
+
+    session.client.set_retry_policies([DefaultPolicy(max_retries=CONNECT_RETRIES)])
 
 
 def allow_deep_plans() -> None:

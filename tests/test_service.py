@@ -1,11 +1,26 @@
 """The Spark service's launch decisions (spark_jobs/service.py); the e2e tests run the real one."""
 
+import os
 import socket
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from spark_jobs.service import DRIVER_CLASS_PATH_JARS, Service, ServiceError, check_binding_allowed, submit_arguments
+import spark_jobs.service
+from spark_jobs.service import (
+    DRIVER_CLASS_PATH_JARS,
+    PICKED_PORTS_FROM,
+    PortTakenError,
+    Service,
+    ServiceError,
+    check_binding_allowed,
+    ephemeral_ports_start,
+    free_port,
+    start_on_free_ports,
+    submit_arguments,
+)
 from spark_jobs.settings import Settings
 
 
@@ -164,3 +179,90 @@ def test_extra_spark_settings_come_last_and_bad_ones_are_refused(tmp_path):
     assert (conf["spark.ui.enabled"], conf["spark.executor.memory"]) == ("false", "6g")
     with pytest.raises(ValueError, match=r"CDP_SPARK_CONF: 'executor\.memory=6g' is not a spark"):
         submit_arguments(settings(tmp_path, CDP_SPARK_CONF="executor.memory=6g"), tmp_path)
+
+
+def test_picked_ports_are_free_and_below_the_range_outgoing_connections_take_theirs_from():
+    ports = {free_port() for _ in range(20)}
+    assert len(ports) >= 19, "picked at random, not one after the other"
+    for port in ports:
+        assert PICKED_PORTS_FROM <= port < ephemeral_ports_start(), port
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", port))  # free: binds
+
+
+# Stands in for the Spark service's JVM: listens on the Connect port, then on the SQL port;
+# fails like HiveServer2 when that one is taken (the JVM then stops a moment later).
+FAKE_SERVICE = """
+import socket, sys, time
+connect, sql = int(sys.argv[1]), int(sys.argv[2])
+listening = []
+for port in (connect, sql):
+    time.sleep(0.5)
+    server = socket.socket()
+    try:
+        server.bind(("127.0.0.1", port))
+    except OSError:
+        print("java.net.BindException: Address already in use", flush=True)
+        time.sleep(5)
+        sys.exit(1)
+    server.listen()
+    listening.append(server)
+time.sleep(600)
+"""
+
+
+def test_a_port_taken_while_the_service_starts_is_found_and_the_service_starts_again_on_others(tmp_path, monkeypatch):
+    """The ports are free when picked, but the JVM binds them seconds later: another program
+    that listens on one in between must not pass for the service (whose clients would then
+    retry against a service that stopped), and picked ports are picked again."""
+    thieves: list[socket.socket] = []
+
+    def command(self: Service) -> list[str]:
+        if not thieves:  # the first start: another program takes the SQL port meanwhile
+            thief = socket.socket()
+            thief.bind(("127.0.0.1", self.settings.sql_port))
+            thief.listen()
+            thieves.append(thief)
+        return [sys.executable, "-c", FAKE_SERVICE, str(self.settings.connect_port), str(self.settings.sql_port)]
+
+    monkeypatch.setattr(Service, "command", command)
+    monkeypatch.setattr(spark_jobs.service, "ensure_jars", lambda settings: None)
+    configured = Service(settings(tmp_path, CDP_CONNECT_PORT="0", CDP_SQL_PORT="0"))
+    try:
+        with pytest.raises(PortTakenError, match="was taken by another program while the Spark service started"):
+            configured.with_free_ports().start(timeout_s=30)
+        assert configured.pid() is None, "the half-started service was stopped"
+
+        service = start_on_free_ports(configured)
+        assert service.is_up() and len(thieves) == 1
+        assert service.settings.sql_port != thieves[0].getsockname()[1]
+    finally:
+        for thief in thieves:
+            thief.close()
+        configured.stop()
+    assert not configured.is_up()
+
+
+def test_a_job_gives_up_on_a_stopped_service_in_minutes_not_after_ten(tmp_path):
+    """Spark Connect's default retries wait 10+ minutes per request; a job's session retries
+    about 2 minutes in all (the waits the policy gives, summed)."""
+    from spark_jobs.spark import build_session
+
+    port = free_port()  # nothing listens there
+    session = build_session(settings(tmp_path, CDP_SPARK_REMOTE=f"sc://localhost:{port}"), "retries")
+    try:
+        (policy,) = session.client.get_retry_policies()
+        state, waited_ms = policy.to_state(), 0
+        while (wait := state.next_attempt()) is not None:
+            waited_ms += wait
+        assert 60_000 <= waited_ms <= 200_000, waited_ms
+        started = time.monotonic()
+        session.client.set_retry_policies([])  # no retries: the request fails at once
+        with pytest.raises(Exception, match=r"UNAVAILABLE|Connection refused|failed to connect"):
+            session.sql("select 1").collect()
+        assert time.monotonic() - started < 30
+    finally:
+        session.stop()
+        # pyspark marks the process as a Connect client for good: the unit tests' local
+        # session in this worker would then refuse to start.
+        os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)

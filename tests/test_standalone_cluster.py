@@ -20,7 +20,7 @@ import pytest
 
 from devstack.s3_server import free_port
 from devstack.sample.generate import generate
-from spark_jobs.service import Service, spark_home
+from spark_jobs.service import Service, spark_home, start_on_free_ports
 from spark_jobs.settings import Settings
 
 # Its own xdist group: the cluster's JVMs and two Spark services, beside the unit tests.
@@ -109,8 +109,7 @@ def run_jobs(home: Path, master: str) -> tuple[dict, list[dict]]:
         "SPARK_LOCAL_IP": "127.0.0.1",
         "CDP_SPARK_CONF": f"spark.ui.port={ui_port}",
     }
-    service = Service(Settings.from_env(environ)).with_free_ports()
-    service.start(environ=environ)
+    service = start_on_free_ports(Service(Settings.from_env(environ)), environ)
     try:
         jobs_env = {**environ, **service.settings.to_env(), "CDP_SPARK_REMOTE": service.remote}
         for module, arguments in (
