@@ -1,9 +1,9 @@
 """The Spark service's launch decisions (spark_jobs/service.py); the e2e tests run the real one."""
 
-import os
+import re
 import socket
+import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -243,26 +243,43 @@ def test_a_port_taken_while_the_service_starts_is_found_and_the_service_starts_a
     assert not configured.is_up()
 
 
+# A process of its own: pyspark refuses a Connect session in a process that holds a local
+# Spark (the unit tests' session in this worker), and marks a process that made one as a
+# Connect client for good.
+GIVE_UP_PROBE = """
+import json, sys, time
+from spark_jobs.settings import Settings
+from spark_jobs.spark import build_session
+settings = Settings.from_env({"CDP_HOME": sys.argv[1], "CDP_SPARK_REMOTE": sys.argv[2]})
+session = build_session(settings, "retries")
+(policy,) = session.client.get_retry_policies()
+state, waited_ms = policy.to_state(), 0
+while (wait := state.next_attempt()) is not None:
+    waited_ms += wait
+session.client.set_retry_policies([])  # no retries now: the request fails at once
+started = time.monotonic()
+try:
+    session.sql("select 1").collect()
+    error = None
+except Exception as failure:
+    error = str(failure)[:300]
+print(json.dumps({"waited_ms": waited_ms, "error": error, "failed_in_s": time.monotonic() - started}))
+"""
+
+
 def test_a_job_gives_up_on_a_stopped_service_in_minutes_not_after_ten(tmp_path):
     """Spark Connect's default retries wait 10+ minutes per request; a job's session retries
-    about 2 minutes in all (the waits the policy gives, summed)."""
-    from spark_jobs.spark import build_session
+    about 2 minutes in all (the waits its policy gives, summed), and the session is built
+    without a request (which would retry with the default policy)."""
+    import json
 
     port = free_port()  # nothing listens there
-    session = build_session(settings(tmp_path, CDP_SPARK_REMOTE=f"sc://localhost:{port}"), "retries")
-    try:
-        (policy,) = session.client.get_retry_policies()
-        state, waited_ms = policy.to_state(), 0
-        while (wait := state.next_attempt()) is not None:
-            waited_ms += wait
-        assert 60_000 <= waited_ms <= 200_000, waited_ms
-        started = time.monotonic()
-        session.client.set_retry_policies([])  # no retries: the request fails at once
-        with pytest.raises(Exception, match=r"UNAVAILABLE|Connection refused|failed to connect"):
-            session.sql("select 1").collect()
-        assert time.monotonic() - started < 30
-    finally:
-        session.stop()
-        # pyspark marks the process as a Connect client for good: the unit tests' local
-        # session in this worker would then refuse to start.
-        os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
+    done = subprocess.run(
+        [sys.executable, "-c", GIVE_UP_PROBE, str(tmp_path), f"sc://localhost:{port}"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    probe = json.loads(done.stdout.strip().splitlines()[-1])
+    assert 60_000 <= probe["waited_ms"] <= 200_000, probe
+    assert probe["error"] and re.search(r"UNAVAILABLE|Connection refused|failed to connect", probe["error"]), probe
+    assert probe["failed_in_s"] < 30, probe
