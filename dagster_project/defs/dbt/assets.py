@@ -11,10 +11,14 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, build_dbt_asset_selection, dbt_assets
 
 from dagster_project.defs.dbt.model_metadata import with_model_metadata
-from dagster_project.defs.dbt.project import dbt_executable, dbt_project
+from dagster_project.defs.dbt.project import dbt_executable, dbt_project, prepare_manifest
 from spark_jobs.settings import Settings
 
-dbt_project.prepare_if_dev()  # `dagster dev` re-parses; other entry points call prepare_manifest() first
+# `dagster dev` re-parses; ./cdp and the tests call prepare_manifest() first. A clean checkout
+# has no manifest until the first parse: parse here rather than fail to load the code location.
+dbt_project.prepare_if_dev()
+if not dbt_project.manifest_path.exists():
+    prepare_manifest()
 
 
 class LakehouseDbtTranslator(DagsterDbtTranslator):
