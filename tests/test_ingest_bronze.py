@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from datetime import date
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from spark_jobs.ingest.bronze import (
     PROCESSED_FILES_TABLE,
     QUARANTINE_TABLE,
     ingest_contract,
+    reconciliation,
 )
 from spark_jobs.ingest.contracts import get_contract
 
@@ -88,6 +90,26 @@ def test_rerun_reads_nothing_and_redelivered_rows_are_not_duplicated(fresh_datab
     ]
     log = spark.table(INGESTION_LOG_TABLE).where("entity = 'web_events'").orderBy("batch_id")
     assert [(r.received, r.accepted, r.quarantined) for r in log.collect()] == [(3, 2, 1), (0, 0, 0), (2, 2, 0)]
+
+
+def test_a_file_sent_again_under_its_name_with_other_bad_rows_reconciles_and_keeps_both(fresh_database, tmp_path):
+    """A vendor re-sends a day's file under the same name, with other content: its batch's
+    rejected rows are counted apart from the first delivery's, which stay in quarantine."""
+    spark, landing = fresh_database, tmp_path / "landing"
+    part = landing / "web" / "events" / "2026-01-02" / "part-1.jsonl"
+    write_lines(part, [web_event("E1"), "{first oops"])
+    first = ingest(spark, "web_events", landing, "b1")
+    write_lines(part, [web_event("E1"), web_event("E2"), "{second oops"])
+    os.utime(part, (part.stat().st_mtime + 60,) * 2)  # a new delivery, whatever the clock's resolution
+    second = ingest(spark, "web_events", landing, "b2")
+
+    assert (counts(first)[:5], counts(second)[:5]) == ((1, 0, 2, 1, 1), (1, 0, 3, 2, 1))
+    assert reconciliation(spark, first)[0] and reconciliation(spark, second) == (
+        True,
+        {"received": 3, "accepted": 2, "quarantined": 1, "erased": 0, "quarantine_rows_stored": 1, "failed_files": 0},
+    )
+    stored = spark.table(QUARANTINE_TABLE).select("raw_record", "batch_id").orderBy("batch_id").collect()
+    assert [tuple(r) for r in stored] == [("{first oops", "b1"), ("{second oops", "b2")]
 
 
 def test_cdc_latest_change_wins_whatever_file_it_came_in(fresh_database, tmp_path):

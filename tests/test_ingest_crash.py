@@ -85,8 +85,9 @@ def test_a_crash_after_any_commit_is_completed_by_the_next_run(fresh_database, t
     with pytest.raises(Crash):
         bronze.ingest_sources(spark, contracts, landing.as_uri(), "crashed")
     monkeypatch.setattr(bronze, commit, original)
-    bronze.ingest_sources(spark, contracts, landing.as_uri(), "rerun")
+    rerun = bronze.ingest_sources(spark, contracts, landing.as_uri(), "rerun")["crm_contacts"]
     assert snapshot(spark) == clean
+    assert bronze.reconciliation(spark, rerun)[0], bronze.reconciliation(spark, rerun)[1]
     # and one more run reads nothing
     assert bronze.ingest_sources(spark, contracts, landing.as_uri(), "again")["crm_contacts"].files == 0
 

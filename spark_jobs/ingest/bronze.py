@@ -347,8 +347,10 @@ def record_quarantine(
     batch_id: str,
     at: datetime,
 ) -> None:
-    """Insert-only MERGE: the same bad record from the same file is kept once across re-runs,
-    wherever the landing zone is mounted (the id uses the file's path under the landing root)."""
+    """MERGE: the same bad record from the same file is kept once across re-runs, wherever the
+    landing zone is mounted (the id uses the file's path under the landing root). A record kept
+    by a run that died before recording its files is taken over by the batch that does record
+    them, so each batch's quarantine rows can be counted by batch id (see ``reconciliation``)."""
     files = spark.createDataFrame(
         [(o.file.path, o.file.landing_path) for o in outcomes], "_source_file string, landing_path string"
     )
@@ -377,7 +379,13 @@ def record_quarantine(
         if not spark.catalog.tableExists(QUARANTINE_TABLE):
             rows.write.format("delta").saveAsTable(QUARANTINE_TABLE)
         else:
-            merge_into(spark, rows, QUARANTINE_TABLE, "t.quarantine_id = s.quarantine_id")
+            merge_into(
+                spark,
+                rows,
+                QUARANTINE_TABLE,
+                "t.quarantine_id = s.quarantine_id",
+                update_when="t.batch_id <> s.batch_id",
+            )
 
     retry_on_write_conflict(write, QUARANTINE_TABLE)
 
@@ -619,16 +627,14 @@ def ingest_contract(
 
 def reconciliation(spark: SparkSession, stats: BatchStats) -> tuple[bool, dict]:
     """received = accepted + quarantined + erased for the batch, and the quarantine table really
-    holds the batch's quarantined rows (read back, not taken from the counters)."""
+    holds the batch's quarantined rows (read back, not taken from the counters). By batch id,
+    not by file path: a file delivered again under the same name with other content keeps the
+    earlier delivery's rejected rows, which are not this batch's."""
     stored = 0
     if stats.quarantined and spark.catalog.tableExists(QUARANTINE_TABLE):
-        files = spark.table(PROCESSED_FILES_TABLE).where(
-            (F.col("entity") == stats.entity) & (F.col("batch_id") == stats.batch_id) & (F.col("status") == "loaded")
-        )
         stored = (
             spark.table(QUARANTINE_TABLE)
-            .where(F.col("entity") == stats.entity)
-            .join(files.select("landing_path"), "landing_path", "left_semi")
+            .where((F.col("entity") == stats.entity) & (F.col("batch_id") == stats.batch_id))
             .count()
         )
     passed = stats.received == stats.accepted + stats.quarantined + stats.erased and stored == stats.quarantined
