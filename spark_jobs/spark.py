@@ -147,6 +147,7 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # that must evolve a schema ask for it (bronze's MERGE: withSchemaEvolution()).
     }
     conf.update(object_store_conf(settings))
+    java_options = []
     if settings.catalog == "glue":
         # The AWS Glue Data Catalog as Spark's Hive metastore. The client factory ships with EMR
         # (EMR Serverless included); elsewhere put AWS's Glue Data Catalog client on the class path.
@@ -158,8 +159,10 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # server) opens the same catalog. Derby admits one process at a time.
         db = settings.metastore_dir / "metastore_db"
         conf["spark.hadoop.javax.jdo.option.ConnectionURL"] = f"jdbc:derby:;databaseName={db};create=true"
-        conf["spark.driver.extraJavaOptions"] = f"-Dderby.system.home={settings.metastore_dir}"
+        java_options.append(f"-Dderby.system.home={settings.metastore_dir}")
     if settings.spark_master.startswith("local"):
+        if settings.local_java_options.lower() != "none":
+            java_options.append(settings.local_java_options)
         # Delta rebuilds table state with 50 partitions by default: on 2 local cores that
         # doubles the time of every small read and write. Clusters keep Delta's default.
         conf["spark.databricks.delta.snapshotPartitions"] = "2"
@@ -172,6 +175,8 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # Python workers (pandas UDFs) use this interpreter, with the project's packages, not
         # whatever `python3` is first on PATH. A cluster sets its own.
         conf["spark.pyspark.python"] = sys.executable
+    if java_options:
+        conf["spark.driver.extraJavaOptions"] = " ".join(java_options)
     conf.update(extra_conf(settings))
     return conf
 

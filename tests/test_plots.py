@@ -66,7 +66,7 @@ def test_identity_charts_bin_the_accepted_fellegi_sunter_weights(spark):
 
 def test_dbt_models_get_their_typed_columns_and_charts_and_a_failure_costs_only_the_metadata(fresh_database):
     """The dbt step's additions to a model's materialisation (dagster_project/defs/dbt/model_metadata.py),
-    on tables of the unit session: columns with Spark's types, the funnel chart, nothing for a
+    on tables of the unit session: columns with Spark's types, the row count, the funnel chart, nothing for a
     test's result, and a relation that cannot be read leaves the event as it was."""
     import dagster as dg
 
@@ -85,7 +85,8 @@ def test_dbt_models_get_their_typed_columns_and_charts_and_a_failure_costs_only_
         dg.Output(None, "gone", metadata={"unique_id": "model.cdp.gone"}),
     ]
     relations = {"model.cdp.fct_journey_funnel": "gold.fct_journey_funnel", "model.cdp.gone": "gold.gone"}
-    funnel, check, gone = with_model_metadata(iter(events), lambda: spark, relations)
+    tables = frozenset(relations)
+    funnel, check, gone = with_model_metadata(iter(events), lambda: spark, relations, tables)
 
     columns = funnel.metadata["dagster/column_schema"].value.columns
     assert [(c.name, c.type) for c in columns] == [
@@ -94,6 +95,7 @@ def test_dbt_models_get_their_typed_columns_and_charts_and_a_failure_costs_only_
         ("journeys_reached", "bigint"),
     ]
     png_of(funnel.metadata["chart_funnel"].value)
+    assert funnel.metadata["dagster/row_count"].value == 3
     assert check is events[1]
     assert gone.metadata == events[2].metadata  # logged, not raised
 

@@ -77,6 +77,16 @@ def test_local_conf_uses_embedded_metastore_and_cluster_conf_uses_a_shared_one(t
     assert cluster["spark.hadoop.hive.metastore.uris"] == "thrift://hms:9083"
     assert "spark.hadoop.javax.jdo.option.ConnectionURL" not in cluster
     assert "spark.driver.host" not in cluster
+    # JVM options for small data on a few cores go to local drivers only, and can be turned off.
+    assert local["spark.driver.extraJavaOptions"].split() == [
+        f"-Dderby.system.home={tmp_path / 'metastore'}",
+        "-XX:TieredStopAtLevel=1",
+        "-XX:ReservedCodeCacheSize=512m",
+        "-XX:+UseParallelGC",
+    ]
+    assert "spark.driver.extraJavaOptions" not in cluster
+    plain = spark_conf(Settings.from_env({"CDP_HOME": str(tmp_path), "CDP_LOCAL_JAVA_OPTIONS": "none"}))
+    assert plain["spark.driver.extraJavaOptions"] == f"-Dderby.system.home={tmp_path / 'metastore'}"
 
 
 def test_spark_defaults_file_carries_the_same_conf_for_dbt(tmp_path):

@@ -136,14 +136,17 @@ def invocation_target_path(context: dg.AssetExecutionContext) -> Path:
     return runs / f"{context.op_execution_context.op.name}-{context.run.run_id[:8]}-{uuid.uuid4().hex[:6]}"
 
 
-def built_relations() -> dict[str, str]:
-    """unique id -> relation name of every model, seed and snapshot of the dbt project."""
+def built_relations() -> tuple[dict[str, str], frozenset[str]]:
+    """unique id -> relation name of every model, seed and snapshot of the dbt project, and
+    the unique ids of those that are tables (not views)."""
     manifest = json.loads(Path(dbt_project.manifest_path).read_text())
-    return {
-        unique_id: node["relation_name"]
+    built = {
+        unique_id: node
         for unique_id, node in manifest["nodes"].items()
         if node["resource_type"] in ("model", "seed", "snapshot") and node.get("relation_name")
     }
+    tables = frozenset(u for u, node in built.items() if node.get("config", {}).get("materialized") != "view")
+    return {unique_id: node["relation_name"] for unique_id, node in built.items()}, tables
 
 
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource):
@@ -158,16 +161,15 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource):
         yield from events
         return
 
-    # Each built table's row count through dbt's adapter (a Spark Connect client of the service;
-    # not a view's: that would run its whole query), then every model's columns with their types
-    # and the charts of a few models. (dagster-dbt's fetch_column_metadata also asks for the
-    # relations of dbt's tests, which do not exist: an error logged per test.)
+    # Every model's columns with their types, each table's row count and the charts of a few
+    # models, asked of the service as a Spark Connect client. (dagster-dbt's fetch_column_metadata
+    # also asks for the relations of dbt's tests, which do not exist: an error logged per test.)
     def connect():
         from pyspark.sql import SparkSession
 
         return SparkSession.builder.remote(spark_remote).getOrCreate()
 
-    yield from with_model_metadata(events.fetch_row_counts(), connect, built_relations())
+    yield from with_model_metadata(events, connect, *built_relations())
 
 
 @dbt_assets(

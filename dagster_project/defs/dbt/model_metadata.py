@@ -1,7 +1,8 @@
 """What the dbt step adds to each model's materialisation once dbt has built it, asked of the
 Spark service as a Spark Connect client (the step holds no JVM):
 
-- the columns with their Spark types (``dagster/column_schema``), for tables and views;
+- the columns with their Spark types (``dagster/column_schema``), for tables and views, and
+  the row count of tables (``dagster/row_count``);
 - charts of a few models, one small aggregate query each, plotted by spark_jobs/plots.py:
   gold/customer_segment_history (members per segment on each of the newest 30 days a stay began
   or ended), gold/fct_journey_funnel (journeys that reached each stage), gold/fct_cx_metrics
@@ -104,11 +105,22 @@ def column_schema(spark, relation: str) -> dict:
     return {"dagster/column_schema": dg.MetadataValue.table_schema(dg.TableSchema(columns=columns))}
 
 
-def with_model_metadata(events: Iterator, spark: Callable, relations: dict[str, str]) -> Iterator:
+def row_count(spark, relation: str) -> dict:
+    """``dagster/row_count`` of a table (Delta answers a plain count from its log's statistics)."""
+    return {"dagster/row_count": dg.MetadataValue.int(spark.table(relation).count())}
+
+
+def with_model_metadata(
+    events: Iterator, spark: Callable, relations: dict[str, str], tables: frozenset[str] = frozenset()
+) -> Iterator:
     """The dbt step's events, with the columns of every model, seed and snapshot built
-    (``relations``: unique id -> relation name) and the charts of the CHARTS models, asked of the
-    session ``spark()`` returns (made once, at the first model). What cannot be fetched is logged
-    and left out: it never fails the build."""
+    (``relations``: unique id -> relation name), the row count of those that are ``tables`` (unique
+    ids; a view is not counted: that would run its whole query) and the charts of the CHARTS
+    models, asked of the session ``spark()`` returns (made once, at the first model). What
+    cannot be fetched is logged and left out: it never fails the build.
+
+    (Not dagster-dbt's ``fetch_row_counts()``: its event loop polls without pause while dbt
+    runs, which kept a core busy for the whole dbt step, and it opens dbt's adapter beside.)"""
     session = None
     for event in events:
         unique_id = _unique_id(event)
@@ -117,6 +129,8 @@ def with_model_metadata(events: Iterator, spark: Callable, relations: dict[str, 
             try:
                 session = session or spark()
                 added |= column_schema(session, relations[unique_id])
+                if unique_id in tables:
+                    added |= row_count(session, relations[unique_id])
                 model = unique_id.split(".")[-1]
                 if model in CHARTS:
                     added |= {k: dg.MetadataValue.md(v) for k, v in CHARTS[model](session).items()}
