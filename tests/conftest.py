@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -132,3 +134,31 @@ def aws_stand_in(tmp_path_factory):
     yield endpoint
     process.terminate()
     process.wait(timeout=30)
+
+
+FAILURE_REPORTS = "CDP_TEST_FAILURE_REPORTS"
+
+
+def pytest_configure(config):
+    """The controller makes a folder for failure reports; xdist's workers inherit its path."""
+    if not hasattr(config, "workerinput") and FAILURE_REPORTS not in os.environ:
+        os.environ[FAILURE_REPORTS] = tempfile.mkdtemp(prefix="cdp-test-failures-")
+
+
+def report_failure(title: str, text: str) -> None:
+    """Keep why a shared pipeline run failed for the end of the output: a run is a module
+    fixture, so its error is otherwise repeated in every test that uses it, cut, or lost
+    in the middle of a long log."""
+    folder = os.environ.get(FAILURE_REPORTS)
+    if folder:
+        Path(folder, f"{time.time_ns()}.txt").write_text(f"{title}\n{text}", encoding="utf-8")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    folder = os.environ.get(FAILURE_REPORTS)
+    if hasattr(config, "workerinput") or not folder or not Path(folder).is_dir():
+        return
+    for report in sorted(Path(folder).glob("*.txt")):
+        title, _, text = report.read_text(encoding="utf-8").partition("\n")
+        terminalreporter.section(f"why the {title} failed", sep="-")
+        terminalreporter.write_line(text[:6000])

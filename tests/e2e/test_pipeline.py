@@ -19,7 +19,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
-from conftest import png_of
+from conftest import png_of, report_failure
 from dagster import AssetCheckKey, AssetKey, AssetSelection
 
 from devstack.runner import SAMPLE_DAYS, local_stack, run_main_job, service_beeline
@@ -145,6 +145,8 @@ def run_pipeline(home: Path, asset_selection=None, asset_check_selection=None):
     }  # small data: 2 tasks per shuffle, as in the unit tests
     with local_stack(environ) as settings:
         result = run_main_job(CUSTOMERS, SEED, asset_selection, asset_check_selection=asset_check_selection)
+        if not result.success:
+            report_failure(f"pipeline run in {home.name}", failed_steps(result))
         import boto3
 
         client = boto3.client("s3", endpoint_url=settings.s3_endpoint_url)
@@ -186,10 +188,21 @@ def failed_steps(result) -> str:
     otherwise says only ``assert False`` and the step's log is in a temporary Dagster home."""
     reports = []
     for event in result.get_step_failure_events():
-        error = event.step_failure_data.error
-        text = error.to_string() if error else "(no error recorded)"
-        reports.append(f"--- {event.step_key}:\n{text[-3000:]}")
+        reports.append(f"--- {event.step_key}:\n{error_report(event.step_failure_data.error)}")
     return "\n".join(reports) or "no step failed (a resource or the run itself did)"
+
+
+def error_report(error) -> str:
+    """The messages of an error and of its causes (dbt's errors are in the message), then the
+    end of the innermost stack: the message first, since CI shows only part of the output."""
+    if error is None:
+        return "(no error recorded)"
+    chain, seen = [], error
+    while seen is not None:
+        chain.append(seen)
+        seen = seen.cause or seen.context
+    messages = "\ncaused by ".join(e.message.strip()[:2500] for e in chain)
+    return f"{messages}\n  ...\n{''.join(chain[-1].stack)[-800:]}"
 
 
 def checks_but_dbt_tests() -> list[AssetCheckKey]:

@@ -12,6 +12,7 @@ import os
 
 import boto3
 import pytest
+from conftest import report_failure
 
 from devstack.runner import local_stack, run_main_job
 from devstack.s3_server import LOCAL_CREDENTIALS
@@ -46,6 +47,8 @@ def s3_run(tmp_path_factory):
         with local_stack(environ) as settings:
             # dbt's tests ran on the same models in the local e2e; here the GE gates run.
             result = run_main_job(CUSTOMERS, SEED, asset_check_selection=checks_but_dbt_tests())
+            if not result.success:
+                report_failure("pipeline run on S3", failed_steps(result))
             yield result, home, read_back(settings.s3_endpoint_url)
     finally:
         Service(Settings.from_env({"CDP_HOME": str(home)})).stop()
