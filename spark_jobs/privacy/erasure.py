@@ -190,16 +190,16 @@ def resolve(spark: SparkSession, requests: list[ErasureRequest]) -> list[tuple[s
             "customer_id",
         ).select("request_id", F.col("earlier_id").alias("customer_id"))
         ids = ids.unionByName(today).unionByName(earlier)
-    ids = ids.where(F.col("customer_id").isNotNull()).distinct().cache()
+    ids = _small(spark, ids.where(F.col("customer_id").isNotNull()).distinct())
     found.append(ids.select("request_id", F.lit("customer_id"), "customer_id").toDF(*columns))
 
     if _exists(spark, IDENTITY_MAP_TABLE):
-        records = (
+        records = _small(
+            spark,
             spark.table(IDENTITY_MAP_TABLE)
             .join(ids, "customer_id")
             .select("request_id", "source_table", "source_record_id")
-            .distinct()
-            .cache()
+            .distinct(),
         )
         found.append(
             records.select("request_id", F.concat(F.lit("record:"), "source_table"), "source_record_id").toDF(*columns)
@@ -224,8 +224,7 @@ def resolve(spark: SparkSession, requests: list[ErasureRequest]) -> list[tuple[s
     if _exists(spark, ANONYMOUS_IDS_TABLE):
         anonymous = spark.table(ANONYMOUS_IDS_TABLE).join(ids, "customer_id")
         found.append(anonymous.select("request_id", F.lit("anonymous_id"), "anonymous_id").toDF(*columns))
-    person = _standardised(_union(found)).cache()
-    person = _without_shared(spark, person, ids).cache()
+    person = _small(spark, _without_shared(spark, _standardised(_union(found)), ids))
     # Enrichment vendors match on the email's SHA-256; orders are found from the person's rows.
     hashed = person.where(F.col("kind") == "email").select(
         "request_id", F.lit("email_sha256").alias("kind"), F.sha2("value", 256).alias("raw")
@@ -247,9 +246,15 @@ def resolve(spark: SparkSession, requests: list[ErasureRequest]) -> list[tuple[s
             derived += [matched.select("_request_id", F.lit(identifying[o]), F.col(o)).toDF(*columns) for o in outputs]
     rows = _union([person.select(*columns), hashed, *derived])
     result = _standardised(rows).collect()
-    ids.unpersist()
-    person.unpersist()
     return sorted((r.request_id, r.kind, r.value, r.raw) for r in result)
+
+
+def _small(spark: SparkSession, frame: DataFrame) -> DataFrame:
+    """A few people's rows, collected and handed back as data. The union that finds them has
+    a branch per source and identifying column, and every later step reads it several times:
+    as a plan, Spark analysed and optimised the whole union again for each (1-3 minutes for one
+    person over Spark Connect); as data, it is one small local relation."""
+    return spark.createDataFrame(frame.collect(), frame.schema)
 
 
 def _standardised(rows: DataFrame) -> DataFrame:
