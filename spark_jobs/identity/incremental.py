@@ -89,17 +89,19 @@ def incremental_links(
     )
     deterministic = kept.unionByName(redecided)
 
-    named = comparable(records)
+    # Standardised once and cut from its plan: the blocking keys are a union of one branch per
+    # key, and each branch would otherwise carry (and Spark plan again) the standardisation.
+    named = comparable(records).localCheckpoint(eager=True)
+    keys = block_keys(named).localCheckpoint(eager=True)
     blocks = (
-        block_keys(named.join(changed, "record_id", "left_semi"))
-        .unionByName(block_keys(comparable(state.records).join(changed, "record_id", "left_semi")))
+        keys.join(changed, "record_id", "left_semi")
         .select("block")
+        .unionByName(block_keys(comparable(state.records).join(changed, "record_id", "left_semi")).select("block"))
         .distinct()
     )
     pairs = candidate_pairs(named, max_block_size, only_blocks=blocks)
     compared, _ = probabilistic_links(named, threshold, max_block_size, model, pairs=pairs)
 
-    keys = block_keys(named)
     small = small_blocks(keys, max_block_size)
     earlier = (
         state.links.where(F.col("rule") == "fellegi_sunter")

@@ -132,9 +132,10 @@ def truth_pairs(truth: Path, identity: dict[tuple[str, str], str]) -> tuple[int,
     return pairs(by(lambda c, p: p)), pairs(by(lambda c, p: c)), correct, household_cells - correct
 
 
-def run_pipeline(home: Path, asset_selection=None, asset_check_selection=None):
+def run_pipeline(home: Path, asset_selection=None, asset_check_selection=None, blocked_on_purpose=False):
     """Run the main job with its own CDP_HOME, local S3 and local destination APIs; return
-    (result, the rows of the repeat-buyers files this run added, or None)."""
+    (result, the rows of the repeat-buyers files this run added, or None). A failed run is
+    reported at the end of the output, unless the test made it fail (``blocked_on_purpose``)."""
     environ = {
         **os.environ,
         "CDP_HOME": str(home),
@@ -145,7 +146,7 @@ def run_pipeline(home: Path, asset_selection=None, asset_check_selection=None):
     }  # small data: 2 tasks per shuffle, as in the unit tests
     with local_stack(environ) as settings:
         result = run_main_job(CUSTOMERS, SEED, asset_selection, asset_check_selection=asset_check_selection)
-        if not result.success:
+        if not result.success and not blocked_on_purpose:
             report_failure(f"pipeline run in {home.name}", failed_steps(result))
         import boto3
 
@@ -642,7 +643,7 @@ def second_run(first_run, home):
         ingested, _ = run_pipeline(home, upstream)
         assert ingested.success
         assert {"bronze/crm_contacts", "bronze/shop_orders", "silver/identity_map"} <= materialized(ingested)
-        result = run_pipeline(home, gold, asset_check_selection=[DIM_CUSTOMERS_GE])
+        result = run_pipeline(home, gold, asset_check_selection=[DIM_CUSTOMERS_GE], blocked_on_purpose=True)
     BI_OBSERVATIONS[home] = reader.observations
     return result
 
