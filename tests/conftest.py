@@ -6,6 +6,7 @@ import base64
 import io
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -139,10 +140,14 @@ def aws_stand_in(tmp_path_factory):
 FAILURE_REPORTS = "CDP_TEST_FAILURE_REPORTS"
 
 
+OWN_FAILURE_REPORTS = pytest.StashKey[str]()
+
+
 def pytest_configure(config):
     """The controller makes a folder for failure reports; xdist's workers inherit its path."""
     if not hasattr(config, "workerinput") and FAILURE_REPORTS not in os.environ:
         os.environ[FAILURE_REPORTS] = tempfile.mkdtemp(prefix="cdp-test-failures-")
+        config.stash[OWN_FAILURE_REPORTS] = os.environ[FAILURE_REPORTS]  # removed after the summary
 
 
 def report_failure(title: str, text: str) -> None:
@@ -162,3 +167,5 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         title, _, text = report.read_text(encoding="utf-8").partition("\n")
         terminalreporter.section(f"why the {title} failed", sep="-")
         terminalreporter.write_line(text[:6000])
+    if config.stash.get(OWN_FAILURE_REPORTS, None) == folder:
+        shutil.rmtree(folder, ignore_errors=True)
