@@ -404,6 +404,11 @@ def write_log_config(settings: Settings, folder: Path) -> Path:
     return path
 
 
+# Hive expands ${hive.session.id} itself: one folder per session, which Hive removes when the
+# session closes (a shared folder would go with the first JDBC session that closes).
+HIVE_SESSION_RESOURCES = "${hive.session.id}_resources"
+
+
 def submit_arguments(settings: Settings, folder: Path) -> list[str]:
     conf = spark_conf(settings)
     log_config = write_log_config(settings, folder)
@@ -423,6 +428,11 @@ def submit_arguments(settings: Settings, folder: Path) -> list[str]:
             "spark.hadoop.hive.server2.thrift.bind.host": settings.service_host,
             "spark.hadoop.hive.server2.thrift.port": str(settings.sql_port),
             "spark.hadoop.hive.server2.authentication": settings.sql_authentication.upper(),
+            # Hive's session folders in the state folder, not under /tmp (shared by every home):
+            # the service's own session is never closed, which left a folder behind per start.
+            "spark.hadoop.hive.exec.local.scratchdir": str(settings.scratch_dir / "hive"),
+            "spark.hadoop.hive.downloaded.resources.dir": str(settings.scratch_dir / "hive" / HIVE_SESSION_RESOURCES),
+            "spark.hadoop.hive.server2.logging.operation.log.location": str(folder / "operation_logs"),
             "spark.ui.enabled": "false",
         }
     )

@@ -62,6 +62,21 @@ def test_service_is_the_thrift_server_with_connect_on_loopback_and_delta_on_the_
     assert "logger.thriftserver.level = info\n" in log_config.read_text()
 
 
+def test_hive_keeps_its_session_folders_in_the_state_folder_not_in_tmp(tmp_path):
+    """Hive's defaults are under java.io.tmpdir, shared by every home; the service's own session
+    is never closed, so each start left a /tmp/<session>_resources folder behind."""
+    home = settings(tmp_path)
+    conf = conf_of(submit_arguments(home, tmp_path / "spark-service"))
+    assert conf["spark.hadoop.hive.exec.local.scratchdir"] == str(home.scratch_dir / "hive")
+    # One folder per session (Hive expands the id and removes the folder when the session closes).
+    assert conf["spark.hadoop.hive.downloaded.resources.dir"] == str(
+        home.scratch_dir / "hive" / "${hive.session.id}_resources"
+    )
+    assert conf["spark.hadoop.hive.server2.logging.operation.log.location"] == str(
+        tmp_path / "spark-service" / "operation_logs"
+    )
+
+
 def test_another_address_is_refused_unless_both_protocols_authenticate(tmp_path, monkeypatch):
     monkeypatch.delenv("SPARK_CONNECT_AUTHENTICATE_TOKEN", raising=False)
     check_binding_allowed(settings(tmp_path))  # loopback: fine
