@@ -37,9 +37,13 @@ SERVICE_PORTS = {"CDP_CONNECT_PORT": "0", "CDP_SQL_PORT": "0"}
 DBT_DIR = Path(__file__).parents[2] / "dbt"
 
 
-def dbt_manifest() -> dict:
-    """The manifest the Dagster definitions were built from (dbt parse, before the runs)."""
-    return json.loads((DBT_DIR / "target" / "manifest.json").read_text())
+def dbt_manifest(home: Path) -> dict:
+    """The manifest of the home's newest dbt invocation (each run's dbt steps write their own
+    target folder). Not dbt/target's: every run parses the project into it first, and another
+    test worker's run rewrote it while this one read it (a cut JSON file)."""
+    manifests = sorted((home / "dbt-runs").glob("*/manifest.json"), key=lambda p: p.stat().st_mtime)
+    assert manifests, f"no dbt invocation under {home / 'dbt-runs'}"
+    return json.loads(manifests[-1].read_text())
 
 
 def _ts(text: str) -> datetime | None:
@@ -326,7 +330,7 @@ def test_assets_carry_their_charts_row_counts_and_typed_columns(first_run, home,
     assert not [key for key in metadata["gold/fct_cx_metrics"] if key.startswith("chart_")]
 
     tables = [
-        n for n in dbt_manifest()["nodes"].values()
+        n for n in dbt_manifest(home)["nodes"].values()
         if n["resource_type"] == "model" and n["config"]["materialized"] != "view"
     ]  # fmt: skip
     assert len(tables) >= 20
@@ -338,7 +342,7 @@ def test_assets_carry_their_charts_row_counts_and_typed_columns(first_run, home,
         assert [(c.name, c.type) for c in columns] == [(f.name, f.dataType.simpleString()) for f in table.schema], asset
     views = [
         n
-        for n in dbt_manifest()["nodes"].values()
+        for n in dbt_manifest(home)["nodes"].values()
         if n["resource_type"] == "model" and n["config"]["materialized"] == "view"
     ]
     for node in views:  # a view is not counted (that would run its query), but its columns are typed
@@ -429,7 +433,7 @@ def test_every_sync_sends_its_eligible_audience_and_reconciles(first_run, home, 
 
 
 def test_every_gold_table_is_built_and_every_column_documented(first_run, home, spark):
-    manifest = dbt_manifest()
+    manifest = dbt_manifest(home)
     marts = {
         n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model" and n["schema"] == "gold"
     }
@@ -584,7 +588,7 @@ def run_dbt(home: Path, *args: str) -> subprocess.CompletedProcess:
 def test_dbt_unit_tests_pass(first_run, home):
     """The dbt unit tests (survivorship, segment, journey rules...) stay out of the pipeline's
     builds, as dbt advises for production; CI runs every one of them here."""
-    manifest = dbt_manifest()
+    manifest = dbt_manifest(home)
     unit_tests = set(manifest["unit_tests"])
     completed = run_dbt(home, "test", "--select", "test_type:unit")
     assert completed.returncode == 0, completed.stdout[-3000:]
