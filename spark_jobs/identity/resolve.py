@@ -192,7 +192,8 @@ def run(
     spark.sql("CREATE DATABASE IF NOT EXISTS silver")
     run_id, started = uuid.uuid4().hex[:12], datetime.now(UTC)
     tables = {name: t for name in SOURCES if (t := _table(spark, f"bronze.{name}")) is not None}
-    records = person_records(tables)
+    # Standardised once: the identifiers read the records in one branch per kind of identifier.
+    records = person_records(tables).localCheckpoint(eager=True)
     ids = identifiers(records)
     history_ids = crm_history_identifiers(spark) if "crm_contacts" in tables else None
     if history_ids is not None:  # of the contacts that still exist (a deleted one is no record)

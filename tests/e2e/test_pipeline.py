@@ -41,8 +41,9 @@ def dbt_manifest(home: Path) -> dict:
     """The manifest of the home's newest dbt invocation (each run's dbt steps write their own
     target folder). Not dbt/target's: every run parses the project into it first, and another
     test worker's run rewrote it while this one read it (a cut JSON file)."""
-    manifests = sorted((home / "dbt-runs").glob("*/manifest.json"), key=lambda p: p.stat().st_mtime)
-    assert manifests, f"no dbt invocation under {home / 'dbt-runs'}"
+    runs = Settings.from_env({"CDP_HOME": str(home)}).dbt_runs_dir
+    manifests = sorted(runs.glob("*/manifest.json"), key=lambda p: p.stat().st_mtime)
+    assert manifests, f"no dbt invocation under {runs}"
     return json.loads(manifests[-1].read_text())
 
 
@@ -329,10 +330,8 @@ def test_assets_carry_their_charts_row_counts_and_typed_columns(first_run, home,
     # The sample has no valid survey response (see the reconciliation test): no CX chart to draw.
     assert not [key for key in metadata["gold/fct_cx_metrics"] if key.startswith("chart_")]
 
-    tables = [
-        n for n in dbt_manifest(home)["nodes"].values()
-        if n["resource_type"] == "model" and n["config"]["materialized"] != "view"
-    ]  # fmt: skip
+    models = [n for n in dbt_manifest(home)["nodes"].values() if n["resource_type"] == "model"]
+    tables = [n for n in models if n["config"]["materialized"] != "view"]
     assert len(tables) >= 20
     for node in tables:
         asset = f"{node['schema']}/{node['name']}"
@@ -340,11 +339,7 @@ def test_assets_carry_their_charts_row_counts_and_typed_columns(first_run, home,
         assert metadata[asset]["dagster/row_count"].value == table.count(), asset
         columns = metadata[asset]["dagster/column_schema"].value.columns
         assert [(c.name, c.type) for c in columns] == [(f.name, f.dataType.simpleString()) for f in table.schema], asset
-    views = [
-        n
-        for n in dbt_manifest(home)["nodes"].values()
-        if n["resource_type"] == "model" and n["config"]["materialized"] == "view"
-    ]
+    views = [n for n in models if n["config"]["materialized"] == "view"]
     for node in views:  # a view is not counted (that would run its query), but its columns are typed
         columns = metadata[f"{node['schema']}/{node['name']}"]["dagster/column_schema"].value.columns
         assert columns and all(c.type for c in columns), node["name"]
