@@ -92,7 +92,8 @@ def block_keys(records: DataFrame, rules: dict[str, tuple[tuple[str, ...], ...]]
     """``(record_id, block)``: one row per blocking key a record has (``<rule>\\x01<values>``);
     a key with an empty part is no key. All keys come from one pass over the records (an array
     of keys, exploded), not from a union of one scan per key: the union made every plan that
-    reads the keys 23 branches wide, and planning it cost seconds even on a handful of records."""
+    reads the keys one branch per key wide (19 today), and planning it cost seconds even on a
+    handful of records."""
     keys = []
     for name, rule_keys in (rules or BLOCKING_RULES).items():
         for key in rule_keys:
