@@ -45,6 +45,7 @@ from pyspark.sql import functions as F
 
 from spark_jobs.activation.definitions import SyncDefinition
 from spark_jobs.activation.destinations import Change, Destination, DestinationRefusedAccess, Outcome
+from spark_jobs.ingest.apply import merge_from
 
 log = logging.getLogger(__name__)
 
@@ -464,19 +465,19 @@ class SyncRun:
                 self._state_updates,
                 "record_key string, row_hash string, status string, destination_id string, action string",
             )
-            updates.createOrReplaceTempView("cdp_sync_state_updates")
-            self.spark.sql(f"""
-                MERGE INTO {STATE_TABLE} t
-                USING (SELECT '{self.sync.name}' AS sync_name, u.* FROM cdp_sync_state_updates u) u
-                ON t.sync_name = u.sync_name AND t.sync_name = '{self.sync.name}' AND t.record_key = u.record_key
-                WHEN MATCHED AND u.action = 'delete' THEN DELETE
-                WHEN MATCHED THEN UPDATE SET row_hash = u.row_hash, status = u.status,
-                    destination_id = u.destination_id, run_id = '{self.run_id}', synced_at = current_timestamp()
-                WHEN NOT MATCHED AND u.action <> 'delete' THEN INSERT
+            merge_from(
+                self.spark,
+                updates.select(F.lit(self.sync.name).alias("sync_name"), "*"),
+                STATE_TABLE,
+                f"t.sync_name = s.sync_name AND t.sync_name = '{self.sync.name}' AND t.record_key = s.record_key",
+                f"""WHEN MATCHED AND s.action = 'delete' THEN DELETE
+                WHEN MATCHED THEN UPDATE SET row_hash = s.row_hash, status = s.status,
+                    destination_id = s.destination_id, run_id = '{self.run_id}', synced_at = current_timestamp()
+                WHEN NOT MATCHED AND s.action <> 'delete' THEN INSERT
                     (sync_name, record_key, row_hash, status, destination_id, run_id, synced_at)
-                    VALUES (u.sync_name, u.record_key, u.row_hash, u.status, u.destination_id, '{self.run_id}',
-                            current_timestamp())
-            """)
+                    VALUES (s.sync_name, s.record_key, s.row_hash, s.status, s.destination_id, '{self.run_id}',
+                            current_timestamp())""",
+            )
             done = self.stats.sent + self.stats.failed + self.stats.rejected + self.stats.skipped
             log.info(
                 "sync %s: %d of %d planned record(s) done (%d sent, %d failed); state checkpointed",

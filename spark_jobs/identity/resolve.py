@@ -55,6 +55,7 @@ from spark_jobs.identity.persons import (
 )
 from spark_jobs.identity.probabilistic import DEFAULT_THRESHOLD, Model
 from spark_jobs.identity.resolution import DEFAULT_SIZE_LIMIT, resolve_records, strongest_rule
+from spark_jobs.ingest.apply import merge_from
 from spark_jobs.jobspec import Check, JobSpec, Output
 from spark_jobs.plots import Markdown
 from spark_jobs.reporting import spark_job
@@ -251,11 +252,14 @@ def run(
     )
     if not spark.catalog.tableExists(HISTORY_TABLE):
         history.limit(0).write.format("delta").saveAsTable(HISTORY_TABLE)
-    history.createOrReplaceTempView("_id_history_batch")
-    spark.sql(f"""MERGE INTO {HISTORY_TABLE} t USING _id_history_batch s
-        ON t.based_on_version = s.based_on_version AND t.old_customer_id = s.old_customer_id
-           AND t.new_customer_id <=> s.new_customer_id AND t.reason = s.reason
-        WHEN NOT MATCHED THEN INSERT *""")
+    merge_from(
+        spark,
+        history,
+        HISTORY_TABLE,
+        "t.based_on_version = s.based_on_version AND t.old_customer_id = s.old_customer_id"
+        " AND t.new_customer_id <=> s.new_customer_id AND t.reason = s.reason",
+        "WHEN NOT MATCHED THEN INSERT *",
+    )
     _overwrite(assigned.lineage.localCheckpoint(eager=True), LINEAGE_TABLE)
     for frame, table in zip(
         (resolved.state.records, resolved.state.identifiers, resolved.state.links), STATE_TABLES, strict=True

@@ -147,21 +147,29 @@ def merge_into(
 ) -> dict[str, int]:
     """Delta ``MERGE WITH SCHEMA EVOLUTION`` of ``source`` (alias ``s``) into ``table`` (alias
     ``t``): matched rows are updated where ``update_when`` holds (none without it), unmatched
-    ones inserted; run again if another writer's commit conflicts with it. In SQL, not
-    delta.tables.DeltaTable, so it runs the same in a local session and over Spark Connect.
-    Returns the commit's row counts (num_inserted_rows, ...)."""
+    ones inserted. Returns the commit's row counts (num_inserted_rows, ...)."""
+    updated = f"WHEN MATCHED AND ({update_when}) THEN UPDATE SET * " if update_when else ""
+    return merge_from(spark, source, table, on, f"{updated}WHEN NOT MATCHED THEN INSERT *", schema_evolution=True)
+
+
+def merge_from(
+    spark: SparkSession, source: DataFrame, table: str, on: str, actions: str, schema_evolution: bool = False
+) -> dict[str, int]:
+    """``MERGE INTO table AS t USING source AS s ON on actions``, run again if another writer's
+    commit conflicts with it. In SQL, not delta.tables.DeltaTable, so it runs the same in a
+    local session and over Spark Connect; no value is written into the statement (so none into
+    the Delta log's record of it). The source gets a temporary view of its own: threads of one
+    session run merges side by side, and a shared view name would let one thread merge another's
+    rows. Returns the commit's row counts (num_inserted_rows, ...)."""
     view = f"_cdp_merge_{uuid.uuid4().hex}"
     source.createOrReplaceTempView(view)
     try:
-        updated = f"WHEN MATCHED AND ({update_when}) THEN UPDATE SET * " if update_when else ""
-        statement = (
-            f"MERGE WITH SCHEMA EVOLUTION INTO {table} AS t USING {view} AS s ON {on} "
-            f"{updated}WHEN NOT MATCHED THEN INSERT *"
-        )
+        evolution = " WITH SCHEMA EVOLUTION" if schema_evolution else ""
+        statement = f"MERGE{evolution} INTO {table} AS t USING {view} AS s ON {on} {actions}"
         metrics = retry_on_write_conflict(lambda: spark.sql(statement).first(), table)
     finally:
         spark.catalog.dropTempView(view)
-    return {key: int(value or 0) for key, value in metrics.asDict().items()}
+    return {key: int(value or 0) for key, value in metrics.asDict().items()} if metrics else {}
 
 
 def _last_commit_counts(spark: SparkSession, table: str) -> ApplyResult:

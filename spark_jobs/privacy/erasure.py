@@ -61,7 +61,7 @@ from pyspark.sql import functions as F
 from spark_jobs.identity import standardise
 from spark_jobs.identity.comparisons import TF_FIELDS
 from spark_jobs.identity.resolve import IDENTITY_MAP_TABLE, LINEAGE_TABLE, MODELS_TABLE
-from spark_jobs.ingest.apply import history_table, retry_on_write_conflict
+from spark_jobs.ingest.apply import history_table, merge_from
 from spark_jobs.ingest.bronze import PROCESSED_FILES_TABLE, QUARANTINE_TABLE
 from spark_jobs.ingest.contracts import IDENTIFIER_KINDS, Contract, load_contracts
 from spark_jobs.parallel import completed
@@ -298,7 +298,7 @@ def write_tombstones(spark: SparkSession, salt: str, identifiers: list[tuple[str
         identifier_hash(salt, F.col("kind"), F.col("v")).alias("identifier_hash"),
         F.current_timestamp().alias("created_at"),
     ).distinct()
-    _merge(
+    merge_from(
         spark,
         rows,
         TOMBSTONES_TABLE,
@@ -319,19 +319,6 @@ def load_tombstones(spark: SparkSession, request_ids: list[str]) -> dict[str, se
     return hashes
 
 
-def _merge(spark: SparkSession, source: DataFrame, table: str, on: str, actions: str) -> dict[str, int]:
-    """A Delta MERGE from a DataFrame (so no value is written into the statement, and so into
-    the Delta log's record of it), retried on a write conflict."""
-    view = f"_cdp_erase_{uuid.uuid4().hex}"
-    source.createOrReplaceTempView(view)
-    try:
-        statement = f"MERGE INTO {table} AS t USING {view} AS s ON {on} {actions}"
-        metrics = retry_on_write_conflict(lambda: spark.sql(statement).first(), table)
-    finally:
-        spark.catalog.dropTempView(view)
-    return {k: int(v or 0) for k, v in metrics.asDict().items()} if metrics else {}
-
-
 # --- 3. destinations ------------------------------------------------------------------------
 
 
@@ -343,7 +330,7 @@ def suppress(spark: SparkSession, customer_ids: set[str]) -> None:
         return
     rows = spark.createDataFrame([(c, ERASED) for c in sorted(customer_ids)], "customer_id string, reason string")
     rows = rows.withColumn("requested_at", F.current_timestamp())
-    _merge(
+    merge_from(
         spark,
         rows,
         SUPPRESSIONS_TABLE,
@@ -426,7 +413,7 @@ def scrub_quarantine(spark: SparkSession, texts: list[str]) -> tuple[int, dict[s
     for row in found:
         files[row.entity].add(row.source_file)
     keys = spark.createDataFrame([(r.quarantine_id,) for r in found], "quarantine_id string")
-    metrics = _merge(spark, keys, QUARANTINE_TABLE, "t.quarantine_id = s.quarantine_id", "WHEN MATCHED THEN DELETE")
+    metrics = merge_from(spark, keys, QUARANTINE_TABLE, "t.quarantine_id = s.quarantine_id", "WHEN MATCHED THEN DELETE")
     return metrics.get("num_deleted_rows", 0), files
 
 
@@ -536,7 +523,7 @@ def scrub_landing(
         changed = spark.createDataFrame(
             rewritten, "entity string, file_path string, file_size long, file_modified_ms long"
         )
-        _merge(
+        merge_from(
             spark,
             changed,
             PROCESSED_FILES_TABLE,
@@ -686,7 +673,7 @@ def delete_rows(
         if records:
             source = spark.createDataFrame(records, "source_table string, source_record_id string")
             on = "t.source_table = s.source_table AND t.source_record_id = s.source_record_id"
-            deleted += _merge(spark, source, table, on, "WHEN MATCHED THEN DELETE").get("num_deleted_rows", 0)
+            deleted += merge_from(spark, source, table, on, "WHEN MATCHED THEN DELETE").get("num_deleted_rows", 0)
         return deleted
 
     for table, deleted in completed(erase_from, tables_to_scan(spark), threads):
@@ -705,7 +692,7 @@ def _delete_values(spark: SparkSession, table: str, column: str, values: list[st
         if table == STATE_TABLE and keep_synced
         else ("WHEN MATCHED THEN DELETE")
     )
-    return _merge(spark, source, table, condition, action).get("num_deleted_rows", 0)
+    return merge_from(spark, source, table, condition, action).get("num_deleted_rows", 0)
 
 
 def model_terms(spark: SparkSession, salt: str, hashes: dict[str, set[str]]) -> dict[str, set[str]]:
@@ -750,7 +737,7 @@ def forget_model_terms(spark: SparkSession, terms: dict[str, set[str]], report: 
             changed.append((row.run_id, json.dumps(model)))
     if changed:
         rows = spark.createDataFrame(changed, "run_id string, model_json string")
-        _merge(
+        merge_from(
             spark, rows, MODELS_TABLE, "t.run_id = s.run_id", "WHEN MATCHED THEN UPDATE SET t.model_json = s.model_json"
         )
         report.rows_rewritten[MODELS_TABLE] = len(changed)
@@ -798,7 +785,7 @@ def purge_due(spark: SparkSession, retention_hours: int, now: datetime, threads:
     for table, removed in completed(lambda t: vacuum(spark, t, retention_hours), tables, threads):
         log.info("erasure: %s vacuumed: %d file(s) older than %d h removed", table, removed, retention_hours)
     purged = spark.createDataFrame(sorted({(r.request_id, r.run_id) for r in due}), "request_id string, run_id string")
-    _merge(
+    merge_from(
         spark,
         purged.withColumn("purged_at", F.lit(now.replace(tzinfo=None)).cast("timestamp")),
         LOG_TABLE,
