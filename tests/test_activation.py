@@ -29,8 +29,10 @@ from spark_jobs.activation.engine import (
     SUPPRESSIONS_TABLE,
     SyncModelError,
     SyncRun,
+    ensure_tables,
 )
 from spark_jobs.activation.normalise import normalise_email, normalise_phone
+from spark_jobs.parallel import completed
 from spark_jobs.settings import REPO_ROOT, Settings
 
 AUDIENCE_SCHEMA = "customer_id string, email string, first_name string, suppression_reason string"
@@ -280,6 +282,33 @@ def test_mirror_removes_who_left_or_lost_consent_and_adds_who_gave_it(activation
     assert (second["removed"], second["inserted"], second["failed"]) == (2, 1, 0) and reconciles(second)
     states = {r.record_key: r.status for r in spark.table(STATE_TABLE).collect()}
     assert states == {"c1": "skipped", "c3": "synced"}  # Bob forgotten, Ann remembered as not sent
+
+
+def test_two_syncs_side_by_side_each_keep_their_own_state_and_send_once(activation_db, apis, settings):
+    """The activation step runs its syncs side by side (spark_jobs/activation/sync.py): two
+    syncs sharing the state, plan, log and error tables must neither conflict nor see each
+    other's rows, and a second side-by-side run sends nothing."""
+    spark = activation_db
+    people = [(f"c{i}", f"p{i}@x.com", f"P{i}", None) for i in range(1, 7)]
+    audience(spark, "sync_test__people", people)
+    audience(spark, "sync_test__subscribers", people[:4])
+    crm, esp = definition(), subscribers_sync(name="test_subscribers")
+    ensure_tables(spark)  # as the step does before it starts the syncs
+
+    first = {sync.name: m for sync, m in completed(lambda sync: run(spark, sync, settings), [crm, esp], threads=2)}
+    assert (first["test_sync"]["sent"], first["test_subscribers"]["sent"]) == (6, 4)
+    assert all(reconciles(m) and m["status"] == "succeeded" for m in first.values())
+    assert set(apis.state.crm) == {f"c{i}" for i in range(1, 7)}
+    assert {m["email_address"] for m in apis.state.esp.values()} == {f"p{i}@x.com" for i in range(1, 5)}
+    states = {(r.sync_name, r.record_key) for r in spark.table(STATE_TABLE).collect()}
+    assert states == {("test_sync", f"c{i}") for i in range(1, 7)} | {
+        ("test_subscribers", f"c{i}") for i in range(1, 5)
+    }
+
+    before = len(apis.state.requests)
+    again = [m["planned"] for _, m in completed(lambda sync: run(spark, sync, settings), [crm, esp], threads=2)]
+    assert again == [0, 0] and len(apis.state.requests) == before
+    assert sorted(r.sync_name for r in spark.table(LOG_TABLE).collect()) == ["test_subscribers"] * 2 + ["test_sync"] * 2
 
 
 def test_a_cleared_value_reaches_the_crm_as_null(activation_db, apis, settings):
