@@ -89,8 +89,8 @@ def incremental_links(
     )
     deterministic = kept.unionByName(redecided)
 
-    # Standardised once and cut from its plan: the blocking keys are a union of one branch per
-    # key, and each branch would otherwise carry (and Spark plan again) the standardisation.
+    # Standardised once and cut from its plan, and its blocking keys computed once: the block
+    # sizes, the changed records' blocks and the pair search all read them.
     named = comparable(records).localCheckpoint(eager=True)
     keys = block_keys(named).localCheckpoint(eager=True)
     blocks = (
@@ -99,7 +99,7 @@ def incremental_links(
         .unionByName(block_keys(comparable(state.records).join(changed, "record_id", "left_semi")).select("block"))
         .distinct()
     )
-    pairs = candidate_pairs(named, max_block_size, only_blocks=blocks)
+    pairs = candidate_pairs(named, max_block_size, only_blocks=blocks, keys=keys)
     compared, _ = probabilistic_links(named, threshold, max_block_size, model, pairs=pairs)
 
     small = small_blocks(keys, max_block_size)

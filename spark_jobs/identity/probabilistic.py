@@ -112,9 +112,13 @@ def small_blocks(keys: DataFrame, max_block_size: int) -> DataFrame:
     return keys.groupBy("block").count().where(F.col("count") <= max_block_size).select("block")
 
 
-def pairs_by_rule(records: DataFrame, max_block_size: int = 50, only_blocks: DataFrame | None = None) -> DataFrame:
-    """``(id_l, id_r, rule)``: every candidate pair once per rule that proposes it."""
-    keys = block_keys(records).localCheckpoint(eager=True)  # read three times below
+def pairs_by_rule(
+    records: DataFrame, max_block_size: int = 50, only_blocks: DataFrame | None = None, keys: DataFrame | None = None
+) -> DataFrame:
+    """``(id_l, id_r, rule)``: every candidate pair once per rule that proposes it (``keys``:
+    the records' :func:`block_keys`, when the caller has them already)."""
+    if keys is None:
+        keys = block_keys(records).localCheckpoint(eager=True)  # read three times below
     small = small_blocks(keys, max_block_size)
     if only_blocks is not None:
         small = small.join(only_blocks, "block", "left_semi")
@@ -132,10 +136,12 @@ def pairs_by_rule(records: DataFrame, max_block_size: int = 50, only_blocks: Dat
     )
 
 
-def candidate_pairs(records: DataFrame, max_block_size: int = 50, only_blocks: DataFrame | None = None) -> DataFrame:
+def candidate_pairs(
+    records: DataFrame, max_block_size: int = 50, only_blocks: DataFrame | None = None, keys: DataFrame | None = None
+) -> DataFrame:
     """Distinct ``(id_l, id_r)`` with id_l < id_r that share at least one small blocking key
     (only the keys in ``only_blocks(block)``, when given)."""
-    return pairs_by_rule(records, max_block_size, only_blocks).select("id_l", "id_r").distinct()
+    return pairs_by_rule(records, max_block_size, only_blocks, keys).select("id_l", "id_r").distinct()
 
 
 def random_pairs(records: DataFrame, target: int = RANDOM_PAIRS, seed: int = 42) -> DataFrame:
