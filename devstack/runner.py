@@ -147,6 +147,20 @@ def local_stack(environ: dict[str, str] | None = None, sample_days: int = SAMPLE
         finally:
             os.environ.clear()
             os.environ.update(saved_environ)
+            stop_step_forkserver()
+
+
+def stop_step_forkserver() -> None:
+    """Stop the forkserver the job's step processes fork from (the ``cdp_steps`` executor starts
+    one per process, on its first run). It keeps the environment it started with, so a later run
+    in this process, with its own local S3 and destination stand-ins on other ports, would run
+    its steps with the first run's URLs. The next run starts a fresh one."""
+    import multiprocessing.forkserver
+
+    server = getattr(multiprocessing.forkserver, "_forkserver", None)
+    stop = getattr(server, "_stop", None)  # CPython's own (private) way to stop it
+    if stop is not None:
+        stop()
 
 
 def run_main_job(

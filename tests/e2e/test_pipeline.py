@@ -1102,9 +1102,16 @@ def test_a_redelivery_and_a_rerun_do_not_bring_an_erased_customer_back(erased, h
     (home / "landing" / "crm" / "contacts" / "contacts_9999_delete.csv").write_text(
         CRM_HEADER + "D,2025-01-03T00:00:00Z," + MALFORMED_CONTACT + "\n", encoding="utf-8"
     )
+    synced_before = len(sync_log_rows(home))
     result, _ = run_pipeline(home, asset_check_selection=checks_but_dbt_tests())
     assert result.success, failed_steps(result)
     assert {"bronze/crm_contacts", "silver/identity_map", "gold/dim_customers", *SYNCS} <= materialized(result)
+    # Every sync reached its destination (this run's, not an earlier run's stand-ins).
+    rerun_syncs = sync_log_rows(home)[synced_before:]
+    assert sorted(r["sync_name"] for r in rerun_syncs) == sorted(key.removeprefix("activation/") for key in SYNCS)
+    assert {(r["sync_name"], r["status"], r["failed"]) for r in rerun_syncs} == {
+        (r["sync_name"], "succeeded", 0) for r in rerun_syncs
+    }, rerun_syncs
 
     assert _rows_holding(spark, home / "lakehouse", subject) == {}
     ingestion = DeltaTable(str(home / "lakehouse" / "bronze.db" / "_ingestion_log")).to_pyarrow_table().to_pylist()
