@@ -339,22 +339,27 @@ def suppress(spark: SparkSession, customer_ids: set[str]) -> None:
     )
 
 
-def remove_from_destinations(spark: SparkSession, settings, syncs_factory: Callable[[], list]) -> dict[str, str]:
+def remove_from_destinations(
+    spark: SparkSession, settings, syncs_factory: Callable[[], list], threads: int = 1
+) -> dict[str, str]:
     """Run every sync for its removes of erased people only (the engine removes a record whose
-    customer id is suppressed as erased); sync -> error for those that could not run."""
+    customer id is suppressed as erased), ``threads`` syncs at a time; sync -> error for those
+    that could not run."""
     from spark_jobs.activation.destinations import open_destination
-    from spark_jobs.activation.engine import SyncRun
+    from spark_jobs.activation.engine import SyncRun, ensure_tables
 
-    errors = {}
-    for sync in syncs_factory():
-        if not _exists(spark, sync.table):
-            continue  # never built, so never sent
+    ensure_tables(spark)  # before the syncs start side by side, so that no two create them
+
+    def remove(sync) -> str | None:
         try:
             SyncRun(spark, sync, lambda s, run_id: open_destination(s, run_id, settings), erasures_only=True).run()
         except Exception as error:  # one destination down does not hold back the others
             log.warning("erasure: sync %s could not run: %s", sync.name, type(error).__name__)
-            errors[sync.name] = f"{type(error).__name__}: {str(error)[:300]}"
-    return errors
+            return f"{type(error).__name__}: {str(error)[:300]}"
+        return None
+
+    built = [sync for sync in syncs_factory() if _exists(spark, sync.table)]  # never built: never sent
+    return {sync.name: error for sync, error in completed(remove, built, threads) if error is not None}
 
 
 # --- 4. quarantine and landing --------------------------------------------------------------
@@ -871,7 +876,9 @@ class ErasureRun:
         suppress(spark, customer_ids)
         before = self._synced_by_request(ids)
         syncs_started = datetime.now(UTC)
-        errors = remove_from_destinations(spark, self.settings, self.syncs) if any(before.values()) else {}
+        errors = (
+            remove_from_destinations(spark, self.settings, self.syncs, self.threads) if any(before.values()) else {}
+        )
         after = self._synced_by_request(ids)
 
         texts = needles(identifiers)
