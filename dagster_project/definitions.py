@@ -16,6 +16,7 @@ from dagster_project.defs.ingest.partitions import recent_days_tags
 from dagster_project.defs.ml import assets as ml
 from dagster_project.defs.privacy import assets as privacy
 from dagster_project.defs.quality import checks as quality
+from dagster_project.pipes import WholeLinesTempFileMessageReader
 from dagster_project.resources import CdpSettingsResource
 from spark_jobs.settings import Settings
 
@@ -111,7 +112,7 @@ def _platform() -> dg.Definitions:
         schedules=[cdp_main_daily, cdp_main_weekly],
         resources={
             "cdp_settings": CdpSettingsResource(),
-            "pipes": dg.PipesSubprocessClient(),
+            "pipes": dg.PipesSubprocessClient(message_reader=WholeLinesTempFileMessageReader()),
         },
         executor=cdp_steps_executor,
     )

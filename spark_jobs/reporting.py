@@ -7,6 +7,7 @@ cluster through a Pipes client) and under a plain ``spark-submit``.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Protocol
@@ -66,26 +67,33 @@ def to_pipes_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class PipesReporter:
+    """Reports through the Pipes context; one message at a time, since a job's threads (the
+    sources of an ingestion step, the syncs) report side by side and Pipes writes each message
+    to one shared file."""
+
     to_dagster = True
 
     def __init__(self, pipes: Any) -> None:
         self._pipes = pipes
+        self._lock = threading.Lock()
 
     def materialized(self, asset_key: str, metadata: Mapping[str, Any]) -> None:
         LogReporter().materialized(asset_key, metadata)
-        self._pipes.report_asset_materialization(asset_key=asset_key, metadata=to_pipes_metadata(metadata))
+        with self._lock:
+            self._pipes.report_asset_materialization(asset_key=asset_key, metadata=to_pipes_metadata(metadata))
 
     def checked(
         self, asset_key: str, check_name: str, passed: bool, metadata: Mapping[str, Any], severity: str = "ERROR"
     ) -> None:
         LogReporter().checked(asset_key, check_name, passed, metadata, severity)
-        self._pipes.report_asset_check(
-            asset_key=asset_key,
-            check_name=check_name,
-            passed=passed,
-            severity=severity,
-            metadata=to_pipes_metadata(metadata),
-        )
+        with self._lock:
+            self._pipes.report_asset_check(
+                asset_key=asset_key,
+                check_name=check_name,
+                passed=passed,
+                severity=severity,
+                metadata=to_pipes_metadata(metadata),
+            )
 
 
 def message_writer(messages_params: dict):

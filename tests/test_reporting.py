@@ -62,3 +62,46 @@ def test_outside_dagster_results_go_to_the_log(caplog):
         LogReporter().checked("gold/table", "quality", False, {"rows": 3})
     assert "check quality on gold/table FAILED" in caplog.text
     assert not LogReporter.to_dagster
+
+
+class RecordingHandler:
+    """The two calls a Pipes message reader makes on the orchestrator's handler."""
+
+    def __init__(self) -> None:
+        self.messages, self.errors = [], []
+
+    def handle_message(self, message: dict) -> None:
+        self.messages.append(message)
+
+    def report_pipes_framework_exception(self, origin: str, exc_info) -> None:
+        self.errors.append(f"{origin}: {exc_info[1]!r}")
+
+
+def test_the_steps_message_reader_waits_for_a_line_the_job_is_still_writing(tmp_path):
+    """A message with a chart is tens of KB, and the reader can reach the end of the file while
+    the job is still writing it: Dagster's own file reader then parses half a line, and its
+    thread dies with every later message of the step. Ours parses a line once it is whole."""
+    import json
+    import threading
+    import time
+
+    from dagster_project.pipes import WholeLinesFileMessageReader
+
+    chart = {"method": "report_asset_materialization", "params": {"png": "A" * 50_000}}
+    line = json.dumps(chart) + "\n"
+    path = tmp_path / "messages"
+    handler = RecordingHandler()
+
+    def job() -> None:
+        with path.open("a", encoding="utf-8") as messages:
+            messages.write(line[:1000])  # the first pages of the message...
+            messages.flush()
+            time.sleep(0.5)  # ...while the reader tails the file
+            messages.write(line[1000:] + json.dumps({"method": "closed"}) + "\n")
+
+    with WholeLinesFileMessageReader(str(path), cleanup_file=False).read_messages(handler):
+        writer = threading.Thread(target=job)
+        writer.start()
+        writer.join()
+    assert handler.errors == []
+    assert handler.messages == [chart, {"method": "closed"}]
