@@ -211,16 +211,42 @@ def run_main_job(
     # A subset job's config schema has only its own ops.
     run_config = {"ops": {op: config for op, config in run_config["ops"].items() if job_def.graph.has_node_named(op)}}
     with dg.DagsterInstance.get() as instance:
-        run = instance.create_run_for_job(
-            job_def=job_def,
-            run_config=run_config,
-            # The event sources are partitioned by delivery day: this run covers the sample's days.
-            tags=partition_range_tags(ingested[0], ingested[-1]),
-            asset_selection=frozenset(asset_selection) if asset_selection else None,
-            job_code_origin=job.get_python_origin(),
-            remote_job_origin=code_location_job_origin(job_name, repository.get_definition().name),
+        run = create_run(
+            instance, job, run_config, partition_range_tags(ingested[0], ingested[-1]), job_name, repository
         )
         return execute_run(job, run, instance)
+
+
+def create_run(instance, job, run_config: dict, tags: dict, job_name: str, repository):
+    """The run of ``job`` (a reconstructable job, maybe a subset) on the instance, with its asset
+    and check selection. Dagster's ``create_run_for_job`` subsets the job again by its assets
+    alone and so selects every check of them: a run meant to leave out dbt's tests ran them."""
+    from dagster._core.execution.api import create_execution_plan
+    from dagster._core.snap import snapshot_from_execution_plan
+
+    job_def = job.get_definition()
+    instance_ref = instance.get_ref() if instance.is_persistent else None
+    plan = create_execution_plan(job, run_config=run_config, instance_ref=instance_ref, tags=tags)
+    return instance.create_run(
+        job_name=job_def.name,
+        run_id=None,
+        run_config=run_config,
+        status=None,
+        tags=tags,
+        root_run_id=None,
+        parent_run_id=None,
+        step_keys_to_execute=plan.step_keys_to_execute,
+        execution_plan_snapshot=snapshot_from_execution_plan(plan, job_def.get_job_snapshot_id()),
+        job_snapshot=job_def.get_job_snapshot(),
+        parent_job_snapshot=job_def.get_parent_job_snapshot(),
+        asset_selection=job.asset_selection,
+        asset_check_selection=job.asset_check_selection,
+        resolved_op_selection=None,
+        op_selection=None,
+        job_code_origin=job.get_python_origin(),
+        remote_job_origin=code_location_job_origin(job_name, repository.get_definition().name),
+        asset_graph=job_def.asset_layer.asset_graph,
+    )
 
 
 def summarise(result) -> list[str]:

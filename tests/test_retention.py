@@ -79,4 +79,7 @@ def test_retention_removes_what_is_past_its_days_and_logs_every_target(old_and_n
     assert {r.dry_run for r in log} == {True, False}
     real = {(r.kind, r.target): r.removed for r in log if not r.dry_run}
     assert real[("landing", landing.as_uri())] == 2 and real[("rows", "bronze._quarantine")] == 1
+    assert real[("vacuum", "bronze.rewritten")] == removed[("vacuum", "bronze.rewritten")], (
+        "the files the dry run named"
+    )
     assert all("@" not in (r.detail or "") for r in log)  # what was removed is counted, never shown

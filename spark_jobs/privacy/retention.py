@@ -130,19 +130,31 @@ def vacuum(spark: SparkSession, name: str, hours: int, *, dry_run: bool = False)
     """VACUUM one table; returns the files removed (or, dry, that would be). LITE reads what to
     remove from the Delta log (seconds, where a FULL vacuum lists the table's folder: a minute
     per small table here); it needs the log entries of the removals, so when they were cleaned
-    up already, FULL runs instead."""
+    up already, FULL runs instead. A real VACUUM runs once and its count is read from the
+    VACUUM END entry it writes to the table's history (a DRY RUN first cost as much again)."""
+    spark.conf.set("spark.databricks.delta.vacuum.logging.enabled", "true")  # on every store
     for mode in ("LITE", "FULL"):
         query = f"VACUUM {name} {mode} RETAIN {hours} HOURS"
         try:
-            removed = spark.sql(f"{query} DRY RUN").count()  # the files it will delete
-            if removed and not dry_run:
-                spark.sql(query).collect()
-            return removed
+            if dry_run:
+                return spark.sql(f"{query} DRY RUN").count()  # the files it would delete
+            spark.sql(query).collect()
+            return _files_vacuumed(spark, name)
         except Exception as error:
             if mode == "FULL" or "VACUUM_LITE" not in str(error).upper().replace(" ", "_"):
                 raise
             log.info("%s: the log no longer holds every removal; vacuuming in FULL mode", name)
     raise AssertionError("unreachable")
+
+
+def _files_vacuumed(spark: SparkSession, name: str) -> int:
+    """numDeletedFiles of the newest VACUUM END in the table's history (a write that committed
+    right after it may come first)."""
+    for entry in spark.sql(f"DESCRIBE HISTORY {name} LIMIT 10").collect():
+        if entry.operation == "VACUUM END":
+            return int((entry.operationMetrics or {}).get("numDeletedFiles", 0))
+    log.warning("%s: vacuumed, but no VACUUM END entry in its history to count the files", name)
+    return 0
 
 
 class RetentionRun:
