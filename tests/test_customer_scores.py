@@ -1,12 +1,23 @@
 """The churn and value models' features, labels and time-split evaluation (spark_jobs/ml)."""
 
+import math
 import random
 from datetime import date, timedelta
 
 import pytest
 from pyspark.sql import functions as F
 
-from spark_jobs.ml.customer_scores import NotEnoughHistory, features_at, labelled_at, purchases_in, score
+from spark_jobs.ml.customer_scores import (
+    FEATURES,
+    GRADIENT_BOOSTED_TREES,
+    LOGISTIC_REGRESSION,
+    NotEnoughHistory,
+    features_at,
+    labelled_at,
+    purchases_in,
+    score,
+    select_churn_model,
+)
 
 SCHEMA = "customer_id string, purchased_on date, amount double, is_store double"
 
@@ -129,3 +140,36 @@ def test_the_churn_check_gives_a_verdict_only_on_enough_customers_of_each_class(
     # Hanley and McNeil's standard error, by hand for AUC 0.5 and 100 of each class:
     # q1 = q2 = 1/3, var = (0.25 + 2 x 99 x (1/3 - 1/4)) / 10,000 = 16.75 / 10,000; se = 0.040927.
     assert auc_standard_error(0.5, 100, 100) == pytest.approx(0.040927, abs=1e-6)
+
+
+def _labelled(rows: list[tuple[float, float]]):
+    """A labelled training window: (recency_days, churned) per customer; every other feature is
+    noise from a seeded generator."""
+    rng = random.Random(5)
+    others = [f for f in FEATURES if f != "recency_days"]
+    return [
+        {
+            "customer_id": f"c{i}",
+            "recency_days": recency,
+            "churned": churned,
+            **{f: rng.uniform(0, 100) for f in others},
+        }
+        for i, (recency, churned) in enumerate(rows)
+    ]
+
+
+def test_the_churn_model_is_chosen_on_the_training_window_by_hold_out_auc(spark):
+    # Churn rises smoothly with recency, with noise, on a few hundred customers: the trees fit the
+    # noise of the other seven features, the regression's few weights do not.
+    rng = random.Random(11)
+    noisy = [
+        (r, float(rng.random() < 1 / (1 + math.exp(-(r - 350) / 150))))
+        for r in (rng.uniform(0, 700) for _ in range(300))
+    ]
+    kind, aucs = select_churn_model(spark.createDataFrame(_labelled(noisy)))
+    assert kind == LOGISTIC_REGRESSION and aucs[LOGISTIC_REGRESSION] > aucs[GRADIENT_BOOSTED_TREES], aucs
+    # Churned exactly when the last purchase was 100-300 days ago: a band no single weight can
+    # draw, which trees split exactly.
+    band = [(r, float(100 < r < 300)) for r in (rng.uniform(0, 700) for _ in range(600))]
+    kind, aucs = select_churn_model(spark.createDataFrame(_labelled(band)))
+    assert kind == GRADIENT_BOOSTED_TREES and aucs[GRADIENT_BOOSTED_TREES] > 0.95 > aucs[LOGISTIC_REGRESSION], aucs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from conftest import write_lines
@@ -17,6 +17,7 @@ from spark_jobs.ingest.bronze import (
     INGESTION_LOG_TABLE,
     PROCESSED_FILES_TABLE,
     QUARANTINE_TABLE,
+    freshness,
     ingest_contract,
     reconciliation,
 )
@@ -507,3 +508,23 @@ def test_a_step_finding_a_bookkeeping_table_half_created_waits_and_appends(fresh
     assert errors == []
     counts = {r.entity: r["count"] for r in spark.table(table).groupBy("entity").count().collect()}
     assert counts == {"events": 5, "crm": 5}
+
+
+def test_freshness_fails_a_late_or_missing_source_and_passes_one_without_a_limit(fresh_database, tmp_path):
+    spark, landing = fresh_database, tmp_path / "landing"
+    write_lines(landing / "web" / "events" / "2026-01-02" / "part-1.jsonl", [web_event("E1")])
+    ingest(spark, "web_events", landing, "b1")
+    now = datetime.now(UTC)
+    web, limit = get_contract("web_events"), get_contract("web_events").freshness_hours
+    passed, metadata = freshness(spark, web, now)
+    assert passed and metadata["limit_hours"] == limit and 0 <= metadata["newest_file_age_hours"] < 1
+    late, metadata = freshness(spark, web, now + timedelta(hours=limit + 1))
+    assert not late and metadata["newest_file_age_hours"] > limit
+    # A source that never delivered fails when its contract sets a limit...
+    never, metadata = freshness(spark, get_contract("crm_contacts"), now)
+    assert not never and metadata["newest_file_age_hours"] is None
+    # ... and passes when it sets none: erasure requests come when someone asks.
+    assert freshness(spark, get_contract("erasure_requests"), now) == (
+        True,
+        {"outcome": "no freshness limit in the contract", "newest_file_age_hours": None},
+    )

@@ -50,7 +50,11 @@ def _checks(contract: Contract) -> list[dg.AssetCheckSpec]:
             FRESHNESS.name,
             asset=key,
             blocking=FRESHNESS.blocking,
-            description=f"newest file within {contract.freshness_hours} h",
+            description=(
+                f"newest file within {contract.freshness_hours} h"
+                if contract.freshness_hours is not None
+                else "no freshness limit in the contract (delivers on demand): passes, with the newest file's age"
+            ),
         ),
     ]
 
