@@ -43,6 +43,13 @@ ENV_VARS: dict[str, tuple[str, str]] = {
         "collector, which spend far less CPU on compiling and collecting than C2 and G1 on sample data; "
         "'none' = the JVM's defaults (C2, better for long runs on large data)",
     ),
+    "local_codegen": (
+        "CDP_LOCAL_CODEGEN",
+        "Spark's code generation in the Spark service on a local[...] master: 'false' (default) evaluates "
+        "plans interpreted, which spends far less CPU than compiling Java code for every query of a sample "
+        "run; 'true' = Spark's default (whole-stage code generation, better on large data). Clusters keep "
+        "Spark's default",
+    ),
     "spark_shuffle_partitions": ("CDP_SPARK_SHUFFLE_PARTITIONS", "spark.sql.shuffle.partitions"),
     "catalog": (
         "CDP_CATALOG",
@@ -125,6 +132,15 @@ ENV_VARS: dict[str, tuple[str, str]] = {
 CATALOGS = ("hive", "glue")
 
 
+def _boolean(name: str, text: str) -> bool:
+    value = text.strip().lower()
+    if value in {"true", "1", "yes", "on"}:
+        return True
+    if value in {"false", "0", "no", "off"}:
+        return False
+    raise ValueError(f"{name} must be true or false, got {text!r}")
+
+
 def _check_partition_days(start: str, end: str) -> None:
     days = {}
     for name, value in (("CDP_PARTITIONS_START", start), ("CDP_PARTITIONS_END", end)):
@@ -152,6 +168,7 @@ class Settings:
     spark_master: str = "local[*]"
     spark_driver_memory: str = "2g"
     local_java_options: str = LOCAL_JAVA_OPTIONS
+    local_codegen: bool = False
     spark_shuffle_partitions: int = 8
     hive_metastore_uris: str = ""
     catalog: str = "hive"
@@ -204,6 +221,8 @@ class Settings:
             values[number] = int(values[number])
         if values["table_parallelism"] < 1:
             raise ValueError(f"CDP_TABLE_PARALLELISM must be 1 or more, got {values['table_parallelism']}")
+        if isinstance(values["local_codegen"], str):
+            values["local_codegen"] = _boolean("CDP_LOCAL_CODEGEN", values["local_codegen"])
         values["catalog"] = values["catalog"].lower()
         if values["catalog"] not in CATALOGS:
             raise ValueError(f"CDP_CATALOG must be one of {', '.join(CATALOGS)}, got {values['catalog']!r}")

@@ -65,15 +65,26 @@ def drop_bronze(spark) -> None:
         spark.sql(f"DROP TABLE IF EXISTS bronze.{table.name}")
 
 
-@pytest.mark.parametrize("commit", COMMITS)
-def test_a_crash_after_any_commit_is_completed_by_the_next_run(fresh_database, tmp_path, monkeypatch, commit):
-    spark, landing = fresh_database, tmp_path / "landing"
+@pytest.fixture(scope="module")
+def delivered_and_clean(spark, tmp_path_factory) -> tuple[Path, dict]:
+    """The delivery (one landing folder, only read) and what a run that never crashed leaves
+    from it: the reference of every crash case, ingested once."""
+    landing = tmp_path_factory.mktemp("crash") / "landing"
     deliver(landing)
-    contracts = [get_contract("crm_contacts")]
-    bronze.ingest_sources(spark, contracts, landing.as_uri(), "clean")
-    clean = snapshot(spark)
-    assert clean["log"] == [2, 4, 3, 1] and len(clean["bronze"]) == 2
     drop_bronze(spark)
+    bronze.ingest_sources(spark, [get_contract("crm_contacts")], landing.as_uri(), "clean")
+    clean = snapshot(spark)
+    drop_bronze(spark)
+    return landing, clean
+
+
+@pytest.mark.parametrize("commit", COMMITS)
+def test_a_crash_after_any_commit_is_completed_by_the_next_run(
+    fresh_database, delivered_and_clean, monkeypatch, commit
+):
+    (spark, (landing, clean)), contracts = (fresh_database, delivered_and_clean), [get_contract("crm_contacts")]
+    assert clean["log"] == [2, 4, 3, 1] and len(clean["bronze"]) == 2
+    assert spark.catalog.listTables("bronze") == [], "each case starts from empty bronze tables"
 
     original = getattr(bronze, commit)
 

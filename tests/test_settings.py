@@ -1,6 +1,8 @@
 import importlib.metadata
 from pathlib import Path
 
+import pytest
+
 from spark_jobs.settings import REPO_ROOT, Settings
 from spark_jobs.spark import (
     delta_maven_coordinate,
@@ -87,6 +89,10 @@ def test_local_conf_uses_embedded_metastore_and_cluster_conf_uses_a_shared_one(t
     assert "spark.driver.extraJavaOptions" not in cluster
     plain = spark_conf(Settings.from_env({"CDP_HOME": str(tmp_path), "CDP_LOCAL_JAVA_OPTIONS": "none"}))
     assert plain["spark.driver.extraJavaOptions"] == f"-Dderby.system.home={tmp_path / 'metastore'}"
+    assert Settings.from_env(Settings.from_env({"CDP_HOME": str(tmp_path)}).to_env()).local_codegen is False
+    with pytest.raises(ValueError, match="CDP_LOCAL_CODEGEN must be true or false, got 'maybe'"):
+        Settings.from_env({"CDP_HOME": str(tmp_path), "CDP_LOCAL_CODEGEN": "maybe"})
+    assert "spark.sql.codegen.factoryMode" not in local, "sessions of their own keep code generation"
 
 
 def test_spark_defaults_file_carries_the_same_conf_for_dbt(tmp_path):
