@@ -124,7 +124,7 @@ def warm_up(spark, folder: Path) -> None:
 
 def run(customers: int, seed: int, days: int, home: Path) -> int:
     from devstack.memory import PeakMemorySampler
-    from spark_jobs.spark import build_session, quiet
+    from spark_jobs.spark import build_session, quiet, table_names
 
     folder = home / "bench" / f"ingest-{customers}"
     shutil.rmtree(folder, ignore_errors=True)
@@ -165,14 +165,14 @@ def run(customers: int, seed: int, days: int, home: Path) -> int:
         malformed_landing = folder / "landing-malformed"
         shutil.copytree(landing, malformed_landing)
         malformed = add_malformed_files(malformed_landing, 0.01, seed)
-        for table in spark.catalog.listTables("bronze"):
-            spark.sql(f"DROP TABLE bronze.{table.name}")
+        for table in table_names(spark, "bronze"):
+            spark.sql(f"DROP TABLE bronze.{table}")
         with_bad = checked_ingestion(spark, malformed_landing)
         failed = spark.table("bronze._processed_files").where("status = 'failed'").count()
         quarantined_bad = spark.table("bronze._quarantine").where("landing_path LIKE '%/malformed-%'").count()
         # the all-clean run again, as warm as the JVM was for the malformed one
-        for table in spark.catalog.listTables("bronze"):
-            spark.sql(f"DROP TABLE bronze.{table.name}")
+        for table in table_names(spark, "bronze"):
+            spark.sql(f"DROP TABLE bronze.{table}")
         warm_clean = checked_ingestion(spark, landing)
         spark.stop()
 

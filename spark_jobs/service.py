@@ -409,14 +409,6 @@ def write_log_config(settings: Settings, folder: Path) -> Path:
 HIVE_SESSION_RESOURCES = "${hive.session.id}_resources"
 
 
-# Compiling Java code for each query (Janino) was 39 % of the service's CPU on a 60-customer run:
-# a run is thousands of small queries. Interpreted plans cut the service's CPU on the 1,000-customer
-# sample by a fifth (626 s -> 497 s). The service only: Spark Connect and JDBC clients get their
-# results as rows, whereas a classic session's Dataset[Table] (spark.catalog.listTables) fails to
-# decode in this mode (EXPRESSION_DECODING_FAILED), so local classic sessions keep code generation.
-INTERPRETED_PLANS = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
-
-
 def submit_arguments(settings: Settings, folder: Path) -> list[str]:
     conf = spark_conf(settings)
     log_config = write_log_config(settings, folder)
@@ -449,8 +441,6 @@ def submit_arguments(settings: Settings, folder: Path) -> list[str]:
         conf[f"spark.hadoop.{key}"] = value
     if not settings.spark_master.startswith("local"):
         conf.update(cluster_conf(settings, folder))
-    elif not settings.local_codegen:
-        conf.update(INTERPRETED_PLANS)
     conf.update(extra_conf(settings))  # the user's settings win
     arguments = ["--class", THRIFT_SERVER_CLASS, "--name", "cdp-spark-service", "--master", settings.spark_master]
     arguments += ["--driver-memory", settings.spark_service_memory, "--driver-class-path", driver_class_path(settings)]

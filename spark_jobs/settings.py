@@ -45,10 +45,10 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     ),
     "local_codegen": (
         "CDP_LOCAL_CODEGEN",
-        "Spark's code generation in the Spark service on a local[...] master: 'false' (default) evaluates "
-        "plans interpreted, which spends far less CPU than compiling Java code for every query of a sample "
-        "run; 'true' = Spark's default (whole-stage code generation, better on large data). Clusters keep "
-        "Spark's default",
+        "Spark's code generation in Spark drivers on a local[...] master (the service, the tests): "
+        "'false' (default) evaluates plans interpreted, which spends far less CPU than compiling Java "
+        "code for every query of a sample run; 'true' = Spark's default (whole-stage code generation, "
+        "better on large data). Clusters keep Spark's default",
     ),
     "spark_shuffle_partitions": ("CDP_SPARK_SHUFFLE_PARTITIONS", "spark.sql.shuffle.partitions"),
     "catalog": (

@@ -19,6 +19,7 @@ import pytest
 
 from devstack.s3_server import free_port
 from spark_jobs.settings import Settings
+from spark_jobs.spark import table_names
 
 
 @pytest.fixture(scope="session")
@@ -70,8 +71,8 @@ def fresh_database(spark):
     """Drop the tables a test wrote to the shared catalog, so tests stay independent."""
     yield spark
     for database in ("bronze", "silver", "gold"):
-        for table in spark.catalog.listTables(database):
-            spark.sql(f"DROP TABLE IF EXISTS {database}.{table.name}")
+        for table in table_names(spark, database):
+            spark.sql(f"DROP TABLE IF EXISTS {database}.{table}")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
@@ -84,6 +85,27 @@ def pytest_collection_modifyitems(config, items):
         if item.get_closest_marker("e2e") is not None and item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group("e2e"))
     items.sort(key=lambda item: (item.get_closest_marker("e2e") is None) == parallel)
+
+
+CRITICAL_PATH_GROUP = "e2e"  # the local end-to-end module: its pipeline runs follow one another
+LOWERED_PRIORITY = 10
+
+
+@pytest.hookimpl(tryfirst=True)  # before the test's fixtures start their JVMs and servers
+def pytest_runtest_setup(item):
+    """Under pytest-xdist, the local end-to-end module is the suite's critical path: its four
+    pipeline runs follow one another while the other workers share the same 2 cores. A worker
+    about to run anything else lowers its CPU priority once (os.nice; the Spark JVMs, servers
+    and subprocesses it starts inherit it), so the end-to-end runs get the cores first and the
+    rest fills the time they leave idle. Nothing is skipped: every test still runs."""
+    config = item.config
+    if not hasattr(config, "workerinput") or getattr(config, "_cdp_priority_lowered", False):
+        return
+    group = item.get_closest_marker("xdist_group")
+    name = (group.args[0] if group.args else group.kwargs.get("name")) if group else None
+    if name != CRITICAL_PATH_GROUP:
+        os.nice(LOWERED_PRIORITY)
+        config._cdp_priority_lowered = True
 
 
 IMAGE = re.compile(r"^!\[(?P<title>[^\]]*)\]\(data:image/png;base64,(?P<data>[A-Za-z0-9+/=]+)\)$")

@@ -34,6 +34,7 @@ from spark_jobs.activation.engine import (
 from spark_jobs.activation.normalise import normalise_email, normalise_phone
 from spark_jobs.parallel import completed
 from spark_jobs.settings import REPO_ROOT, Settings
+from spark_jobs.spark import table_names
 
 AUDIENCE_SCHEMA = "customer_id string, email string, first_name string, suppression_reason string"
 
@@ -41,10 +42,10 @@ AUDIENCE_SCHEMA = "customer_id string, email string, first_name string, suppress
 @pytest.fixture
 def activation_db(spark):
     yield spark
-    for table in spark.catalog.listTables("activation") if spark.catalog.databaseExists("activation") else []:
-        spark.sql(f"DROP TABLE IF EXISTS activation.{table.name}")
-    for table in spark.catalog.listTables("gold"):
-        spark.sql(f"DROP TABLE IF EXISTS gold.{table.name}")
+    for table in table_names(spark, "activation") if spark.catalog.databaseExists("activation") else []:
+        spark.sql(f"DROP TABLE IF EXISTS activation.{table}")
+    for table in table_names(spark, "gold"):
+        spark.sql(f"DROP TABLE IF EXISTS gold.{table}")
     spark.sql(f"DROP TABLE IF EXISTS {LINEAGE_TABLE}")
     spark.sql(f"DROP TABLE IF EXISTS {CONSENT_TABLE}")
 

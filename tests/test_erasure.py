@@ -23,6 +23,7 @@ from spark_jobs.privacy.erasure import (
 )
 from spark_jobs.privacy.retention import RetentionRulesError, load_rules
 from spark_jobs.privacy.tombstones import Tombstones, column_hash, record_kind
+from spark_jobs.spark import table_names
 
 CRM_HEADER = (
     "op,change_ts,contact_id,first_name,last_name,email,phone,birth_date,street,city,postcode,country,"
@@ -190,8 +191,8 @@ def privacy_db(spark):
         spark.sql(f"CREATE DATABASE IF NOT EXISTS {database}")
     yield spark
     for database in ("activation", "privacy"):
-        for table in spark.catalog.listTables(database):
-            spark.sql(f"DROP TABLE IF EXISTS {database}.{table.name}")
+        for table in table_names(spark, database):
+            spark.sql(f"DROP TABLE IF EXISTS {database}.{table}")
 
 
 def test_a_destination_that_has_not_confirmed_keeps_its_state_row_until_it_does(privacy_db):

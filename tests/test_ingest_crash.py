@@ -14,6 +14,7 @@ from conftest import write_lines
 
 from spark_jobs.ingest import bronze
 from spark_jobs.ingest.contracts import get_contract
+from spark_jobs.spark import table_names
 
 HEADER = (
     "op,change_ts,contact_id,first_name,last_name,email,phone,birth_date,street,city,postcode,country,"
@@ -61,8 +62,8 @@ def snapshot(spark) -> dict:
 
 
 def drop_bronze(spark) -> None:
-    for table in spark.catalog.listTables("bronze"):
-        spark.sql(f"DROP TABLE IF EXISTS bronze.{table.name}")
+    for table in table_names(spark, "bronze"):
+        spark.sql(f"DROP TABLE IF EXISTS bronze.{table}")
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +85,7 @@ def test_a_crash_after_any_commit_is_completed_by_the_next_run(
 ):
     (spark, (landing, clean)), contracts = (fresh_database, delivered_and_clean), [get_contract("crm_contacts")]
     assert clean["log"] == [2, 4, 3, 1] and len(clean["bronze"]) == 2
-    assert spark.catalog.listTables("bronze") == [], "each case starts from empty bronze tables"
+    assert table_names(spark, "bronze") == [], "each case starts from empty bronze tables"
 
     original = getattr(bronze, commit)
 

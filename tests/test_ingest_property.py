@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from spark_jobs.ingest import bronze
 from spark_jobs.ingest.bronze import BatchStats
 from spark_jobs.ingest.contracts import get_contract
+from spark_jobs.spark import table_names
 
 CSV_SOURCE, JSON_SOURCE = get_contract("postal_codes"), get_contract("web_events")
 CSV_COLUMNS = [c.file_name for c in CSV_SOURCE.columns]
@@ -94,8 +95,8 @@ def test_any_delivery_is_accounted_for(fresh_database, tmp_path, csv_deliveries,
         for name, content in files:
             (folder / name).write_bytes(content)
             written.add(f"{contract.landing}/2026-01-02/{name}")
-    for table in spark.catalog.listTables("bronze"):
-        spark.sql(f"DROP TABLE IF EXISTS bronze.{table.name}")
+    for table in table_names(spark, "bronze"):
+        spark.sql(f"DROP TABLE IF EXISTS bronze.{table}")
 
     results = bronze.ingest_sources(spark, [CSV_SOURCE, JSON_SOURCE], landing.as_uri(), "b1")
 

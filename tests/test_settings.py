@@ -92,7 +92,12 @@ def test_local_conf_uses_embedded_metastore_and_cluster_conf_uses_a_shared_one(t
     assert Settings.from_env(Settings.from_env({"CDP_HOME": str(tmp_path)}).to_env()).local_codegen is False
     with pytest.raises(ValueError, match="CDP_LOCAL_CODEGEN must be true or false, got 'maybe'"):
         Settings.from_env({"CDP_HOME": str(tmp_path), "CDP_LOCAL_CODEGEN": "maybe"})
-    assert "spark.sql.codegen.factoryMode" not in local, "sessions of their own keep code generation"
+    # Interpreted plans on local drivers (no Java compiled per query); clusters and
+    # CDP_LOCAL_CODEGEN=true keep Spark's code generation.
+    assert (local["spark.sql.codegen.wholeStage"], local["spark.sql.codegen.factoryMode"]) == ("false", "NO_CODEGEN")
+    assert "spark.sql.codegen.wholeStage" not in cluster and "spark.sql.codegen.factoryMode" not in cluster
+    generated = spark_conf(Settings.from_env({"CDP_HOME": str(tmp_path), "CDP_LOCAL_CODEGEN": "true"}))
+    assert "spark.sql.codegen.wholeStage" not in generated and "spark.sql.codegen.factoryMode" not in generated
 
 
 def test_spark_defaults_file_carries_the_same_conf_for_dbt(tmp_path):

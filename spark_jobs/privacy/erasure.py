@@ -74,6 +74,7 @@ from spark_jobs.privacy.tombstones import (
     record_kind,
     standardised,
 )
+from spark_jobs.spark import table_names
 
 log = logging.getLogger(__name__)
 
@@ -607,11 +608,7 @@ def tables_to_scan(spark: SparkSession) -> list[str]:
     tables = []
     for database in DATABASES:
         if spark.catalog.databaseExists(database):
-            tables += [
-                f"{database}.{t.name}"
-                for t in spark.catalog.listTables(database)
-                if not t.isTemporary and (t.tableType or "").upper() != "VIEW"
-            ]
+            tables += [f"{database}.{name}" for name in table_names(spark, database, views=False)]
     return sorted(t for t in tables if t not in KEPT)
 
 

@@ -32,6 +32,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from spark_jobs.ingest.landing import delivery_date, is_hidden, walk_local
+from spark_jobs.spark import table_names
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +198,7 @@ class RetentionRun:
         for database in self.rules.vacuum_databases:
             if not self.spark.catalog.databaseExists(database):
                 continue
-            for table in sorted(t.name for t in self.spark.catalog.listTables(database) if not t.isTemporary):
+            for table in table_names(self.spark, database):
                 name = f"{database}.{table}"
                 if not self._is_delta(name):
                     continue
