@@ -78,25 +78,13 @@ def fresh_database(spark):
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     """One process: fast unit tests first, the slow end-to-end runs last. Several (``./cdp test``
-    runs 3 pytest-xdist workers): the end-to-end tests share their module's runs, so they go to
-    one worker as one group, first; then the other long groups (the standalone cluster) and the
-    Terraform tests, so that none of them starts last and outlasts the rest; then the unit tests."""
+    runs 2 pytest-xdist workers): the end-to-end tests share their module's runs, so they go to
+    one worker as one group, first, while the other worker takes the unit tests."""
     parallel = bool(getattr(config.option, "numprocesses", None)) and config.option.dist != "no"
     for item in items:
         if item.get_closest_marker("e2e") is not None and item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group("e2e"))
-    if not parallel:
-        items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
-        return
-
-    def start_order(item) -> int:
-        if item.get_closest_marker("e2e") is not None:
-            return 0
-        if item.get_closest_marker("xdist_group") is not None or item.get_closest_marker("terraform") is not None:
-            return 1
-        return 2
-
-    items.sort(key=start_order)
+    items.sort(key=lambda item: (item.get_closest_marker("e2e") is None) == parallel)
 
 
 CRITICAL_PATH_GROUP = "e2e"  # the local end-to-end module: its pipeline runs follow one another
