@@ -78,13 +78,37 @@ def fresh_database(spark):
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     """One process: fast unit tests first, the slow end-to-end runs last. Several (``./cdp test``
-    runs 2 pytest-xdist workers): the end-to-end tests share their module's runs, so they go to
-    one worker as one group, first, while the other worker takes the unit tests."""
-    parallel = bool(getattr(config.option, "numprocesses", None)) and config.option.dist != "no"
+    runs 3 pytest-xdist workers with ``--no-loadscope-reorder``, so they take work in this
+    order): longest first, so that the end holds only short tests to share out. The local
+    end-to-end module first (one group: its tests share its runs), then the other tests that
+    start Spark services or clusters of their own, then the tests that use the session's Spark,
+    then the rest."""
+    parallel = hasattr(config, "workerinput")  # collection happens in the xdist workers only
     for item in items:
         if item.get_closest_marker("e2e") is not None and item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group("e2e"))
-    items.sort(key=lambda item: (item.get_closest_marker("e2e") is None) == parallel)
+    if parallel:
+        items.sort(key=_scheduling_rank)
+    else:
+        items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+
+
+def _group_of(item) -> str | None:
+    group = item.get_closest_marker("xdist_group")
+    return (group.args[0] if group.args else group.kwargs.get("name")) if group else None
+
+
+def _scheduling_rank(item) -> int:
+    """0: the critical path; 1: other groups (own Spark services, a cluster); 2: Terraform (an
+    apply to the AWS stand-in, checkov); 3: tests on the session's Spark; 4: plain Python."""
+    group = _group_of(item)
+    if group == CRITICAL_PATH_GROUP:
+        return 0
+    if group is not None:
+        return 1
+    if item.get_closest_marker("terraform") is not None:
+        return 2
+    return 3 if "spark" in item.fixturenames else 4
 
 
 CRITICAL_PATH_GROUP = "e2e"  # the local end-to-end module: its pipeline runs follow one another
@@ -101,9 +125,7 @@ def pytest_runtest_setup(item):
     config = item.config
     if not hasattr(config, "workerinput") or getattr(config, "_cdp_priority_lowered", False):
         return
-    group = item.get_closest_marker("xdist_group")
-    name = (group.args[0] if group.args else group.kwargs.get("name")) if group else None
-    if name != CRITICAL_PATH_GROUP:
+    if _group_of(item) != CRITICAL_PATH_GROUP:
         os.nice(LOWERED_PRIORITY)
         config._cdp_priority_lowered = True
 

@@ -83,7 +83,9 @@ def delivered_and_clean(spark, tmp_path_factory) -> tuple[Path, dict]:
 def test_a_crash_after_any_commit_is_completed_by_the_next_run(
     fresh_database, delivered_and_clean, monkeypatch, commit
 ):
-    (spark, (landing, clean)), contracts = (fresh_database, delivered_and_clean), [get_contract("crm_contacts")]
+    spark = fresh_database
+    landing, clean = delivered_and_clean
+    contracts = [get_contract("crm_contacts")]
     assert clean["log"] == [2, 4, 3, 1] and len(clean["bronze"]) == 2
     assert table_names(spark, "bronze") == [], "each case starts from empty bronze tables"
 
