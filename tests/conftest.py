@@ -21,11 +21,16 @@ from devstack.s3_server import free_port
 from spark_jobs.settings import Settings
 from spark_jobs.spark import table_names
 
+# The tests' data is tiny: their Spark drivers (the session below, the pipeline runs' services)
+# evaluate plans interpreted rather than compile Java code for every query (README,
+# CDP_LOCAL_CODEGEN). A value set by hand still wins.
+os.environ.setdefault("CDP_LOCAL_CODEGEN", "false")
+
 
 @pytest.fixture(scope="session")
 def test_settings(tmp_path_factory) -> Settings:
     home = tmp_path_factory.mktemp("cdp-home")
-    return Settings.from_env({"CDP_HOME": str(home)})
+    return Settings.from_env({"CDP_HOME": str(home), "CDP_LOCAL_CODEGEN": os.environ["CDP_LOCAL_CODEGEN"]})
 
 
 @pytest.fixture(scope="session")

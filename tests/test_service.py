@@ -180,19 +180,36 @@ def test_on_a_cluster_the_service_hands_its_executors_the_jars_the_code_and_a_ui
     assert not [name for name in names if "__pycache__" in name]
 
 
-def test_the_local_service_interprets_plans_unless_code_generation_is_asked_for(tmp_path):
+def test_the_local_service_interprets_plans_only_when_asked(tmp_path):
     interpreted = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
-    local = conf_of(submit_arguments(settings(tmp_path), tmp_path))
+    local = conf_of(submit_arguments(settings(tmp_path, CDP_LOCAL_CODEGEN="false"), tmp_path))
     assert {key: local.get(key) for key in interpreted} == interpreted
     for generated in (
-        settings(tmp_path, CDP_LOCAL_CODEGEN="true"),
-        settings(tmp_path, CDP_SPARK_MASTER="spark://head:7077"),
+        settings(tmp_path),
+        settings(tmp_path, CDP_LOCAL_CODEGEN="false", CDP_SPARK_MASTER="spark://head:7077"),
     ):
         conf = conf_of(submit_arguments(generated, tmp_path))
         assert not set(interpreted) & set(conf), "Spark's default: code generation"
     # and a user's own setting wins
-    conf = conf_of(submit_arguments(settings(tmp_path, CDP_SPARK_CONF="spark.sql.codegen.wholeStage=true"), tmp_path))
+    asked = settings(tmp_path, CDP_LOCAL_CODEGEN="false", CDP_SPARK_CONF="spark.sql.codegen.wholeStage=true")
+    conf = conf_of(submit_arguments(asked, tmp_path))
     assert (conf["spark.sql.codegen.wholeStage"], conf["spark.sql.codegen.factoryMode"]) == ("true", "NO_CODEGEN")
+
+
+def test_sample_runs_of_at_most_1000_customers_interpret_plans_unless_told_otherwise():
+    from devstack.runner import interpret_small_samples
+
+    for customers, preset, expected in (
+        (60, None, "false"),
+        (1_000, None, "false"),
+        (1_001, None, None),
+        (100_000, None, None),
+        (60, "true", "true"),
+        (100_000, "false", "false"),
+    ):
+        environ = {} if preset is None else {"CDP_LOCAL_CODEGEN": preset}
+        interpret_small_samples(customers, environ)
+        assert environ.get("CDP_LOCAL_CODEGEN") == expected, (customers, preset)
 
 
 def test_extra_spark_settings_come_last_and_bad_ones_are_refused(tmp_path):

@@ -89,15 +89,20 @@ def test_local_conf_uses_embedded_metastore_and_cluster_conf_uses_a_shared_one(t
     assert "spark.driver.extraJavaOptions" not in cluster
     plain = spark_conf(Settings.from_env({"CDP_HOME": str(tmp_path), "CDP_LOCAL_JAVA_OPTIONS": "none"}))
     assert plain["spark.driver.extraJavaOptions"] == f"-Dderby.system.home={tmp_path / 'metastore'}"
-    assert Settings.from_env(Settings.from_env({"CDP_HOME": str(tmp_path)}).to_env()).local_codegen is False
+    assert Settings.from_env(Settings.from_env({"CDP_HOME": str(tmp_path)}).to_env()).local_codegen is True
     with pytest.raises(ValueError, match="CDP_LOCAL_CODEGEN must be true or false, got 'maybe'"):
         Settings.from_env({"CDP_HOME": str(tmp_path), "CDP_LOCAL_CODEGEN": "maybe"})
-    # Interpreted plans on local drivers (no Java compiled per query); clusters and
-    # CDP_LOCAL_CODEGEN=true keep Spark's code generation.
-    assert (local["spark.sql.codegen.wholeStage"], local["spark.sql.codegen.factoryMode"]) == ("false", "NO_CODEGEN")
-    assert "spark.sql.codegen.wholeStage" not in cluster and "spark.sql.codegen.factoryMode" not in cluster
-    generated = spark_conf(Settings.from_env({"CDP_HOME": str(tmp_path), "CDP_LOCAL_CODEGEN": "true"}))
-    assert "spark.sql.codegen.wholeStage" not in generated and "spark.sql.codegen.factoryMode" not in generated
+    # Spark's code generation by default; CDP_LOCAL_CODEGEN=false interprets plans on local
+    # drivers only (no Java compiled per query), a cluster keeps code generation.
+    for conf in (local, cluster):
+        assert "spark.sql.codegen.wholeStage" not in conf and "spark.sql.codegen.factoryMode" not in conf
+    interpreted = spark_conf(Settings.from_env({"CDP_HOME": str(tmp_path), "CDP_LOCAL_CODEGEN": "false"}))
+    assert (interpreted["spark.sql.codegen.wholeStage"], interpreted["spark.sql.codegen.factoryMode"]) == (
+        "false",
+        "NO_CODEGEN",
+    )
+    on_a_cluster = {"CDP_HOME": str(tmp_path), "CDP_LOCAL_CODEGEN": "false", "CDP_SPARK_MASTER": "spark://head:7077"}
+    assert "spark.sql.codegen.factoryMode" not in spark_conf(Settings.from_env(on_a_cluster))
 
 
 def test_spark_defaults_file_carries_the_same_conf_for_dbt(tmp_path):
