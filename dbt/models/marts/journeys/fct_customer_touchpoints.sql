@@ -6,13 +6,10 @@
     Incremental (Delta MERGE on touchpoint_id). A run processes
     1. the source rows ingested after the newest ingestion the table has seen, per source (a
        batch's ingested_at is when it started; Dagster runs dbt after ingestion commits), and
-    2. the rows already in the table whose attribution changed since: attributed again, their
-       attribution key or anonymous id now leads to another customer, or to none (a merge
-       retired an id, a visitor was stitched, a record was re-assigned, an address became one
-       customer's).
-    The table is read once for 2: each stored row is attributed again from its own columns and
-    kept when the outcome differs. (Finding the changed keys first read the table four times
-    and cost more than a full rebuild.) A full refresh computes the same table from scratch. -#}
+    2. the rows already in the table whose attribution changed since: their attribution key or
+       anonymous id now leads to another customer (a merge retired an id, a visitor was
+       stitched, a record was re-assigned, an address became one customer's).
+    A full refresh computes the same table from scratch. -#}
 with touchpoints as (
     select * from {{ ref('int_touchpoints_unioned') }}
 ),
@@ -35,30 +32,66 @@ arrived as (
     {{ rows_arrived_since_last_run('touchpoints', base_columns) }}
 ),
 
-stored as (
-    {#- The rows the table holds (but those arriving again), with what they were attributed to. -#}
-    select
-        {% for column in base_columns %}existing.{{ column }}, {% endfor %}false as is_new,  -- noqa: LT02, LT05
-        existing.customer_id as stored_customer_id,
-        existing.attributed_by as stored_attributed_by
+previous_keys as (
+    {#- What each key attributed to when its rows were last processed (null: nobody). -#}
+    select distinct
+        attribution_key,
+        case when attributed_by in ('identity_map', 'login', 'email') then customer_id end as customer_id
+    from {{ this }}
+    where attribution_key is not null
+),
+
+changed_keys as (
+    select previous_keys.attribution_key
+    from previous_keys
+    left join attribution_keys
+        on previous_keys.attribution_key = attribution_keys.attribution_key
+    where not (previous_keys.customer_id <=> attribution_keys.customer_id)
+),
+
+previous_anonymous_ids as (
+    {#- Only rows the anonymous id attributed (or failed to): their key attributed nobody. -#}
+    select distinct
+        anonymous_id,
+        case when attributed_by = 'anonymous_id' then customer_id end as customer_id
+    from {{ this }}
+    where
+        anonymous_id is not null
+        and (attributed_by is null or attributed_by = 'anonymous_id')
+),
+
+changed_anonymous_ids as (
+    select previous_anonymous_ids.anonymous_id
+    from previous_anonymous_ids
+    left join anonymous_ids
+        on previous_anonymous_ids.anonymous_id = anonymous_ids.anonymous_id
+    where not (previous_anonymous_ids.customer_id <=> anonymous_ids.customer_id)
+),
+
+reattributed as (
+    {#- Two semi joins, not one on "key or anonymous id": an OR join condition cannot be hashed. -#}
+    select {% for column in base_columns %}existing.{{ column }}{{ ', ' if not loop.last }}{% endfor %}  -- noqa: LT05
     from {{ this }} as existing
-    left anti join arrived
-        on existing.touchpoint_id = arrived.touchpoint_id
+    left semi join changed_keys
+        on existing.attribution_key = changed_keys.attribution_key
+    union
+    select {% for column in base_columns %}existing.{{ column }}{{ ', ' if not loop.last }}{% endfor %}  -- noqa: LT05
+    from {{ this }} as existing
+    left semi join changed_anonymous_ids
+        on existing.anonymous_id = changed_anonymous_ids.anonymous_id
 ),
 
 candidates as (
-    select
-        arrived.*,
-        true as is_new,
-        cast(null as string) as stored_customer_id,
-        cast(null as string) as stored_attributed_by
-    from arrived
+    select * from arrived
     union all
-    select * from stored
+    select reattributed.*
+    from reattributed
+    left anti join arrived
+        on reattributed.touchpoint_id = arrived.touchpoint_id
 ),
 {% else %}
 candidates as (
-    select {{ base_columns | join(', ') }}, true as is_new from touchpoints
+    select {{ base_columns | join(', ') }} from touchpoints
 ),
 {% endif %}
 
@@ -89,10 +122,7 @@ attributed as (
         candidates.attribution_key,
         candidates.source_table,
         candidates.source_record_id,
-        candidates.ingested_at,
-        candidates.is_new{% if is_incremental() %},
-        candidates.stored_customer_id,
-        candidates.stored_attributed_by{% endif %}
+        candidates.ingested_at
     from candidates
     left join attribution_keys
         on candidates.attribution_key = attribution_keys.attribution_key
@@ -100,14 +130,4 @@ attributed as (
         on candidates.anonymous_id = anonymous_ids.anonymous_id
 )
 
-select
-    touchpoint_id, customer_id, occurred_at, occurred_on, channel, touchpoint_type, touchpoint_detail,
-    device_type, city, country, session_id, attributed_by, anonymous_id, attribution_key, source_table,
-    source_record_id, ingested_at
-from attributed
-{%- if is_incremental() %}
-where
-    is_new
-    or not (customer_id <=> stored_customer_id)
-    or not (attributed_by <=> stored_attributed_by)
-{%- endif %}
+select * from attributed

@@ -7,9 +7,8 @@
     Incremental (Delta MERGE on order_id). A run processes the orders whose order row or order
     lines were ingested after the newest ingestion the table has seen (per source), and
     the orders already in the table whose customer changed in the identity map since (merges,
-    splits) or whose exchange rate changed since (a rate delivered late or corrected): the
-    table is read once, each stored order attributed and converted again from its own columns
-    and kept when the outcome differs. A full refresh computes the same table from scratch. -#}
+    splits) or whose exchange rate changed since (a rate delivered late or corrected). A full
+    refresh computes the same table from scratch. -#}
 with identity_map as (
     select * from {{ ref('int_identity_map_resolved') }}
 ),
@@ -71,49 +70,42 @@ orders as (
 ),
 
 {% if is_incremental() %}
-arrived as (
-    {{ rows_arrived_since_last_run('orders') }}
+reassigned as (
+    {#- Orders whose customer in the identity map is no longer the one stored. -#}
+    select existing.order_id
+    from {{ this }} as existing
+    left join identity_map
+        on existing.source_table = identity_map.source_table
+        and existing.order_id = identity_map.source_record_id
+    where not (existing.customer_id <=> identity_map.customer_id)
 ),
 
-stored as (
-    {#- The orders the table holds (but those arriving again), in the shape of `orders`, with
-        the customer and rate they were given. -#}
-    select
-        existing.order_id,
-        existing.source_table,
-        existing.channel,
-        existing.ordered_at,
-        existing.original_currency as currency,
-        existing.original_total_amount as total_amount,
-        existing.status,
-        existing.item_count,
-        existing.line_count,
-        existing.store_id,
-        existing.shipping_postcode,
-        existing.ingested_at,
-        false as is_new,
-        existing.customer_id as stored_customer_id,
-        existing.exchange_rate as stored_exchange_rate,
-        existing.exchange_rate_date as stored_exchange_rate_date
+rate_changed as (
+    {#- Orders converted at a rate that is no longer the rate of their day. -#}
+    select existing.order_id
     from {{ this }} as existing
-    left anti join arrived
-        on existing.order_id = arrived.order_id
+    left join rates
+        on existing.original_currency = rates.currency
+        and existing.order_date = rates.rate_on
+    where not (existing.exchange_rate <=> {{ reporting_exchange_rate('existing.original_currency') }})
 ),
 
 candidates as (
-    select
-        arrived.*,
-        true as is_new,
-        cast(null as string) as stored_customer_id,
-        cast(null as decimal(18, 8)) as stored_exchange_rate,
-        cast(null as date) as stored_exchange_rate_date
-    from arrived
-    union all
-    select * from stored
+    {{ rows_arrived_since_last_run('orders') }}
+    union
+    select orders.*
+    from orders
+    left semi join reassigned
+        on orders.order_id = reassigned.order_id
+    union
+    select orders.*
+    from orders
+    left semi join rate_changed
+        on orders.order_id = rate_changed.order_id
 ),
 {% else %}
 candidates as (
-    select *, true as is_new from orders
+    select * from orders
 ),
 {% endif %}
 
@@ -136,11 +128,7 @@ attributed as (
         orders.line_count,
         orders.store_id,
         orders.shipping_postcode,
-        orders.ingested_at,
-        orders.is_new{% if is_incremental() %},
-        orders.stored_customer_id,
-        orders.stored_exchange_rate,
-        orders.stored_exchange_rate_date{% endif %}
+        orders.ingested_at
     from candidates as orders
     left join identity_map
         on orders.source_table = identity_map.source_table
@@ -150,15 +138,4 @@ attributed as (
         and cast(orders.ordered_at as date) = rates.rate_on
 )
 
-select
-    order_id, customer_id, source_table, channel, ordered_at, order_date, original_currency,
-    original_total_amount, reporting_currency, exchange_rate, exchange_rate_date, total_amount, status,
-    item_count, line_count, store_id, shipping_postcode, ingested_at
-from attributed
-{%- if is_incremental() %}
-where
-    is_new
-    or not (customer_id <=> stored_customer_id)
-    or not (exchange_rate <=> stored_exchange_rate)
-    or not (exchange_rate_date <=> stored_exchange_rate_date)
-{%- endif %}
+select * from attributed
