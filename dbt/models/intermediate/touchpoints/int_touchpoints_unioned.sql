@@ -4,8 +4,7 @@
       one, 'record:crm_contacts:<id>' for a web/app event of a logged-in CRM contact, and
       'email:<sha-256 of the standardised address>' for the email provider's events;
     - anonymous_id: the web/app visitor, the fallback when the key attributes nobody.
-    ingested_at is when the source row (this version of it) reached bronze: the watermark of the
-    incremental fact. -#}
+    ingested_at is when the source row (this version of it) reached bronze. -#}
 with web as (
     select
         concat('web_events:', event_id) as touchpoint_id,

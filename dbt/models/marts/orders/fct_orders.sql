@@ -4,11 +4,8 @@
     at the rate of the order's date (int_exchange_rates_daily); original_total_amount and
     original_currency are what was paid.
 
-    Incremental (Delta MERGE on order_id). A run processes the orders whose order row or order
-    lines were ingested after the newest ingestion the table has seen (per source), and
-    the orders already in the table whose customer changed in the identity map since (merges,
-    splits) or whose exchange rate changed since (a rate delivered late or corrected). A full
-    refresh computes the same table from scratch. -#}
+    A table rebuilt by every run, so an order follows its record's customer in the identity map
+    (merges, splits) and the rate of its day (a rate delivered late or corrected) at once. -#}
 with identity_map as (
     select * from {{ ref('int_identity_map_resolved') }}
 ),
@@ -69,46 +66,6 @@ orders as (
     select * from store
 ),
 
-{% if is_incremental() %}
-reassigned as (
-    {#- Orders whose customer in the identity map is no longer the one stored. -#}
-    select existing.order_id
-    from {{ this }} as existing
-    left join identity_map
-        on existing.source_table = identity_map.source_table
-        and existing.order_id = identity_map.source_record_id
-    where not (existing.customer_id <=> identity_map.customer_id)
-),
-
-rate_changed as (
-    {#- Orders converted at a rate that is no longer the rate of their day. -#}
-    select existing.order_id
-    from {{ this }} as existing
-    left join rates
-        on existing.original_currency = rates.currency
-        and existing.order_date = rates.rate_on
-    where not (existing.exchange_rate <=> {{ reporting_exchange_rate('existing.original_currency') }})
-),
-
-candidates as (
-    {{ rows_arrived_since_last_run('orders') }}
-    union
-    select orders.*
-    from orders
-    left semi join reassigned
-        on orders.order_id = reassigned.order_id
-    union
-    select orders.*
-    from orders
-    left semi join rate_changed
-        on orders.order_id = rate_changed.order_id
-),
-{% else %}
-candidates as (
-    select * from orders
-),
-{% endif %}
-
 attributed as (
     select
         orders.order_id,
@@ -129,7 +86,7 @@ attributed as (
         orders.store_id,
         orders.shipping_postcode,
         orders.ingested_at
-    from candidates as orders
+    from orders
     left join identity_map
         on orders.source_table = identity_map.source_table
         and orders.order_id = identity_map.source_record_id
