@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spark_jobs.identity.scoring import score
+from spark_jobs.identity.scoring import identifier_bound, score
 
 TRUTH = [("r1", "P1", "H1"), ("r2", "P1", "H1"), ("r3", "P1", "H1"), ("r4", "P2", "H1"), ("r5", "P3", "H2")]
 
@@ -52,3 +52,31 @@ def test_a_link_between_two_files_counts_only_pairs_across_them(spark):
     )
     s = score(predicted, truth)
     assert (s.pairwise_precision, s.pairwise_recall) == (1.0, pytest.approx(2 / 3))
+
+
+def test_the_identifier_bound_links_one_persons_records_that_share_a_value_and_nothing_else(spark):
+    truth = spark.createDataFrame(
+        [("a", "P1"), ("b", "P1"), ("c", "P1"), ("d", "P1"), ("e", "P2"), ("f", "P2")],
+        "record_id string, person_id string",
+    )
+    identifiers = spark.createDataFrame(
+        [
+            ("a", "email", "x@example.org"),
+            ("b", "email", "x@example.org"),  # a-b: one email
+            ("b", "phone", "+441"),
+            ("c", "phone", "+441"),  # b-c: one phone, so a-b-c by transitivity
+            ("d", "email", "d@example.org"),  # d: nothing shared with its person
+            ("e", "phone", "+441"),  # e shares P1's phone: another person, never joined
+            ("f", "email", "X@EXAMPLE.ORG"),  # values are compared as given (the job normalises)
+            ("e", "crm_contact_id", "C1"),
+            ("f", "crm_contact_id", "C1"),  # e-f: one CRM id
+        ],
+        "record_id string, kind string, value string",
+    )
+    bound = identifier_bound(identifiers, truth)
+    clusters = {}
+    for row in bound.collect():
+        clusters.setdefault(row.customer_id, set()).add(row.record_id)
+    assert sorted(map(sorted, clusters.values())) == [["a", "b", "c"], ["d"], ["e", "f"]]
+    scores = score(bound, truth)  # true pairs: 6 of P1 + 1 of P2; found: 3 + 1
+    assert (scores.pairwise_precision, scores.pairwise_recall) == (1.0, pytest.approx(4 / 7))

@@ -15,6 +15,11 @@ pairs of different people who share a household.
 For a link between files (FEBRL4: every record of file A has its duplicate in file B), a
 ``file`` column in the truth restricts the pairwise counts to pairs across two files:
 C(n, 2) becomes (n² - sum over files of n_f²) / 2.
+
+:func:`identifier_bound` is a yardstick for recall, not a matcher (it reads the truth): the
+clusters of a resolution that links every two records of one person sharing an identifier
+value, and nothing else. Its recall is what identifiers alone allow on a data set; what a
+matcher finds beyond it comes from names, dates and addresses.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from dataclasses import asdict, dataclass
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+
+from spark_jobs.identity.clusters import connected_components
 
 
 @dataclass(frozen=True)
@@ -108,3 +115,16 @@ def score(predicted: DataFrame, truth: DataFrame) -> Scores:
         household_pairs,
         household_rate,
     )
+
+
+def identifier_bound(identifiers: DataFrame, truth: DataFrame) -> DataFrame:
+    """``(record_id, customer_id)`` for every record of ``truth(record_id, person_id)``: two records
+    of the same person that share an identifier value in ``identifiers(record_id, kind, value)``
+    (the identity job's ``silver._identity_identifiers``) are one cluster, transitively. Records
+    of different people are never joined, whatever they share."""
+    same_person = identifiers.join(truth.select("record_id", "person_id"), "record_id")
+    key = ["person_id", "kind", "value"]
+    anchors = same_person.groupBy(*key).agg(F.min("record_id").alias("anchor"))
+    edges = same_person.join(anchors, key).select(F.col("record_id").alias("src"), F.col("anchor").alias("dst"))
+    components = connected_components(truth.select(F.col("record_id").alias("id")), edges)
+    return components.select(F.col("id").alias("record_id"), F.col("component").alias("customer_id"))
